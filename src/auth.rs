@@ -1,0 +1,150 @@
+//! Socket authentication: JWT verification with algorithms pinned by configuration.
+//!
+//! The verifier holds the configured (algorithm, key) pairs. A token's header only selects among
+//! them: a token that names an algorithm with no configured key is rejected, so an attacker can
+//! never make us verify an HS256 MAC with a public key. `exp` is required and enforced.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, Settings};
+use crate::conn::Identity;
+use crate::ids::{MemberId, RoomId};
+use crate::protocol::MemberKind;
+
+/// Why a token was refused. The message is safe to show the client (it never echoes the token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token in `Authorization: Bearer` or `?token=`.
+    #[error("missing token: send Authorization: Bearer <jwt> or ?token=<jwt>")]
+    Missing,
+    /// Not a JWT, bad signature, wrong algorithm, missing claim.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// `exp` is in the past.
+    #[error("token expired")]
+    Expired,
+}
+
+/// The claims rollcall reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Claims {
+    /// Member id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// PLYR session tokens name the player here (lowercased).
+    #[serde(default, rename = "plyrId", skip_serializing_if = "Option::is_none")]
+    pub plyr_id: Option<String>,
+    /// PLYR game id.
+    #[serde(default, rename = "gameId", skip_serializing_if = "Option::is_none")]
+    pub game_id: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// Verifies socket tokens.
+#[derive(Clone)]
+pub struct Verifier {
+    keys: Vec<(Algorithm, DecodingKey)>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let algs: Vec<_> = self.keys.iter().map(|(a, _)| a).collect();
+        f.debug_struct("Verifier").field("algs", &algs).finish()
+    }
+}
+
+impl Verifier {
+    /// Builds the verifier from settings (reads the public key files).
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let mut keys = vec![(Algorithm::HS256, DecodingKey::from_secret(s.jwt_secret.as_bytes()))];
+        for k in &s.jwt_keys {
+            let pem = std::fs::read(&k.public_key_file).map_err(|source| ConfigError::Read {
+                path: k.public_key_file.clone(),
+                source,
+            })?;
+            let (alg, key) = match k.alg.as_str() {
+                "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(&pem)),
+                _ => (Algorithm::RS256, DecodingKey::from_rsa_pem(&pem)),
+            };
+            let key = key.map_err(|e| ConfigError::Invalid {
+                field: "jwt_keys.public_key_file",
+                reason: format!("{}: {e}", k.public_key_file.display()),
+            })?;
+            keys.push((alg, key));
+        }
+        Ok(Self { keys })
+    }
+
+    /// Verifies `token` and returns who it names.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims: Claims = verify_claims(token, &self.keys)?;
+        let member = match (claims.plyr_id, claims.sub) {
+            (Some(p), _) if !p.is_empty() => p.to_lowercase(),
+            (_, Some(s)) if !s.is_empty() => s,
+            _ => return Err(AuthError::Invalid("no sub (or plyrId) claim".into())),
+        };
+        if member.len() > 255 {
+            return Err(AuthError::Invalid("member id longer than 255 bytes".into()));
+        }
+        Ok(Identity {
+            member: MemberId::from(member),
+            name: claims.name,
+            kind: MemberKind::Player,
+            exp: Some(claims.exp),
+            only_room: None::<RoomId>,
+        })
+    }
+}
+
+/// Verifies a token against pinned (algorithm, key) pairs and decodes its claims.
+pub fn verify_claims<C: serde::de::DeserializeOwned>(
+    token: &str,
+    keys: &[(Algorithm, DecodingKey)],
+) -> Result<C, AuthError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    let Some((alg, key)) = keys.iter().find(|(a, _)| *a == header.alg) else {
+        return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+    };
+    let mut v = Validation::new(*alg);
+    v.leeway = 5;
+    v.validate_aud = false;
+    v.set_required_spec_claims(&["exp"]);
+    jsonwebtoken::decode::<C>(token, key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(e.to_string()),
+        })
+}
+
+/// Signs an HS256 socket token (the `token` helper command and tests).
+pub fn sign_hs256(secret: &str, sub: &str, name: Option<&str>, ttl_secs: u64) -> String {
+    let claims = Claims {
+        sub: Some(sub.into()),
+        name: name.map(Into::into),
+        exp: unix_now() + ttl_secs,
+        ..Claims::default()
+    };
+    // HS256 signing of a serializable struct cannot fail.
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("HS256 signing succeeds")
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Constant-time equality for secrets.
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

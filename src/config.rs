@@ -1,0 +1,380 @@
+//! Configuration: defaults, then an optional TOML file, then `ROLLCALL_*` environment variables,
+//! then command-line flags (each later source wins).
+//!
+//! [`Settings`] is the validated result every other module reads; it is built once at start and
+//! shared read-only. Invalid input fails fast with a [`ConfigError`] naming the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// The HS256 secret used when none is configured. Logged loudly at start: for development only.
+pub const DEV_JWT_SECRET: &str = "rollcall-dev-secret";
+/// The operator token used when none is configured. Logged loudly at start: for development only.
+pub const DEV_ADMIN_TOKEN: &str = "rollcall-dev-admin";
+
+/// Everything that can go wrong while building [`Settings`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for rollcall (unknown key, wrong type, ...).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The path given.
+        path: PathBuf,
+        /// What the TOML parser said, including the field.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: `{field}`: {reason}")]
+    Invalid {
+        /// The field, as spelled in the TOML file.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A JWT verification key from configuration. The algorithm is part of the key: a token whose
+/// header names another algorithm is rejected, whatever it says.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeyConfig {
+    /// `ES256` or `RS256`.
+    pub alg: String,
+    /// Path to a PEM public key (SPKI).
+    pub public_key_file: PathBuf,
+}
+
+/// The TOML file, and the defaults. Every field is optional in the file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// HS256 secret for socket tokens.
+    pub jwt_secret: Option<String>,
+    /// Extra ES256/RS256 public keys for socket tokens.
+    pub jwt_keys: Vec<JwtKeyConfig>,
+    /// Bearer token for the operator REST endpoints.
+    pub admin_token: Option<String>,
+    /// Seconds a member whose last socket closed may take to reconnect silently.
+    pub grace_secs: f64,
+    /// Seconds between WebSocket pings.
+    pub ping_interval_secs: f64,
+    /// Seconds without any frame from a peer before it is declared dead (`timeout`).
+    pub heartbeat_timeout_secs: f64,
+    /// Seconds a kicked member is barred from rejoining the room.
+    pub ban_secs: f64,
+    /// Seconds an empty native room lingers before its actor exits.
+    pub room_idle_secs: f64,
+    /// Largest accepted WebSocket message, bytes (bigger: close 1009).
+    pub max_message_bytes: usize,
+    /// Largest member `state`, bytes of JSON.
+    pub max_state_bytes: usize,
+    /// Members per room.
+    pub max_members_per_room: usize,
+    /// Rooms (joined or watched) per socket.
+    pub max_rooms_per_socket: usize,
+    /// Frames queued per socket before it counts as lagging.
+    pub outbox_capacity: usize,
+    /// Seconds a lagging socket may stay behind before it is closed with 4008.
+    pub slow_consumer_secs: f64,
+    /// Seconds shutdown waits for sockets to close.
+    pub shutdown_timeout_secs: f64,
+    /// Simultaneous TCP connections; 0 = as many as the open-file limit allows.
+    pub max_connections: usize,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7700".into(),
+            jwt_secret: None,
+            jwt_keys: Vec::new(),
+            admin_token: None,
+            grace_secs: 5.0,
+            ping_interval_secs: 15.0,
+            heartbeat_timeout_secs: 45.0,
+            ban_secs: 60.0,
+            room_idle_secs: 30.0,
+            max_message_bytes: 64 * 1024,
+            max_state_bytes: 4 * 1024,
+            max_members_per_room: 10_000,
+            max_rooms_per_socket: 32,
+            outbox_capacity: 256,
+            slow_consumer_secs: 5.0,
+            shutdown_timeout_secs: 5.0,
+            max_connections: 0,
+        }
+    }
+}
+
+/// Command line and environment. Every flag also reads `ROLLCALL_<NAME>`.
+#[derive(Debug, Parser)]
+#[command(name = "rollcall", version, about = "A real-time WebSocket presence server")]
+pub struct Cli {
+    /// TOML configuration file (see rollcall.example.toml).
+    #[arg(long, env = "ROLLCALL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7700].
+    #[arg(long, env = "ROLLCALL_LISTEN")]
+    pub listen: Option<String>,
+    /// HS256 secret for socket tokens [default: the dev secret, with a warning].
+    #[arg(long, env = "ROLLCALL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Bearer token for the operator REST endpoints [default: the dev token, with a warning].
+    #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Reconnect grace period in seconds (0 = leave at once).
+    #[arg(long, env = "ROLLCALL_GRACE_SECS")]
+    pub grace_secs: Option<f64>,
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "ROLLCALL_PING_INTERVAL_SECS")]
+    pub ping_interval_secs: Option<f64>,
+    /// Seconds of silence before a peer is declared dead.
+    #[arg(long, env = "ROLLCALL_HEARTBEAT_TIMEOUT_SECS")]
+    pub heartbeat_timeout_secs: Option<f64>,
+    /// Seconds a kick bars the member from the room.
+    #[arg(long, env = "ROLLCALL_BAN_SECS")]
+    pub ban_secs: Option<f64>,
+    /// Simultaneous TCP connections (0 = the open-file limit decides).
+    #[arg(long, env = "ROLLCALL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Members per room.
+    #[arg(long, env = "ROLLCALL_MAX_MEMBERS_PER_ROOM")]
+    pub max_members_per_room: Option<usize>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "ROLLCALL_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// A helper command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Helper commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print a socket token signed with the configured HS256 secret (for development).
+    Token {
+        /// The member id (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// Display name (`name` claim).
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
+    },
+}
+
+/// Validated settings, read by every layer.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// HS256 secret for socket tokens.
+    pub jwt_secret: String,
+    /// True when `jwt_secret` is the built-in dev secret.
+    pub jwt_secret_is_dev: bool,
+    /// Asymmetric socket-token keys.
+    pub jwt_keys: Vec<JwtKeyConfig>,
+    /// Operator bearer token.
+    pub admin_token: String,
+    /// True when `admin_token` is the built-in dev token.
+    pub admin_token_is_dev: bool,
+    /// Reconnect grace.
+    pub grace: Duration,
+    /// Ping cadence.
+    pub ping_interval: Duration,
+    /// Dead-peer bound.
+    pub heartbeat_timeout: Duration,
+    /// Kick ban.
+    pub ban: Duration,
+    /// Idle room linger.
+    pub room_idle: Duration,
+    /// WebSocket message limit.
+    pub max_message_bytes: usize,
+    /// State limit.
+    pub max_state_bytes: usize,
+    /// Members per room.
+    pub max_members_per_room: usize,
+    /// Rooms per socket.
+    pub max_rooms_per_socket: usize,
+    /// Outbound queue per socket.
+    pub outbox_capacity: usize,
+    /// Lag bound before close 4008.
+    pub slow_consumer: Duration,
+    /// Shutdown bound.
+    pub shutdown_timeout: Duration,
+    /// Connection cap (0 = open-file limit).
+    pub max_connections: usize,
+    /// Commands queued per room before senders wait (not in the file: a tuning constant).
+    pub room_mailbox: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // The defaults are valid by construction; a failure here is a bug caught by the tests.
+        Self::from_file(FileConfig::default()).expect("default configuration is valid")
+    }
+}
+
+fn secs(field: &'static str, v: f64, min: f64) -> Result<Duration, ConfigError> {
+    if !v.is_finite() || v < min || v > 86_400.0 {
+        return Err(ConfigError::Invalid {
+            field,
+            reason: format!("{v} is not a number of seconds in [{min}, 86400]"),
+        });
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn at_least(field: &'static str, v: usize, min: usize) -> Result<usize, ConfigError> {
+    if v < min {
+        return Err(ConfigError::Invalid {
+            field,
+            reason: format!("{v} is below the minimum {min}"),
+        });
+    }
+    Ok(v)
+}
+
+impl Settings {
+    /// Loads the file (if any), applies the environment and flags, validates.
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let mut file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = cli.$f.clone() { file.$f = v; } )* };
+        }
+        over!(
+            listen,
+            grace_secs,
+            ping_interval_secs,
+            heartbeat_timeout_secs,
+            ban_secs,
+            max_connections,
+            max_members_per_room
+        );
+        if cli.jwt_secret.is_some() {
+            file.jwt_secret = cli.jwt_secret.clone();
+        }
+        if cli.admin_token.is_some() {
+            file.admin_token = cli.admin_token.clone();
+        }
+        Self::from_file(file)
+    }
+
+    /// Validates a [`FileConfig`].
+    pub fn from_file(f: FileConfig) -> Result<Self, ConfigError> {
+        let listen = f.listen.parse().map_err(|e| ConfigError::Invalid {
+            field: "listen",
+            reason: format!("{:?} is not host:port ({e})", f.listen),
+        })?;
+        if let Some(s) = &f.jwt_secret {
+            if s.len() < 8 {
+                return Err(ConfigError::Invalid {
+                    field: "jwt_secret",
+                    reason: "must be at least 8 bytes".into(),
+                });
+            }
+        }
+        if let Some(s) = &f.admin_token {
+            if s.len() < 8 {
+                return Err(ConfigError::Invalid {
+                    field: "admin_token",
+                    reason: "must be at least 8 bytes".into(),
+                });
+            }
+        }
+        for k in &f.jwt_keys {
+            if k.alg != "ES256" && k.alg != "RS256" {
+                return Err(ConfigError::Invalid {
+                    field: "jwt_keys.alg",
+                    reason: format!("{:?}: expected ES256 or RS256", k.alg),
+                });
+            }
+        }
+        let ping_interval = secs("ping_interval_secs", f.ping_interval_secs, 0.01)?;
+        let heartbeat_timeout = secs("heartbeat_timeout_secs", f.heartbeat_timeout_secs, 0.01)?;
+        if heartbeat_timeout < ping_interval {
+            return Err(ConfigError::Invalid {
+                field: "heartbeat_timeout_secs",
+                reason: "must be at least ping_interval_secs".into(),
+            });
+        }
+        Ok(Self {
+            listen,
+            jwt_secret_is_dev: f.jwt_secret.is_none(),
+            jwt_secret: f.jwt_secret.unwrap_or_else(|| DEV_JWT_SECRET.into()),
+            jwt_keys: f.jwt_keys,
+            admin_token_is_dev: f.admin_token.is_none(),
+            admin_token: f.admin_token.unwrap_or_else(|| DEV_ADMIN_TOKEN.into()),
+            grace: secs("grace_secs", f.grace_secs, 0.0)?,
+            ping_interval,
+            heartbeat_timeout,
+            ban: secs("ban_secs", f.ban_secs, 0.0)?,
+            room_idle: secs("room_idle_secs", f.room_idle_secs, 0.0)?,
+            max_message_bytes: at_least("max_message_bytes", f.max_message_bytes, 1024)?,
+            max_state_bytes: at_least("max_state_bytes", f.max_state_bytes, 2)?,
+            max_members_per_room: at_least("max_members_per_room", f.max_members_per_room, 1)?,
+            max_rooms_per_socket: at_least("max_rooms_per_socket", f.max_rooms_per_socket, 1)?,
+            outbox_capacity: at_least("outbox_capacity", f.outbox_capacity, 4)?,
+            slow_consumer: secs("slow_consumer_secs", f.slow_consumer_secs, 0.01)?,
+            shutdown_timeout: secs("shutdown_timeout_secs", f.shutdown_timeout_secs, 0.0)?,
+            max_connections: f.max_connections,
+            room_mailbox: 1024,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commented example file shipped in the repo parses and validates.
+    #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../rollcall.example.toml");
+        let f: FileConfig = toml::from_str(text).expect("example parses");
+        Settings::from_file(f).expect("example validates");
+    }
+
+    /// A bad value names its field.
+    #[test]
+    fn invalid_value_names_the_field() {
+        let f = FileConfig {
+            grace_secs: -1.0,
+            ..FileConfig::default()
+        };
+        let e = Settings::from_file(f).unwrap_err().to_string();
+        assert!(e.contains("grace_secs"), "{e}");
+        let e = toml::from_str::<FileConfig>("gracesecs = 1").unwrap_err().to_string();
+        assert!(e.contains("gracesecs"), "{e}");
+    }
+}

@@ -1,0 +1,159 @@
+//! The subscriber seam: what a room actor may do to a connection, and nothing more.
+//!
+//! A room never awaits a socket. It holds an `Arc<Conn>` per subscriber and can only
+//! push pre-serialized frames into the connection's bounded outbox (`try_send`), ask it to close
+//! with a code, and record which rooms the connection is in. The WebSocket task owns the other
+//! end (the receiver and the socket itself). A cluster build adds remote subscribers behind the
+//! [`crate::relay::Relay`] seam, not here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use crate::ids::{ConnId, MemberId, RoomId};
+use crate::protocol::MemberKind;
+use crate::room::RoomHandle;
+
+/// Who is on the other end of a connection, from its verified token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The member id (`sub`, or `plyrId` for game session tokens).
+    pub member: MemberId,
+    /// Display name (`name` claim), if any.
+    pub name: Option<String>,
+    /// Participant kind (`player` by default, `web` for video-room tokens).
+    pub kind: MemberKind,
+    /// Token expiry, seconds since the Unix epoch.
+    pub exp: Option<u64>,
+    /// When set, the token only admits this room (video-room tokens).
+    pub only_room: Option<RoomId>,
+}
+
+/// Result of [`Conn::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// Queued.
+    Queued,
+    /// The outbox is full: the connection is lagging.
+    Full,
+    /// The connection is gone.
+    Gone,
+}
+
+/// The shared half of one WebSocket connection.
+#[derive(Debug)]
+pub struct Conn {
+    id: ConnId,
+    identity: Identity,
+    outbox: mpsc::Sender<Bytes>,
+    /// Rooms this connection is subscribed to. Written by room actors (attach/detach) and read by
+    /// the socket task; a std mutex because it is held for a map operation, never across `.await`.
+    rooms: Mutex<HashMap<RoomId, RoomHandle>>,
+    close_code: AtomicU16,
+    close: Notify,
+}
+
+impl Conn {
+    /// A connection and the receiving end of its outbox.
+    pub fn new(identity: Identity, capacity: usize) -> (std::sync::Arc<Self>, mpsc::Receiver<Bytes>) {
+        let (outbox, rx) = mpsc::channel(capacity);
+        let conn = Self {
+            id: ConnId::next(),
+            identity,
+            outbox,
+            rooms: Mutex::new(HashMap::new()),
+            close_code: AtomicU16::new(0),
+            close: Notify::new(),
+        };
+        (std::sync::Arc::new(conn), rx)
+    }
+
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Who is connected.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The member id of the connection's identity.
+    pub fn member(&self) -> &MemberId {
+        &self.identity.member
+    }
+
+    /// Queues one frame without waiting.
+    pub fn push(&self, frame: Bytes) -> Push {
+        match self.outbox.try_send(frame) {
+            Ok(()) => Push::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Push::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Push::Gone,
+        }
+    }
+
+    /// Free slots in the outbox.
+    pub fn free_slots(&self) -> usize {
+        self.outbox.capacity()
+    }
+
+    /// Total slots in the outbox.
+    pub fn capacity(&self) -> usize {
+        self.outbox.max_capacity()
+    }
+
+    /// Asks the socket task to close with `code` (first request wins).
+    pub fn close(&self, code: u16) {
+        if self
+            .close_code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.close.notify_one();
+        }
+    }
+
+    /// Resolves when [`Conn::close`] was called; returns the code.
+    pub async fn closed(&self) -> u16 {
+        loop {
+            let code = self.close_code.load(Ordering::Acquire);
+            if code != 0 {
+                return code;
+            }
+            self.close.notified().await;
+        }
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, RoomHandle>> {
+        // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that `room` now delivers to this connection.
+    pub fn attached(&self, room: &RoomId, handle: &RoomHandle) {
+        self.rooms().insert(room.clone(), handle.clone());
+    }
+
+    /// Records that `room` no longer delivers to this connection.
+    pub fn detached(&self, room: &RoomId) {
+        self.rooms().remove(room);
+    }
+
+    /// The handle of `room`, if this connection is in it.
+    pub fn room(&self, room: &str) -> Option<RoomHandle> {
+        self.rooms().get(room).cloned()
+    }
+
+    /// How many rooms this connection is in.
+    pub fn room_count(&self) -> usize {
+        self.rooms().len()
+    }
+
+    /// Empties the room list (on close), returning the handles to notify.
+    pub fn take_rooms(&self) -> Vec<RoomHandle> {
+        self.rooms().drain().map(|(_, h)| h).collect()
+    }
+}

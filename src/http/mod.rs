@@ -1,0 +1,23 @@
+//! The HTTP surface: the router that puts the WebSocket endpoint, the operator API and the
+//! façades side by side over one [`App`].
+
+pub mod error;
+pub mod ops;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::App;
+
+/// The whole router.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/ws", get(crate::ws::upgrade))
+        .route("/healthz", get(ops::healthz))
+        .route("/v1/rooms", get(ops::list))
+        .route("/v1/rooms/{room}", get(ops::get))
+        .route("/v1/rooms/{room}/leave", post(ops::leave))
+        .route("/v1/rooms/{room}/kick", post(ops::kick))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(app)
+}

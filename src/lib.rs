@@ -1,0 +1,34 @@
+//! rollcall: a real-time WebSocket presence server.
+//!
+//! Each room is an actor task that owns its member set; every leave, kick, "left", disconnect and
+//! timeout reaches it as a command and leaves it as exactly one versioned event, serialized once
+//! and pushed to every subscriber's bounded outbox.
+//!
+//! # Layout
+//! - [`config`]: defaults < TOML file < `ROLLCALL_*` env < flags, validated into [`config::Settings`].
+//! - [`ids`]: newtype ids (`RoomId`, `MemberId`, `ConnId`).
+//! - [`protocol`]: the WebSocket wire types, error codes and close codes (spec in `protocol/`).
+//! - [`room`]: the room actor, its handle, the member set and the registry.
+//! - [`conn`]: the subscriber seam: what a room may do to a socket (push, close, attach).
+//! - [`relay`]: the cluster seam: where events go beyond this node (nowhere, for now).
+//! - [`auth`]: JWT verification with pinned algorithms; constant-time secret comparison.
+//! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
+//! - [`http`]: the router and the operator REST API.
+//! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
+//! - [`server`]: bind, serve, graceful shutdown.
+//! - [`stats`]: process-wide counters.
+//! - [`app`]: the shared state handed to every handler.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod conn;
+pub mod http;
+pub mod ids;
+pub mod listener;
+pub mod protocol;
+pub mod relay;
+pub mod room;
+pub mod server;
+pub mod stats;
+pub mod ws;

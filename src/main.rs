@@ -1,0 +1,72 @@
+//! The `rollcall` binary: parse configuration, set up logging, serve until SIGINT/SIGTERM.
+
+use clap::Parser;
+use rollcall::config::{Cli, Command, Settings};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rollcall: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Some(Command::Token { sub, name, ttl_secs }) = &cli.command {
+        println!("{}", rollcall::auth::sign_hs256(&settings.jwt_secret, sub, name.as_deref(), *ttl_secs));
+        return std::process::ExitCode::SUCCESS;
+    }
+    init_tracing(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rollcall: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rollcall: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let fd_limit = rollcall::listener::raise_fd_limit();
+    let cap = rollcall::listener::capacity(settings.max_connections, fd_limit);
+    let tcp = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = tcp.local_addr()?;
+    if settings.jwt_secret_is_dev {
+        tracing::warn!(
+            "socket tokens use the built-in dev secret {:?}; set ROLLCALL_JWT_SECRET for anything real",
+            rollcall::config::DEV_JWT_SECRET
+        );
+    } else {
+        tracing::info!("socket tokens: HS256 secret from configuration");
+    }
+    if settings.admin_token_is_dev {
+        tracing::warn!(
+            "operator REST uses the built-in dev token {:?}; set ROLLCALL_ADMIN_TOKEN",
+            rollcall::config::DEV_ADMIN_TOKEN
+        );
+    }
+    tracing::info!(open_file_limit = fd_limit, socket_capacity = cap, "file descriptors");
+    let app = rollcall::app::App::new(settings)?;
+    tracing::info!(%addr, "rollcall listening: ws://{addr}/v1/ws (make a token: rollcall token --sub alice)");
+    rollcall::server::serve(rollcall::listener::Listener::new(tcp, cap), app, rollcall::server::signals()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

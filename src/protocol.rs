@@ -1,0 +1,294 @@
+//! The WebSocket wire contract (spec: `protocol/README.md`): client requests, server messages,
+//! error codes and close codes.
+//!
+//! Server messages use `Cow` so the room actor can serialize borrowed views of its state (no
+//! copies on the hot path) while tests and examples deserialize the very same types, owned.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A request from a client. Every request may carry `ref`, echoed in its reply.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Become a member of `room` (created on demand for native rooms).
+    Join {
+        /// Room name.
+        room: String,
+        /// Initial live state.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<Value>,
+        /// Echoed.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+    /// Subscribe to `room`'s panel without being a member.
+    Watch {
+        /// Room name.
+        room: String,
+        /// Echoed.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+    /// Leave `room` (a member leaves; a watcher stops watching).
+    Leave {
+        /// Room name.
+        room: String,
+        /// Echoed.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+    /// Host only: remove `member` from `room`, barring it for the ban period.
+    Kick {
+        /// Room name.
+        room: String,
+        /// The member to remove.
+        member: String,
+        /// Echoed.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+    /// Replace this member's live state in `room`.
+    State {
+        /// Room name.
+        room: String,
+        /// Any JSON value up to the state size limit.
+        state: Value,
+        /// Echoed.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+    /// Ask for a fresh `panel` of `room`.
+    Sync {
+        /// Room name.
+        room: String,
+        /// Echoed.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+    /// Application-level liveness check; answered with `pong`.
+    Ping {
+        /// Echoed.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+    },
+}
+
+/// What kind of participant a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberKind {
+    /// A game client or lobby player.
+    Player,
+    /// A phone caller reported by a telephony bridge.
+    Phone,
+    /// A web participant of a video room.
+    Web,
+}
+
+/// Why members left a room. Exactly one `left` event is emitted per leave, with one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaveReason {
+    /// The member asked to leave.
+    Leave,
+    /// The host or an operator removed it.
+    Kick,
+    /// An external system reported that it left (phone bridge, game backend, operator).
+    Left,
+    /// Its last socket closed and the grace period ran out.
+    Disconnect,
+    /// Its connection stopped answering pings, or its lobby heartbeat stopped.
+    Timeout,
+}
+
+impl LeaveReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leave => "leave",
+            Self::Kick => "kick",
+            Self::Left => "left",
+            Self::Disconnect => "disconnect",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// One row of a participant panel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView<'a> {
+    /// Member id.
+    pub id: Cow<'a, str>,
+    /// Participant kind.
+    pub kind: MemberKind,
+    /// Display name, if known.
+    pub name: Option<Cow<'a, str>>,
+    /// Live state (`null` until set).
+    pub state: Cow<'a, Value>,
+    /// Join time, milliseconds since the Unix epoch.
+    pub joined_at: i64,
+}
+
+/// A message from the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMsg<'a> {
+    /// A full snapshot: the answer to join, watch and sync, and the resync of a lagging socket.
+    Panel {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// The room version this snapshot reflects.
+        version: u64,
+        /// The host's member id, if the room has members.
+        host: Option<Cow<'a, str>>,
+        /// Members in join order.
+        members: Vec<MemberView<'a>>,
+    },
+    /// Members joined.
+    Joined {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// New version.
+        version: u64,
+        /// The new members.
+        members: Vec<MemberView<'a>>,
+        /// Set when the join made a new host (the first member of an empty room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<Cow<'a, str>>,
+    },
+    /// Members left, all for one reason, in one event.
+    Left {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// New version.
+        version: u64,
+        /// Ids of the members that left.
+        members: Vec<Cow<'a, str>>,
+        /// Why.
+        reason: LeaveReason,
+        /// Who removed them (kick), if a member did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Cow<'a, str>>,
+        /// The new host, when the host changed in this event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<Cow<'a, str>>,
+    },
+    /// A member's live state changed.
+    State {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// New version.
+        version: u64,
+        /// Whose state.
+        member: Cow<'a, str>,
+        /// The new state.
+        state: Cow<'a, Value>,
+    },
+    /// The host changed without anybody leaving (an explicit transfer).
+    Host {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// New version.
+        version: u64,
+        /// The new host.
+        host: Cow<'a, str>,
+        /// Who transferred it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Cow<'a, str>>,
+    },
+    /// Sent to a kicked member's sockets, right after the `left` event.
+    Kicked {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// Who kicked (absent: an operator).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Cow<'a, str>>,
+    },
+    /// The room was closed; no more events will come from it.
+    Closed {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// Why (`ended`, `deleted`, `shutdown`, ...).
+        reason: Cow<'a, str>,
+    },
+    /// A request without other visible result succeeded.
+    Ack {
+        /// The request's `ref`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Cow<'a, Value>>,
+    },
+    /// A request failed; the socket stays usable.
+    Error {
+        /// The request's `ref`, when it could be read.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Cow<'a, Value>>,
+        /// Machine-readable code.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: Cow<'a, str>,
+    },
+    /// The answer to `ping`.
+    Pong {
+        /// The request's `ref`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<Cow<'a, Value>>,
+    },
+}
+
+impl ServerMsg<'_> {
+    /// Serializes to the bytes of one text frame.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        // Serializing these types cannot fail: no maps with non-string keys, no custom impls.
+        bytes::Bytes::from(serde_json::to_vec(self).expect("server messages serialize"))
+    }
+}
+
+/// The `code` of an `error` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    BadJson,
+    /// The `type` is not one of the client messages.
+    UnknownType,
+    /// A field is missing or has the wrong type, or a binary frame was sent.
+    BadRequest,
+    /// The room name is not valid.
+    InvalidRoom,
+    /// A façade room that does not exist.
+    RoomNotFound,
+    /// The room has `max_members_per_room` members.
+    RoomFull,
+    /// The socket is in `max_rooms_per_socket` rooms.
+    TooManyRooms,
+    /// Only the host may do this.
+    NotHost,
+    /// The socket's member is not in the room (or the kick target is not).
+    NotMember,
+    /// The member was kicked and its ban has not expired.
+    Banned,
+    /// This room only admits members added through its REST API.
+    Forbidden,
+    /// The state is larger than `max_state_bytes`.
+    StateTooLarge,
+    /// The room closed while the request was in flight.
+    RoomClosed,
+}
+
+/// WebSocket close codes rollcall sends (1000–1015 from RFC 6455, 4000–4999 our own).
+pub mod close {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// The server is shutting down: reconnect (elsewhere) after a short backoff.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A message larger than `max_message_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The socket's token expired while it was open: reconnect with a fresh token.
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The socket could not keep up with its rooms' events for `slow_consumer_secs`.
+    pub const SLOW_CONSUMER: u16 = 4008;
+}

@@ -1,0 +1,266 @@
+//! The public side of a room: a cheap, cloneable handle around a bounded command sender.
+//!
+//! Every method sends one [`Command`] and awaits its reply. A closed mailbox or a dropped reply
+//! becomes [`RoomError::Closed`], never a panic; callers that resolved the handle through the
+//! registry retry once on `Closed` (the room was exiting as they called).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Added, Removed, RoomError, Snapshot};
+use crate::conn::Conn;
+use crate::ids::{ConnId, MemberId, RoomId};
+use crate::protocol::{LeaveReason, MemberKind};
+
+/// The reply channel of a command.
+pub type Reply<T> = oneshot::Sender<Result<T, RoomError>>;
+
+/// A member added through a REST API.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    /// Id.
+    pub id: MemberId,
+    /// Kind.
+    pub kind: MemberKind,
+    /// Display name.
+    pub name: Option<String>,
+    /// Façade metadata.
+    pub meta: Value,
+}
+
+/// Who is joining.
+#[derive(Debug)]
+pub enum Joiner {
+    /// A socket joins as its identity's member.
+    Socket {
+        /// The connection.
+        conn: Arc<Conn>,
+        /// Initial live state.
+        state: Option<Value>,
+    },
+}
+
+/// A façade's custom change, applied atomically inside the actor. It may read and change the
+/// room's attributes and members through [`super::actor::Ops`], which versions and broadcasts
+/// every change it makes.
+pub type Custom = Box<dyn FnOnce(&mut super::actor::Ops<'_>) -> Result<Value, Value> + Send>;
+
+/// Everything a room actor can be asked to do.
+pub enum Command {
+    /// A socket joins.
+    Join {
+        /// Who.
+        who: Joiner,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// REST adds (or updates) members, atomically: one `joined` event.
+    AddMembers {
+        /// The members.
+        members: Vec<NewMember>,
+        /// Reply.
+        reply: Reply<Added>,
+    },
+    /// A socket subscribes without membership.
+    Watch {
+        /// The connection.
+        conn: Arc<Conn>,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// A socket leaves (its member leaves, or it stops watching).
+    Leave {
+        /// The connection.
+        conn: Arc<Conn>,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// Members are removed by id, in one event.
+    Remove {
+        /// Who.
+        ids: Vec<MemberId>,
+        /// Why.
+        reason: LeaveReason,
+        /// Who did it (kick by a member).
+        by: Option<MemberId>,
+        /// All-or-nothing: any non-member fails the batch with `NotMembers`.
+        atomic: bool,
+        /// Reply.
+        reply: Reply<Removed>,
+    },
+    /// A member kicks another (host only), or an operator kicks (`by: None`).
+    Kick {
+        /// The kicker; `None` for an operator.
+        by: Option<MemberId>,
+        /// The target.
+        target: MemberId,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// A member's live state.
+    State {
+        /// The connection whose member changes its state.
+        conn: Arc<Conn>,
+        /// The state.
+        state: Value,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// Push a fresh panel to a subscribed socket.
+    Sync {
+        /// The connection.
+        conn: Arc<Conn>,
+        /// Reply.
+        reply: Reply<()>,
+    },
+    /// A socket closed (or missed its heartbeat).
+    Detach {
+        /// The connection.
+        conn: ConnId,
+        /// True for a heartbeat timeout: the member leaves at once with `timeout`.
+        timed_out: bool,
+    },
+    /// A snapshot for REST.
+    Snapshot {
+        /// Reply.
+        reply: Reply<Snapshot>,
+    },
+    /// A façade's atomic custom change.
+    Custom {
+        /// The change.
+        op: Custom,
+        /// Reply: what the closure returned.
+        reply: Reply<Result<Value, Value>>,
+    },
+    /// Close the room: subscribers get `closed`, the actor exits.
+    Close {
+        /// Why (`ended`, `deleted`, ...).
+        reason: String,
+        /// Reply.
+        reply: Reply<()>,
+    },
+}
+
+/// A cloneable handle to one room actor.
+#[derive(Clone, Debug)]
+pub struct RoomHandle {
+    id: RoomId,
+    incarnation: u64,
+    tx: mpsc::Sender<Command>,
+}
+
+impl RoomHandle {
+    pub(super) fn new(id: RoomId, incarnation: u64, tx: mpsc::Sender<Command>) -> Self {
+        Self { id, incarnation, tx }
+    }
+
+    /// The room's id.
+    pub fn id(&self) -> &RoomId {
+        &self.id
+    }
+
+    /// Identifies this actor among every actor that ever served the same room id.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RoomError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| RoomError::Closed)?;
+        rx.await.map_err(|_| RoomError::Closed)?
+    }
+
+    /// A socket joins as its member.
+    pub async fn join(&self, conn: Arc<Conn>, state: Option<Value>) -> Result<(), RoomError> {
+        self.call(|reply| Command::Join {
+            who: Joiner::Socket { conn, state },
+            reply,
+        })
+        .await
+    }
+
+    /// REST adds members (one event).
+    pub async fn add_members(&self, members: Vec<NewMember>) -> Result<Added, RoomError> {
+        self.call(|reply| Command::AddMembers { members, reply }).await
+    }
+
+    /// A socket watches.
+    pub async fn watch(&self, conn: Arc<Conn>) -> Result<(), RoomError> {
+        self.call(|reply| Command::Watch { conn, reply }).await
+    }
+
+    /// A socket leaves.
+    pub async fn leave(&self, conn: Arc<Conn>) -> Result<(), RoomError> {
+        self.call(|reply| Command::Leave { conn, reply }).await
+    }
+
+    /// Removes members by id in one event.
+    pub async fn remove(
+        &self,
+        ids: Vec<MemberId>,
+        reason: LeaveReason,
+        by: Option<MemberId>,
+        atomic: bool,
+    ) -> Result<Removed, RoomError> {
+        self.call(|reply| Command::Remove {
+            ids,
+            reason,
+            by,
+            atomic,
+            reply,
+        })
+        .await
+    }
+
+    /// Kicks `target`; `by: None` is an operator.
+    pub async fn kick(&self, by: Option<MemberId>, target: MemberId) -> Result<(), RoomError> {
+        self.call(|reply| Command::Kick { by, target, reply }).await
+    }
+
+    /// Sets a socket member's state.
+    pub async fn state(&self, conn: Arc<Conn>, state: Value) -> Result<(), RoomError> {
+        self.call(|reply| Command::State { conn, state, reply }).await
+    }
+
+    /// Pushes a fresh panel to a socket.
+    pub async fn sync(&self, conn: Arc<Conn>) -> Result<(), RoomError> {
+        self.call(|reply| Command::Sync { conn, reply }).await
+    }
+
+    /// Reports a closed socket. Waits for mailbox space, never for the room's work.
+    pub async fn detach(&self, conn: ConnId, timed_out: bool) {
+        // A closed room has already forgotten every socket: nothing to tell it.
+        let _ = self.tx.send(Command::Detach { conn, timed_out }).await;
+    }
+
+    /// A snapshot.
+    pub async fn snapshot(&self) -> Result<Snapshot, RoomError> {
+        self.call(|reply| Command::Snapshot { reply }).await
+    }
+
+    /// Runs a façade's change atomically in the actor.
+    pub async fn custom(
+        &self,
+        op: impl FnOnce(&mut super::actor::Ops<'_>) -> Result<Value, Value> + Send + 'static,
+    ) -> Result<Result<Value, Value>, RoomError> {
+        self.call(|reply| Command::Custom {
+            op: Box::new(op),
+            reply,
+        })
+        .await
+    }
+
+    /// Closes the room.
+    pub async fn close(&self, reason: impl Into<String>) -> Result<(), RoomError> {
+        let reason = reason.into();
+        self.call(|reply| Command::Close { reason, reply }).await
+    }
+}
+
+/// Attributes helper for façades: a JSON object.
+pub type Attrs = Map<String, Value>;

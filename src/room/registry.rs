@@ -1,0 +1,152 @@
+//! The registry: room id → handle, for the whole process.
+//!
+//! Rooms are spawned on demand under the `DashMap` entry lock, so two racing joins spawn one
+//! actor. A room removes its own entry when it exits, and only if the entry still points at the
+//! same incarnation, so a room that exits can never remove its successor. A caller that resolved
+//! an exiting room sees [`RoomError::Closed`] and retries once through [`Registry::with_room`]:
+//! the retry resolves (or spawns) the live successor, so a join racing an exit lands in a live
+//! room. No `DashMap` guard is ever held across an `.await` (see `clippy.toml`).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use super::actor::Room;
+use super::{RoomError, RoomHandle, RoomSpec};
+use crate::config::Settings;
+use crate::ids::RoomId;
+use crate::relay::{LocalRelay, Relay};
+use crate::stats::Stats;
+
+/// Shared map of live rooms, plus what every room needs from the process.
+#[derive(Clone)]
+pub struct Registry(Arc<Inner>);
+
+struct Inner {
+    rooms: DashMap<RoomId, RoomHandle>,
+    settings: Arc<Settings>,
+    relay: Arc<dyn Relay>,
+    stats: Arc<Stats>,
+    incarnations: AtomicU64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("rooms", &self.0.rooms.len()).finish()
+    }
+}
+
+impl Registry {
+    /// A registry with the local (single-node) relay.
+    pub fn new(settings: Arc<Settings>, stats: Arc<Stats>) -> Self {
+        Self::with_relay(settings, stats, Arc::new(LocalRelay))
+    }
+
+    /// A registry with a custom relay (the cluster seam).
+    pub fn with_relay(settings: Arc<Settings>, stats: Arc<Stats>, relay: Arc<dyn Relay>) -> Self {
+        Self(Arc::new(Inner {
+            rooms: DashMap::new(),
+            settings,
+            relay,
+            stats,
+            incarnations: AtomicU64::new(1),
+        }))
+    }
+
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.0.stats
+    }
+    /// The relay.
+    pub fn relay(&self) -> &dyn Relay {
+        &*self.0.relay
+    }
+
+    /// The live room `id`, if any.
+    pub fn get(&self, id: &str) -> Option<RoomHandle> {
+        self.0.rooms.get(id).map(|h| h.clone())
+    }
+
+    /// The live room `id`, spawned with `spec()` if absent.
+    pub fn get_or_spawn(&self, id: &RoomId, spec: impl FnOnce() -> RoomSpec) -> RoomHandle {
+        if let Some(h) = self.get(id.as_str()) {
+            return h;
+        }
+        match self.0.rooms.entry(id.clone()) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                let h = self.spawn(id.clone(), spec());
+                e.insert(h.clone());
+                h
+            }
+        }
+    }
+
+    /// Spawns room `id` only if absent; `None` if it already exists.
+    pub fn create(&self, id: &RoomId, spec: RoomSpec) -> Option<RoomHandle> {
+        match self.0.rooms.entry(id.clone()) {
+            Entry::Occupied(_) => None,
+            Entry::Vacant(e) => {
+                let h = self.spawn(id.clone(), spec);
+                e.insert(h.clone());
+                Some(h)
+            }
+        }
+    }
+
+    fn spawn(&self, id: RoomId, spec: RoomSpec) -> RoomHandle {
+        let n = self.0.incarnations.fetch_add(1, Ordering::Relaxed);
+        Room::spawn(id, spec, self.clone(), n)
+    }
+
+    /// Called by an exiting room: removes the entry if it is still that incarnation's.
+    pub(super) fn forget(&self, id: &RoomId, incarnation: u64) {
+        self.0
+            .rooms
+            .remove_if(id, |_, h| h.incarnation() == incarnation);
+    }
+
+    /// Runs `f` on room `id` (spawning it with `spec` if absent); if the room turned out to be
+    /// exiting, resolves it again and retries once.
+    pub async fn with_room<T, F, Fut>(
+        &self,
+        id: &RoomId,
+        spec: impl Fn() -> RoomSpec,
+        f: F,
+    ) -> Result<(RoomHandle, T), RoomError>
+    where
+        F: Fn(RoomHandle) -> Fut,
+        Fut: Future<Output = Result<T, RoomError>>,
+    {
+        let h = self.get_or_spawn(id, &spec);
+        match f(h.clone()).await {
+            Err(RoomError::Closed) => {
+                let h = self.get_or_spawn(id, &spec);
+                f(h.clone()).await.map(|t| (h, t))
+            }
+            r => r.map(|t| (h, t)),
+        }
+    }
+
+    /// Every live room's handle.
+    pub fn handles(&self) -> Vec<RoomHandle> {
+        self.0.rooms.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Number of live rooms.
+    pub fn len(&self) -> usize {
+        self.0.rooms.len()
+    }
+
+    /// No live rooms.
+    pub fn is_empty(&self) -> bool {
+        self.0.rooms.is_empty()
+    }
+}

@@ -1,0 +1,86 @@
+//! Serving: bind, run the router, and shut down in order.
+//!
+//! Shutdown: the signal cancels the app's token → every socket task sends close 1001 and exits
+//! → the tracker is awaited for at most `shutdown_timeout` → the HTTP server stops. axum does not
+//! track upgraded WebSocket tasks itself, hence the tracker.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::config::Settings;
+use crate::listener::{capacity, Listener};
+
+/// A server started in the background (tests, benches, embedding).
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The application state (registry, counters, shutdown token).
+    pub app: App,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Cancels and waits for the server to stop.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.app.shutdown.cancel();
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Binds `settings.listen` and serves in a background task.
+pub async fn spawn(settings: Settings) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let fd_limit = crate::listener::raise_fd_limit();
+    let cap = capacity(settings.max_connections, fd_limit);
+    let tcp = TcpListener::bind(settings.listen).await?;
+    let addr = tcp.local_addr()?;
+    let app = App::new(settings)?;
+    let token = app.shutdown.clone();
+    let task = tokio::spawn(serve(Listener::new(tcp, cap), app.clone(), async move { token.cancelled().await }));
+    Ok(Running { addr, app, task })
+}
+
+/// Serves until `signal` resolves, then shuts down within the configured bound.
+pub async fn serve(listener: Listener, app: App, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let router = crate::http::router(app.clone());
+    let stop = app.shutdown.clone();
+    let tracker = app.tracker.clone();
+    let bound = app.settings.shutdown_timeout;
+    let shutdown = async move {
+        signal.await;
+        stop.cancel();
+        tracker.close();
+        if tokio::time::timeout(bound, tracker.wait()).await.is_err() {
+            tracing::warn!(left = tracker.len(), "shutdown bound reached with sockets still open");
+        }
+    };
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signals() {
+    let ctrl_c = async {
+        // If the handler cannot be installed we simply never see Ctrl-C.
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
