@@ -30,6 +30,8 @@ pub struct AppInner {
     pub shutdown: CancellationToken,
     /// Socket tasks, awaited (with a bound) at shutdown.
     pub tracker: TaskTracker,
+    /// The vendor façades' state.
+    pub facades: crate::facade::Facades,
 }
 
 impl App {
@@ -39,6 +41,7 @@ impl App {
         let stats = Arc::new(Stats::default());
         let verifier = Verifier::from_settings(&settings)?;
         Ok(Self(Arc::new(AppInner {
+            facades: crate::facade::Facades::new(&settings)?,
             registry: Registry::new(settings.clone(), stats.clone()),
             settings,
             verifier,

@@ -61,7 +61,10 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// Builds the verifier from settings (reads the public key files).
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let mut keys = vec![(Algorithm::HS256, DecodingKey::from_secret(s.jwt_secret.as_bytes()))];
+        let mut keys = vec![(
+            Algorithm::HS256,
+            DecodingKey::from_secret(s.jwt_secret.as_bytes()),
+        )];
         for k in &s.jwt_keys {
             let pem = std::fs::read(&k.public_key_file).map_err(|source| ConfigError::Read {
                 path: k.public_key_file.clone(),
@@ -106,9 +109,13 @@ pub fn verify_claims<C: serde::de::DeserializeOwned>(
     token: &str,
     keys: &[(Algorithm, DecodingKey)],
 ) -> Result<C, AuthError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
     let Some((alg, key)) = keys.iter().find(|(a, _)| *a == header.alg) else {
-        return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        return Err(AuthError::Invalid(format!(
+            "algorithm {:?} is not accepted",
+            header.alg
+        )));
     };
     let mut v = Validation::new(*alg);
     v.leeway = 5;
@@ -131,8 +138,12 @@ pub fn sign_hs256(secret: &str, sub: &str, name: Option<&str>, ttl_secs: u64) ->
         ..Claims::default()
     };
     // HS256 signing of a serializable struct cannot fail.
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("HS256 signing succeeds")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing succeeds")
 }
 
 /// Seconds since the Unix epoch.

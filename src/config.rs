@@ -94,6 +94,69 @@ pub struct FileConfig {
     pub shutdown_timeout_secs: f64,
     /// Simultaneous TCP connections; 0 = as many as the open-file limit allows.
     pub max_connections: usize,
+    /// PLYR-style game rooms (`[game]`).
+    pub game: GameConfig,
+    /// PlayFlow-style lobbies (`[lobby]`).
+    pub lobby: LobbyConfig,
+    /// Digital Samba-style video rooms (`[video]`).
+    pub video: VideoConfig,
+}
+
+/// One PLYR API key: who may call `/game/*` and for which game.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GameApiKey {
+    /// The `apikey` header value.
+    pub api_key: String,
+    /// The HMAC secret.
+    pub secret_key: String,
+    /// `user`, `game` or `admin`.
+    #[serde(default = "default_role")]
+    pub role: String,
+    /// The game's PLYR id (`gameId` of every call made with this key).
+    pub game_id: String,
+}
+
+fn default_role() -> String {
+    "user".into()
+}
+
+/// `[game]`: PLYR-style game rooms.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GameConfig {
+    /// API keys; empty = one dev key (logged at start).
+    pub api_keys: Vec<GameApiKey>,
+    /// PEM (SPKI) ES256 public key that verifies `sessionJwts` (and game clients' socket tokens).
+    pub session_public_key_file: Option<PathBuf>,
+}
+
+/// `[lobby]`: PlayFlow-style lobbies.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LobbyConfig {
+    /// Accepted `api-key` header values; empty = one dev key (logged at start).
+    pub api_keys: Vec<String>,
+    /// Lobby configuration names accepted in `?name=`; empty = `default`.
+    pub configs: Vec<String>,
+}
+
+/// One video team.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VideoTeam {
+    /// Team id (the Basic user name).
+    pub team_id: String,
+    /// Developer key (the Basic password, the Bearer token, the room-token HS256 secret).
+    pub developer_key: String,
+}
+
+/// `[video]`: Digital Samba-style video rooms.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// Teams; empty = one dev team (logged at start).
+    pub teams: Vec<VideoTeam>,
 }
 
 impl Default for FileConfig {
@@ -116,13 +179,20 @@ impl Default for FileConfig {
             slow_consumer_secs: 5.0,
             shutdown_timeout_secs: 5.0,
             max_connections: 0,
+            game: GameConfig::default(),
+            lobby: LobbyConfig::default(),
+            video: VideoConfig::default(),
         }
     }
 }
 
 /// Command line and environment. Every flag also reads `ROLLCALL_<NAME>`.
 #[derive(Debug, Parser)]
-#[command(name = "rollcall", version, about = "A real-time WebSocket presence server")]
+#[command(
+    name = "rollcall",
+    version,
+    about = "A real-time WebSocket presence server"
+)]
 pub struct Cli {
     /// TOML configuration file (see rollcall.example.toml).
     #[arg(long, env = "ROLLCALL_CONFIG")]
@@ -222,6 +292,12 @@ pub struct Settings {
     pub max_connections: usize,
     /// Commands queued per room before senders wait (not in the file: a tuning constant).
     pub room_mailbox: usize,
+    /// `[game]`.
+    pub game: GameConfig,
+    /// `[lobby]`.
+    pub lobby: LobbyConfig,
+    /// `[video]`.
+    pub video: VideoConfig,
 }
 
 impl Default for Settings {
@@ -338,6 +414,9 @@ impl Settings {
             shutdown_timeout: secs("shutdown_timeout_secs", f.shutdown_timeout_secs, 0.0)?,
             max_connections: f.max_connections,
             room_mailbox: 1024,
+            game: f.game,
+            lobby: f.lobby,
+            video: f.video,
         })
     }
 }
@@ -374,7 +453,9 @@ mod tests {
         };
         let e = Settings::from_file(f).unwrap_err().to_string();
         assert!(e.contains("grace_secs"), "{e}");
-        let e = toml::from_str::<FileConfig>("gracesecs = 1").unwrap_err().to_string();
+        let e = toml::from_str::<FileConfig>("gracesecs = 1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gracesecs"), "{e}");
     }
 }

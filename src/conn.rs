@@ -58,7 +58,10 @@ pub struct Conn {
 
 impl Conn {
     /// A connection and the receiving end of its outbox.
-    pub fn new(identity: Identity, capacity: usize) -> (std::sync::Arc<Self>, mpsc::Receiver<Bytes>) {
+    pub fn new(
+        identity: Identity,
+        capacity: usize,
+    ) -> (std::sync::Arc<Self>, mpsc::Receiver<Bytes>) {
         let (outbox, rx) = mpsc::channel(capacity);
         let conn = Self {
             id: ConnId::next(),

@@ -14,6 +14,7 @@
 //! - [`auth`]: JWT verification with pinned algorithms; constant-time secret comparison.
 //! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
 //! - [`http`]: the router and the operator REST API.
+//! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`stats`]: process-wide counters.
@@ -23,6 +24,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod facade;
 pub mod http;
 pub mod ids;
 pub mod listener;

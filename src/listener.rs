@@ -28,7 +28,9 @@ pub fn raise_fd_limit() -> u64 {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "could not raise the open-file limit");
-            rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(s, _)| s).unwrap_or(1024)
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(s, _)| s)
+                .unwrap_or(1024)
         }
     }
 }
@@ -93,7 +95,13 @@ impl axum::serve::Listener for Listener {
                     // Nagle would hold small event frames back; latency matters more here.
                     let _ = stream.set_nodelay(true); // failure only costs latency
                     self.open.fetch_add(1, Ordering::Relaxed);
-                    return (Counted { inner: stream, open: self.open.clone() }, addr);
+                    return (
+                        Counted {
+                            inner: stream,
+                            open: self.open.clone(),
+                        },
+                        addr,
+                    );
                 }
                 Err(e) if is_fd_exhaustion(&e) => {
                     tracing::warn!(error = %e, "out of file descriptors: refusing a connection");
@@ -137,13 +145,21 @@ impl Drop for Counted {
 }
 
 impl AsyncRead for Counted {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Counted {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

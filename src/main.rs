@@ -12,12 +12,23 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if let Some(Command::Token { sub, name, ttl_secs }) = &cli.command {
-        println!("{}", rollcall::auth::sign_hs256(&settings.jwt_secret, sub, name.as_deref(), *ttl_secs));
+    if let Some(Command::Token {
+        sub,
+        name,
+        ttl_secs,
+    }) = &cli.command
+    {
+        println!(
+            "{}",
+            rollcall::auth::sign_hs256(&settings.jwt_secret, sub, name.as_deref(), *ttl_secs)
+        );
         return std::process::ExitCode::SUCCESS;
     }
     init_tracing(&cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rollcall: cannot start the runtime: {e}");
@@ -63,10 +74,19 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send 
             rollcall::config::DEV_ADMIN_TOKEN
         );
     }
-    tracing::info!(open_file_limit = fd_limit, socket_capacity = cap, "file descriptors");
+    tracing::info!(
+        open_file_limit = fd_limit,
+        socket_capacity = cap,
+        "file descriptors"
+    );
     let app = rollcall::app::App::new(settings)?;
     tracing::info!(%addr, "rollcall listening: ws://{addr}/v1/ws (make a token: rollcall token --sub alice)");
-    rollcall::server::serve(rollcall::listener::Listener::new(tcp, cap), app, rollcall::server::signals()).await?;
+    rollcall::server::serve(
+        rollcall::listener::Listener::new(tcp, cap),
+        app,
+        rollcall::server::signals(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

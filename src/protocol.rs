@@ -200,6 +200,15 @@ pub enum ServerMsg<'a> {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<Cow<'a, str>>,
     },
+    /// The room's façade attributes changed (lobby settings, status ...).
+    Updated {
+        /// Room name.
+        room: Cow<'a, str>,
+        /// New version.
+        version: u64,
+        /// The attributes, whole.
+        attrs: Cow<'a, serde_json::Map<String, Value>>,
+    },
     /// Sent to a kicked member's sockets, right after the `left` event.
     Kicked {
         /// Room name.

@@ -33,19 +33,27 @@ impl Running {
 }
 
 /// Binds `settings.listen` and serves in a background task.
-pub async fn spawn(settings: Settings) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn spawn(
+    settings: Settings,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     let fd_limit = crate::listener::raise_fd_limit();
     let cap = capacity(settings.max_connections, fd_limit);
     let tcp = TcpListener::bind(settings.listen).await?;
     let addr = tcp.local_addr()?;
     let app = App::new(settings)?;
     let token = app.shutdown.clone();
-    let task = tokio::spawn(serve(Listener::new(tcp, cap), app.clone(), async move { token.cancelled().await }));
+    let task = tokio::spawn(serve(Listener::new(tcp, cap), app.clone(), async move {
+        token.cancelled().await
+    }));
     Ok(Running { addr, app, task })
 }
 
 /// Serves until `signal` resolves, then shuts down within the configured bound.
-pub async fn serve(listener: Listener, app: App, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: Listener,
+    app: App,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = crate::http::router(app.clone());
     let stop = app.shutdown.clone();
     let tracker = app.tracker.clone();
@@ -55,10 +63,15 @@ pub async fn serve(listener: Listener, app: App, signal: impl Future<Output = ()
         stop.cancel();
         tracker.close();
         if tokio::time::timeout(bound, tracker.wait()).await.is_err() {
-            tracing::warn!(left = tracker.len(), "shutdown bound reached with sockets still open");
+            tracing::warn!(
+                left = tracker.len(),
+                "shutdown bound reached with sockets still open"
+            );
         }
     };
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on SIGINT or SIGTERM.

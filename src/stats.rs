@@ -5,7 +5,16 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Event kinds counted by [`Stats::event`] (leave reasons are kinds of `left`).
 pub const EVENT_KINDS: [&str; 10] = [
-    "joined", "leave", "kick", "left", "disconnect", "timeout", "state", "host", "closed", "other",
+    "joined",
+    "leave",
+    "kick",
+    "left",
+    "disconnect",
+    "timeout",
+    "state",
+    "host",
+    "closed",
+    "other",
 ];
 
 /// The counters.
@@ -23,13 +32,19 @@ pub struct Stats {
 impl Stats {
     /// One event of `kind`, pushed to `delivered` outboxes.
     pub fn event(&self, kind: &str, delivered: u64) {
-        let i = EVENT_KINDS.iter().position(|k| *k == kind).unwrap_or(EVENT_KINDS.len() - 1);
+        let i = EVENT_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(EVENT_KINDS.len() - 1);
         self.events[i].fetch_add(1, Relaxed);
         self.deliveries.fetch_add(delivered, Relaxed);
     }
     /// Events of each kind so far.
     pub fn events(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        EVENT_KINDS.iter().zip(&self.events).map(|(k, v)| (*k, v.load(Relaxed)))
+        EVENT_KINDS
+            .iter()
+            .zip(&self.events)
+            .map(|(k, v)| (*k, v.load(Relaxed)))
     }
     /// Frames queued to sockets so far.
     pub fn deliveries(&self) -> u64 {

@@ -34,7 +34,9 @@ impl ApiError {
             Self::Room(e) => match e {
                 RoomError::Closed => StatusCode::NOT_FOUND,
                 RoomError::Full => StatusCode::CONFLICT,
-                RoomError::NotHost | RoomError::Forbidden | RoomError::Banned => StatusCode::FORBIDDEN,
+                RoomError::NotHost | RoomError::Forbidden | RoomError::Banned => {
+                    StatusCode::FORBIDDEN
+                }
                 RoomError::NotMember | RoomError::NotMembers(_) => StatusCode::NOT_FOUND,
                 RoomError::SelfKick => StatusCode::BAD_REQUEST,
             },

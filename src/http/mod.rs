@@ -18,6 +18,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/rooms/{room}", get(ops::get))
         .route("/v1/rooms/{room}/leave", post(ops::leave))
         .route("/v1/rooms/{room}/kick", post(ops::kick))
+        .merge(crate::facade::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(app)
 }

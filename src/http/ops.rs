@@ -64,7 +64,11 @@ pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<Json<Val
 }
 
 /// `GET /v1/rooms/{room}`: the same snapshot as a `panel` message.
-pub async fn get(State(app): State<App>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     require_admin(&app, &headers)?;
     let h = app.registry.get(&room).ok_or(ApiError::NotFound)?;
     let s = h.snapshot().await?;
@@ -86,7 +90,8 @@ pub struct LeaveBody {
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t).map_err(|e| ApiError::BadRequest(e.body_text()))
+    b.map(|Json(t)| t)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 /// `POST /v1/rooms/{room}/leave`: a backend removes members (reason `left` unless given).
@@ -99,16 +104,22 @@ pub async fn leave(
     require_admin(&app, &headers)?;
     let b = body(b)?;
     if b.members.is_empty() || b.members.len() > 10_000 {
-        return Err(ApiError::BadRequest("`members` must hold 1 to 10000 ids".into()));
+        return Err(ApiError::BadRequest(
+            "`members` must hold 1 to 10000 ids".into(),
+        ));
     }
     let reason = b.reason.unwrap_or(LeaveReason::Left);
     if !matches!(reason, LeaveReason::Left | LeaveReason::Leave) {
-        return Err(ApiError::BadRequest("`reason` is `left` or `leave` (use /kick to kick)".into()));
+        return Err(ApiError::BadRequest(
+            "`reason` is `left` or `leave` (use /kick to kick)".into(),
+        ));
     }
     let h = app.registry.get(&room).ok_or(ApiError::NotFound)?;
     let ids = b.members.into_iter().map(MemberId::from).collect();
     let r = h.remove(ids, reason, None, b.atomic).await?;
-    Ok(Json(json!({ "room": room, "version": r.version, "removed": r.removed })))
+    Ok(Json(
+        json!({ "room": room, "version": r.version, "removed": r.removed }),
+    ))
 }
 
 /// Body of `POST /v1/rooms/{room}/kick`.

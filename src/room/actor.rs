@@ -64,7 +64,12 @@ pub struct Room {
 
 impl Room {
     /// Spawns the actor for `id` and returns its handle.
-    pub(super) fn spawn(id: RoomId, spec: RoomSpec, registry: Registry, incarnation: u64) -> RoomHandle {
+    pub(super) fn spawn(
+        id: RoomId,
+        spec: RoomSpec,
+        registry: Registry,
+        incarnation: u64,
+    ) -> RoomHandle {
         let (tx, rx) = mpsc::channel(registry.settings().room_mailbox);
         let me = RoomHandle::new(id.clone(), incarnation, tx);
         let now = now_ms();
@@ -117,7 +122,10 @@ impl Room {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { who: Joiner::Socket { conn, state }, reply } => {
+            Command::Join {
+                who: Joiner::Socket { conn, state },
+                reply,
+            } => {
                 let r = self.join_socket(conn, state);
                 let _ = reply.send(r); // the caller may have given up; nothing to undo
             }
@@ -132,7 +140,13 @@ impl Room {
             Command::Leave { conn, reply } => {
                 let _ = reply.send(self.leave_socket(&conn)); // as above
             }
-            Command::Remove { ids, reason, by, atomic, reply } => {
+            Command::Remove {
+                ids,
+                reason,
+                by,
+                atomic,
+                reply,
+            } => {
                 let _ = reply.send(self.remove_ids(ids, reason, by, atomic)); // as above
             }
             Command::Kick { by, target, reply } => {
@@ -203,7 +217,11 @@ impl Room {
 
     fn join_socket(&mut self, conn: Arc<Conn>, state: Option<Value>) -> Result<(), RoomError> {
         let id = conn.member().clone();
-        if self.subs.get(&conn.id()).is_some_and(|s| s.member.as_ref() == Some(&id)) {
+        if self
+            .subs
+            .get(&conn.id())
+            .is_some_and(|s| s.member.as_ref() == Some(&id))
+        {
             self.send_panel(conn.id()); // already joined on this socket: idempotent
             return Ok(());
         }
@@ -258,8 +276,14 @@ impl Room {
 
     fn add_members(&mut self, new: Vec<NewMember>) -> Result<Added, RoomError> {
         let mut seen = HashSet::new();
-        let new: Vec<NewMember> = new.into_iter().filter(|m| seen.insert(m.id.clone())).collect();
-        let fresh = new.iter().filter(|m| !self.members.contains(m.id.as_str())).count();
+        let new: Vec<NewMember> = new
+            .into_iter()
+            .filter(|m| seen.insert(m.id.clone()))
+            .collect();
+        let fresh = new
+            .iter()
+            .filter(|m| !self.members.contains(m.id.as_str()))
+            .count();
         if self.members.len() + fresh > self.spec.max_members {
             return Err(RoomError::Full);
         }
@@ -297,7 +321,11 @@ impl Room {
             }
         }
         if added.is_empty() && updated.is_empty() {
-            return Ok(Added { added, updated, version: None });
+            return Ok(Added {
+                added,
+                updated,
+                version: None,
+            });
         }
         let version = self.bump();
         let frame = ServerMsg::Joined {
@@ -308,11 +336,19 @@ impl Room {
                 .chain(&updated)
                 .filter_map(|id| self.members.get(id.as_str()).map(Member::view))
                 .collect(),
-            host: if became_host { self.members.host().map(|h| Cow::Borrowed(h.as_str())) } else { None },
+            host: if became_host {
+                self.members.host().map(|h| Cow::Borrowed(h.as_str()))
+            } else {
+                None
+            },
         }
         .to_bytes();
         self.broadcast(frame, "joined");
-        Ok(Added { added, updated, version: Some(version) })
+        Ok(Added {
+            added,
+            updated,
+            version: Some(version),
+        })
     }
 
     fn leave_socket(&mut self, conn: &Conn) -> Result<(), RoomError> {
@@ -337,14 +373,27 @@ impl Room {
         atomic: bool,
     ) -> Result<Removed, RoomError> {
         let mut seen = HashSet::new();
-        let ids: Vec<MemberId> = ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
-        let missing: Vec<MemberId> = ids.iter().filter(|id| !self.members.contains(id.as_str())).cloned().collect();
+        let ids: Vec<MemberId> = ids
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
+        let missing: Vec<MemberId> = ids
+            .iter()
+            .filter(|id| !self.members.contains(id.as_str()))
+            .cloned()
+            .collect();
         if atomic && !missing.is_empty() {
             return Err(RoomError::NotMembers(missing));
         }
-        let present: Vec<MemberId> = ids.into_iter().filter(|id| self.members.contains(id.as_str())).collect();
+        let present: Vec<MemberId> = ids
+            .into_iter()
+            .filter(|id| self.members.contains(id.as_str()))
+            .collect();
         let version = self.remove(&present, reason, by.as_ref());
-        Ok(Removed { removed: present, version })
+        Ok(Removed {
+            removed: present,
+            version,
+        })
     }
 
     fn kick(&mut self, by: Option<MemberId>, target: MemberId) -> Result<(), RoomError> {
@@ -369,7 +418,12 @@ impl Room {
     /// The one way members leave: one `left` event for the whole batch (with the new host when
     /// it changed), then `kicked` to kicked members' sockets, then their sockets are detached.
     /// Returns the event's version, or `None` when nobody in `ids` was a member.
-    fn remove(&mut self, ids: &[MemberId], reason: LeaveReason, by: Option<&MemberId>) -> Option<u64> {
+    fn remove(
+        &mut self,
+        ids: &[MemberId],
+        reason: LeaveReason,
+        by: Option<&MemberId>,
+    ) -> Option<u64> {
         let set: HashSet<&str> = ids.iter().map(MemberId::as_str).collect();
         let (gone, host_change) = self.members.remove_many(&set);
         if gone.is_empty() {
@@ -393,7 +447,10 @@ impl Room {
             members: gone.iter().map(|m| Cow::Borrowed(m.id.as_str())).collect(),
             reason,
             by: by.map(|b| Cow::Borrowed(b.as_str())),
-            host: host_change.as_ref().and_then(|h| h.as_ref()).map(|h| Cow::Borrowed(h.as_str())),
+            host: host_change
+                .as_ref()
+                .and_then(|h| h.as_ref())
+                .map(|h| Cow::Borrowed(h.as_str())),
         }
         .to_bytes();
         self.broadcast(frame, reason.as_str());
@@ -412,18 +469,27 @@ impl Room {
                 self.unsubscribe(*c);
             }
         }
-        tracing::debug!(version, reason = reason.as_str(), count = gone.len(), "members left");
+        tracing::debug!(
+            version,
+            reason = reason.as_str(),
+            count = gone.len(),
+            "members left"
+        );
         Some(version)
     }
 
     fn detach(&mut self, conn: ConnId, timed_out: bool) {
-        let Some(sub) = self.subs.remove(&conn) else { return };
+        let Some(sub) = self.subs.remove(&conn) else {
+            return;
+        };
         if sub.lagging_since.is_some() {
             self.registry.stats().lagging_dec();
         }
         let Some(id) = sub.member else { return };
         let grace = self.registry.settings().grace;
-        let Some(member) = self.members.get_mut(id.as_str()) else { return };
+        let Some(member) = self.members.get_mut(id.as_str()) else {
+            return;
+        };
         member.conns.retain(|c| *c != conn);
         if !member.conns.is_empty() || member.binding != Binding::Socket {
             return;
@@ -438,7 +504,9 @@ impl Room {
     }
 
     fn set_state(&mut self, id: &MemberId, state: Value) {
-        let Some(member) = self.members.get_mut(id.as_str()) else { return };
+        let Some(member) = self.members.get_mut(id.as_str()) else {
+            return;
+        };
         member.state = state;
         let version = self.bump();
         let frame = match self.members.get(id.as_str()) {
@@ -491,7 +559,11 @@ impl Room {
             None => {
                 self.subs.insert(
                     conn.id(),
-                    Sub { conn: conn.clone(), member, lagging_since: None },
+                    Sub {
+                        conn: conn.clone(),
+                        member,
+                        lagging_since: None,
+                    },
                 );
             }
         }
@@ -537,7 +609,9 @@ impl Room {
             stats.lagging_add(newly_lagging);
             self.schedule_resync();
         }
-        self.registry.relay().publish(&self.id, self.version, &frame);
+        self.registry
+            .relay()
+            .publish(&self.id, self.version, &frame);
     }
 
     fn panel_frame(&self) -> Bytes {
@@ -556,7 +630,9 @@ impl Room {
     }
 
     fn push_to(&mut self, conn: ConnId, frame: Bytes) {
-        let Some(sub) = self.subs.get_mut(&conn) else { return };
+        let Some(sub) = self.subs.get_mut(&conn) else {
+            return;
+        };
         if sub.lagging_since.is_some() {
             return;
         }
@@ -582,7 +658,9 @@ impl Room {
         let mut still = false;
         let (mut resynced, mut closed) = (0u64, 0u64);
         for sub in self.subs.values_mut() {
-            let Some(since) = sub.lagging_since else { continue };
+            let Some(since) = sub.lagging_since else {
+                continue;
+            };
             if sub.conn.free_slots() * 2 >= sub.conn.capacity() {
                 let frame = panel.get_or_insert_with(|| {
                     ServerMsg::Panel {
@@ -708,6 +786,18 @@ impl Ops<'_> {
         self.room.updated_at = now_ms();
         &mut self.room.spec.attrs
     }
+    /// Announces the current attributes to every subscriber (one `updated` event).
+    pub fn publish_attrs(&mut self) -> u64 {
+        let version = self.room.bump();
+        let frame = ServerMsg::Updated {
+            room: Cow::Borrowed(self.room.id.as_str()),
+            version,
+            attrs: Cow::Borrowed(&self.room.spec.attrs),
+        }
+        .to_bytes();
+        self.room.broadcast(frame, "other");
+        version
+    }
     /// Member cap.
     pub fn set_max_members(&mut self, n: usize) {
         self.room.spec.max_members = n;
@@ -734,14 +824,22 @@ impl Ops<'_> {
     }
     /// Whether `id` has an open socket in the room.
     pub fn has_socket(&self, id: &str) -> bool {
-        self.room.members.get(id).is_some_and(|m| !m.conns.is_empty())
+        self.room
+            .members
+            .get(id)
+            .is_some_and(|m| !m.conns.is_empty())
     }
     /// Adds members (one `joined` event).
     pub fn add(&mut self, members: Vec<NewMember>) -> Result<Added, RoomError> {
         self.room.add_members(members)
     }
     /// Removes members (one `left` event). Returns its version.
-    pub fn remove(&mut self, ids: &[MemberId], reason: LeaveReason, by: Option<&MemberId>) -> Option<u64> {
+    pub fn remove(
+        &mut self,
+        ids: &[MemberId],
+        reason: LeaveReason,
+        by: Option<&MemberId>,
+    ) -> Option<u64> {
         self.room.remove(ids, reason, by)
     }
     /// Sets a member's state (one `state` event).

@@ -153,7 +153,11 @@ pub struct RoomHandle {
 
 impl RoomHandle {
     pub(super) fn new(id: RoomId, incarnation: u64, tx: mpsc::Sender<Command>) -> Self {
-        Self { id, incarnation, tx }
+        Self {
+            id,
+            incarnation,
+            tx,
+        }
     }
 
     /// The room's id.
@@ -186,7 +190,8 @@ impl RoomHandle {
 
     /// REST adds members (one event).
     pub async fn add_members(&self, members: Vec<NewMember>) -> Result<Added, RoomError> {
-        self.call(|reply| Command::AddMembers { members, reply }).await
+        self.call(|reply| Command::AddMembers { members, reply })
+            .await
     }
 
     /// A socket watches.
@@ -224,7 +229,8 @@ impl RoomHandle {
 
     /// Sets a socket member's state.
     pub async fn state(&self, conn: Arc<Conn>, state: Value) -> Result<(), RoomError> {
-        self.call(|reply| Command::State { conn, state, reply }).await
+        self.call(|reply| Command::State { conn, state, reply })
+            .await
     }
 
     /// Pushes a fresh panel to a socket.

@@ -197,9 +197,15 @@ mod tests {
             ms.insert(member(id));
         }
         let (gone, change) = ms.remove_many(&HashSet::from(["a", "c", "zz"]));
-        assert_eq!(gone.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(
+            gone.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
         assert_eq!(change, Some(Some(MemberId::from("b"))));
-        assert_eq!(ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["b", "d"]);
+        assert_eq!(
+            ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["b", "d"]
+        );
         let (_, change) = ms.remove_many(&HashSet::from(["b", "d"]));
         assert_eq!(change, Some(None));
         assert!(ms.host().is_none());

@@ -35,7 +35,9 @@ struct Inner {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("rooms", &self.0.rooms.len()).finish()
+        f.debug_struct("Registry")
+            .field("rooms", &self.0.rooms.len())
+            .finish()
     }
 }
 

@@ -33,7 +33,12 @@ enum Exit {
 }
 
 /// Runs a connection until it closes, then detaches it from its rooms.
-pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: mpsc::Receiver<Bytes>) {
+pub async fn run(
+    mut socket: WebSocket,
+    app: App,
+    conn: Arc<Conn>,
+    mut outbox: mpsc::Receiver<Bytes>,
+) {
     let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
     let _enter = span.enter();
     drop(_enter);
@@ -97,9 +102,16 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: m
     };
     let timed_out = matches!(exit, Exit::TimedOut);
     if let Exit::Close(code, reason) = exit {
-        let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
         // Best effort: the peer may already be gone.
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            socket.send(Message::Close(Some(frame))),
+        )
+        .await;
     }
     for room in conn.take_rooms() {
         room.detach(conn.id(), timed_out).await;
@@ -118,7 +130,11 @@ fn text_frame(frame: Bytes) -> Message {
     Message::Text(Utf8Bytes::try_from(frame).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
 }
 
-async fn write_batch(socket: &mut WebSocket, first: Bytes, outbox: &mut mpsc::Receiver<Bytes>) -> Result<(), axum::Error> {
+async fn write_batch(
+    socket: &mut WebSocket,
+    first: Bytes,
+    outbox: &mut mpsc::Receiver<Bytes>,
+) -> Result<(), axum::Error> {
     socket.feed(text_frame(first)).await?;
     for _ in 1..BATCH {
         match outbox.try_recv() {
@@ -130,7 +146,11 @@ async fn write_batch(socket: &mut WebSocket, first: Bytes, outbox: &mut mpsc::Re
 }
 
 /// Writes everything queued, then the reply.
-async fn flush_then(socket: &mut WebSocket, outbox: &mut mpsc::Receiver<Bytes>, reply: Bytes) -> Result<(), axum::Error> {
+async fn flush_then(
+    socket: &mut WebSocket,
+    outbox: &mut mpsc::Receiver<Bytes>,
+    reply: Bytes,
+) -> Result<(), axum::Error> {
     while let Ok(f) = outbox.try_recv() {
         socket.feed(text_frame(f)).await?;
     }
@@ -148,7 +168,10 @@ fn error(reference: Option<&Value>, code: ErrorCode, message: impl Into<String>)
 }
 
 fn ack(reference: Option<&Value>) -> Bytes {
-    ServerMsg::Ack { reference: reference.map(Cow::Borrowed) }.to_bytes()
+    ServerMsg::Ack {
+        reference: reference.map(Cow::Borrowed),
+    }
+    .to_bytes()
 }
 
 /// Parses and runs one request; returns its reply frame.
@@ -159,25 +182,51 @@ async fn handle(app: &App, conn: &Arc<Conn>, text: &str) -> Bytes {
     };
     let (reference, result) = match msg {
         ClientMsg::Ping { reference } => {
-            return ServerMsg::Pong { reference: reference.as_ref().map(Cow::Borrowed) }.to_bytes();
+            return ServerMsg::Pong {
+                reference: reference.as_ref().map(Cow::Borrowed),
+            }
+            .to_bytes();
         }
-        ClientMsg::Join { room, state, reference } => {
+        ClientMsg::Join {
+            room,
+            state,
+            reference,
+        } => {
             let r = match state_size_ok(app, state.as_ref()) {
                 Err(e) => Err(e),
                 Ok(()) => subscribe(app, conn, &room, true, state).await,
             };
             (reference, r)
         }
-        ClientMsg::Watch { room, reference } => (reference, subscribe(app, conn, &room, false, None).await),
+        ClientMsg::Watch { room, reference } => {
+            (reference, subscribe(app, conn, &room, false, None).await)
+        }
         ClientMsg::Leave { room, reference } => {
             let c = conn.clone();
-            (reference, in_room(conn, &room, move |h| async move { h.leave(c).await }).await)
-        },
-        ClientMsg::Kick { room, member, reference } => {
-            let by = conn.member().clone();
-            (reference, in_room(conn, &room, move |h| async move { h.kick(Some(by), member.as_str().into()).await }).await)
+            (
+                reference,
+                in_room(conn, &room, move |h| async move { h.leave(c).await }).await,
+            )
         }
-        ClientMsg::State { room, state, reference } => {
+        ClientMsg::Kick {
+            room,
+            member,
+            reference,
+        } => {
+            let by = conn.member().clone();
+            (
+                reference,
+                in_room(conn, &room, move |h| async move {
+                    h.kick(Some(by), member.as_str().into()).await
+                })
+                .await,
+            )
+        }
+        ClientMsg::State {
+            room,
+            state,
+            reference,
+        } => {
             let r = match state_size_ok(app, Some(&state)) {
                 Err(e) => Err(e),
                 Ok(()) => {
@@ -189,8 +238,11 @@ async fn handle(app: &App, conn: &Arc<Conn>, text: &str) -> Bytes {
         }
         ClientMsg::Sync { room, reference } => {
             let c = conn.clone();
-            (reference, in_room(conn, &room, move |h| async move { h.sync(c).await }).await)
-        },
+            (
+                reference,
+                in_room(conn, &room, move |h| async move { h.sync(c).await }).await,
+            )
+        }
     };
     match result {
         Ok(()) => ack(reference.as_ref()),
@@ -206,10 +258,15 @@ fn room_err(e: RoomError) -> (ErrorCode, String) {
 
 fn state_size_ok(app: &App, state: Option<&Value>) -> Outcome {
     let Some(state) = state else { return Ok(()) };
-    let size = serde_json::to_vec(state).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(state)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     let max = app.settings.max_state_bytes;
     if size > max {
-        return Err((ErrorCode::StateTooLarge, format!("state is {size} bytes; the limit is {max}")));
+        return Err((
+            ErrorCode::StateTooLarge,
+            format!("state is {size} bytes; the limit is {max}"),
+        ));
     }
     Ok(())
 }
@@ -221,34 +278,67 @@ where
     Fut: std::future::Future<Output = Result<(), RoomError>>,
 {
     match conn.room(room) {
-        None => Err((ErrorCode::NotMember, format!("this socket is not in room {room:?}"))),
+        None => Err((
+            ErrorCode::NotMember,
+            format!("this socket is not in room {room:?}"),
+        )),
         Some(h) => f(h).await.map_err(room_err),
     }
 }
 
 /// `join` (member) or `watch` (subscriber only).
-async fn subscribe(app: &App, conn: &Arc<Conn>, room: &str, join: bool, state: Option<Value>) -> Outcome {
+async fn subscribe(
+    app: &App,
+    conn: &Arc<Conn>,
+    room: &str,
+    join: bool,
+    state: Option<Value>,
+) -> Outcome {
     if !valid_room_name(room) {
-        return Err((ErrorCode::InvalidRoom, "room names are 1-128 characters of [A-Za-z0-9_.:@-]".into()));
+        return Err((
+            ErrorCode::InvalidRoom,
+            "room names are 1-128 characters of [A-Za-z0-9_.:@-]".into(),
+        ));
     }
     if let Some(only) = &conn.identity().only_room {
         if only.as_str() != room {
-            return Err((ErrorCode::Forbidden, format!("this token only admits room {only}")));
+            return Err((
+                ErrorCode::Forbidden,
+                format!("this token only admits room {only}"),
+            ));
         }
     }
     if conn.room(room).is_none() && conn.room_count() >= app.settings.max_rooms_per_socket {
         return Err((
             ErrorCode::TooManyRooms,
-            format!("a socket may be in at most {} rooms", app.settings.max_rooms_per_socket),
+            format!(
+                "a socket may be in at most {} rooms",
+                app.settings.max_rooms_per_socket
+            ),
         ));
     }
     let id = RoomId::from(room);
     if RESERVED_PREFIXES.iter().any(|p| room.starts_with(p)) {
         // Façade rooms are created by their REST APIs only: never spawn one here.
-        let not_found = || (ErrorCode::RoomNotFound, format!("room {room:?} does not exist"));
+        let not_found = || {
+            (
+                ErrorCode::RoomNotFound,
+                format!("room {room:?} does not exist"),
+            )
+        };
         let h = app.registry.get(room).ok_or_else(not_found)?;
-        let r = if join { h.join(conn.clone(), state).await } else { h.watch(conn.clone()).await };
-        return r.map_err(|e| if e == RoomError::Closed { not_found() } else { room_err(e) });
+        let r = if join {
+            h.join(conn.clone(), state).await
+        } else {
+            h.watch(conn.clone()).await
+        };
+        return r.map_err(|e| {
+            if e == RoomError::Closed {
+                not_found()
+            } else {
+                room_err(e)
+            }
+        });
     }
     let settings = &app.settings;
     let spec = || RoomSpec {
@@ -282,9 +372,22 @@ fn parse_error(text: &str, e: &serde_json::Error) -> Bytes {
     };
     let reference = v.get("ref");
     match v.get("type").and_then(Value::as_str) {
-        None => error(reference, ErrorCode::BadRequest, "a request is a JSON object with a string `type`"),
-        Some(t) if !matches!(t, "join" | "watch" | "leave" | "kick" | "state" | "sync" | "ping") => {
-            error(reference, ErrorCode::UnknownType, format!("unknown type {t:?}"))
+        None => error(
+            reference,
+            ErrorCode::BadRequest,
+            "a request is a JSON object with a string `type`",
+        ),
+        Some(t)
+            if !matches!(
+                t,
+                "join" | "watch" | "leave" | "kick" | "state" | "sync" | "ping"
+            ) =>
+        {
+            error(
+                reference,
+                ErrorCode::UnknownType,
+                format!("unknown type {t:?}"),
+            )
         }
         Some(_) => error(reference, ErrorCode::BadRequest, e.to_string()),
     }

@@ -27,7 +27,10 @@ pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a 
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .or(query)
         .filter(|t| !t.is_empty())
@@ -58,7 +61,11 @@ pub async fn upgrade(
         None => return unauthorized(&AuthError::Missing),
         Some(token) => match app.verifier.verify(token) {
             Ok(id) => id,
-            Err(e) => return unauthorized(&e),
+            Err(native) => match crate::facade::verify_socket_token(&app, token) {
+                Some(Ok(id)) => id,
+                Some(Err(e)) => return unauthorized(&e),
+                None => return unauthorized(&native),
+            },
         },
     };
     let ws = match ws {
