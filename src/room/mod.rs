@@ -170,3 +170,6 @@ pub fn kind_of(kind: &str) -> Option<MemberKind> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,41 +60,32 @@ pub async fn run(
             _ = app.shutdown.cancelled() => break Exit::Close(close::GOING_AWAY, "server shutting down"),
             frame = outbox.recv() => {
                 let Some(frame) = frame else { break Exit::PeerGone };
-                if write_batch(&mut socket, frame, &mut outbox).await.is_err() {
-                    break Exit::PeerGone;
+                if let Err(exit) = guarded(&app, &conn, write_batch(&mut socket, frame, &mut outbox)).await {
+                    break exit;
                 }
             }
             msg = socket.recv() => {
                 last_seen = Instant::now();
-                match msg {
+                let reply = match msg {
                     None | Some(Ok(Message::Close(_))) => break Exit::PeerGone,
-                    Some(Err(e)) => {
-                        if is_too_big(&e) {
-                            break Exit::Close(close::TOO_BIG, "message too big");
-                        }
-                        break Exit::PeerGone;
-                    }
-                    Some(Ok(Message::Text(text))) => {
-                        let reply = handle(&app, &conn, text.as_str()).await;
-                        if flush_then(&mut socket, &mut outbox, reply).await.is_err() {
-                            break Exit::PeerGone;
-                        }
-                    }
+                    Some(Err(e)) if is_too_big(&e) => break Exit::Close(close::TOO_BIG, "message too big"),
+                    Some(Err(_)) => break Exit::PeerGone,
+                    Some(Ok(Message::Text(text))) => handle(&app, &conn, text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => {
-                        let reply = error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol");
-                        if flush_then(&mut socket, &mut outbox, reply).await.is_err() {
-                            break Exit::PeerGone;
-                        }
+                        error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol")
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                };
+                if let Err(exit) = guarded(&app, &conn, flush_then(&mut socket, &mut outbox, reply)).await {
+                    break exit;
                 }
             }
             _ = ping.tick() => {
                 if last_seen.elapsed() >= s.heartbeat_timeout {
                     break Exit::TimedOut;
                 }
-                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
-                    break Exit::PeerGone;
+                if let Err(exit) = guarded(&app, &conn, socket.send(Message::Ping(Bytes::new()))).await {
+                    break exit;
                 }
             }
             _ = sleep_until(expires.unwrap_or(far)) => break Exit::Close(close::TOKEN_EXPIRED, "token expired"),
@@ -121,8 +112,26 @@ pub async fn run(
 }
 
 fn is_too_big(e: &axum::Error) -> bool {
-    let text = format!("{e:?}");
-    text.contains("Capacity") || text.contains("too long") || text.contains("too big")
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    matches!(
+        e.source().and_then(|s| s.downcast_ref::<Error>()),
+        Some(Error::Capacity(CapacityError::MessageTooLong { .. }))
+    )
+}
+
+/// Runs a write, but gives up on it when the room closes the socket or the server shuts down:
+/// a peer that stopped reading must not pin its task in a write forever.
+async fn guarded<F>(app: &App, conn: &Conn, write: F) -> Result<(), Exit>
+where
+    F: std::future::Future<Output = Result<(), axum::Error>>,
+{
+    tokio::select! {
+        biased;
+        code = conn.closed() => Err(Exit::Close(code, "slow consumer")),
+        _ = app.shutdown.cancelled() => Err(Exit::Close(close::GOING_AWAY, "server shutting down")),
+        r = write => r.map_err(|_| Exit::PeerGone),
+    }
 }
 
 fn text_frame(frame: Bytes) -> Message {

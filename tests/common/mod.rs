@@ -172,6 +172,14 @@ impl Client {
         assert_eq!(v["type"], ty, "expected {ty}, got {v}");
         v
     }
+    /// Reads and discards messages until none arrives for 50 ms; returns them.
+    pub async fn drain(&mut self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        while let Some(v) = self.try_recv(Duration::from_millis(50)).await {
+            out.push(v);
+        }
+        out
+    }
     /// Asserts nothing arrives for `wait`.
     pub async fn silent(&mut self, wait: Duration) {
         if let Some(v) = self.try_recv(wait).await {
