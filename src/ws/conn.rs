@@ -39,9 +39,6 @@ pub async fn run(
     conn: Arc<Conn>,
     mut outbox: mpsc::Receiver<Bytes>,
 ) {
-    let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
-    let _enter = span.enter();
-    drop(_enter);
     app.stats.socket(1);
     let s = app.settings.clone();
     let mut ping = interval_at(Instant::now() + s.ping_interval, s.ping_interval);

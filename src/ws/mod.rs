@@ -85,6 +85,10 @@ pub async fn upgrade(
     let task_app = app.clone();
     ws.on_upgrade(move |socket| {
         let tracker = task_app.tracker.clone();
-        tracker.track_future(conn::run(socket, task_app, conn, outbox))
+        let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
+        tracker.track_future(tracing::Instrument::instrument(
+            conn::run(socket, task_app, conn, outbox),
+            span,
+        ))
     })
 }
