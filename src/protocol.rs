@@ -249,10 +249,10 @@ pub enum ServerMsg<'a> {
 }
 
 impl ServerMsg<'_> {
-    /// Serializes to the bytes of one text frame.
-    pub fn to_bytes(&self) -> bytes::Bytes {
+    /// Serializes to one text frame.
+    pub fn to_frame(&self) -> crate::conn::Frame {
         // Serializing these types cannot fail: no maps with non-string keys, no custom impls.
-        bytes::Bytes::from(serde_json::to_vec(self).expect("server messages serialize"))
+        crate::conn::Frame::new(serde_json::to_string(self).expect("server messages serialize"))
     }
 }
 

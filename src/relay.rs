@@ -5,15 +5,14 @@
 //! (pub/sub between nodes, presence records with expiry) implements the same trait later without
 //! touching the room actor.
 
-use bytes::Bytes;
-
+use crate::conn::Frame;
 use crate::ids::RoomId;
 
 /// Where a room's events go beyond its local subscribers. Called from the room actor, so it must
 /// not block: implementations queue and return.
 pub trait Relay: Send + Sync + 'static {
     /// A room emitted `frame` at `version`.
-    fn publish(&self, room: &RoomId, version: u64, frame: &Bytes);
+    fn publish(&self, room: &RoomId, version: u64, frame: &Frame);
 }
 
 /// The single-node relay: no other node to tell.
@@ -21,5 +20,5 @@ pub trait Relay: Send + Sync + 'static {
 pub struct LocalRelay;
 
 impl Relay for LocalRelay {
-    fn publish(&self, _room: &RoomId, _version: u64, _frame: &Bytes) {}
+    fn publish(&self, _room: &RoomId, _version: u64, _frame: &Frame) {}
 }

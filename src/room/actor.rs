@@ -3,7 +3,7 @@
 //! It owns the member set, the subscribers (sockets of members and watchers), the version, the
 //! kick bans and its timers (grace periods, idle exit, lagging-socket resync) in one
 //! `DelayQueue`. Each applied change is one event: version + 1, serialized once, the same
-//! `Bytes` pushed with `try_send` into every subscriber's bounded outbox. The actor never awaits
+//! `Frame` pushed with `try_send` into every subscriber's bounded outbox. The actor never awaits
 //! a socket, so a slow client cannot stall the room; it only awaits its own mailbox.
 //!
 //! A subscriber whose outbox is full is *lagging*: it gets no more diffs (they would be stale),
@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -25,7 +24,7 @@ use tokio_util::time::{delay_queue, DelayQueue};
 use super::handle::{Command, Joiner, NewMember};
 use super::members::{Binding, Member, Members};
 use super::{now_ms, Added, Registry, Removed, RoomError, RoomHandle, RoomSpec, Snapshot};
-use crate::conn::{Conn, Push};
+use crate::conn::{Conn, Frame, Push};
 use crate::ids::{ConnId, MemberId, RoomId};
 use crate::protocol::{close, LeaveReason, MemberView, ServerMsg};
 
@@ -265,7 +264,7 @@ impl Room {
                     members: m.into_iter().collect(),
                     host: became_host.then(|| Cow::Borrowed(id.as_str())),
                 }
-                .to_bytes()
+                .to_frame()
             };
             self.broadcast(frame, "joined");
             self.subscribe(&conn, Some(id));
@@ -342,7 +341,7 @@ impl Room {
                 None
             },
         }
-        .to_bytes();
+        .to_frame();
         self.broadcast(frame, "joined");
         Ok(Added {
             added,
@@ -452,14 +451,14 @@ impl Room {
                 .and_then(|h| h.as_ref())
                 .map(|h| Cow::Borrowed(h.as_str())),
         }
-        .to_bytes();
+        .to_frame();
         self.broadcast(frame, reason.as_str());
         let kicked = (reason == LeaveReason::Kick).then(|| {
             ServerMsg::Kicked {
                 room: Cow::Borrowed(self.id.as_str()),
                 by: by.map(|b| Cow::Borrowed(b.as_str())),
             }
-            .to_bytes()
+            .to_frame()
         });
         for m in &gone {
             for c in &m.conns {
@@ -516,7 +515,7 @@ impl Room {
                 member: Cow::Borrowed(id.as_str()),
                 state: Cow::Borrowed(&m.state),
             }
-            .to_bytes(),
+            .to_frame(),
             None => return,
         };
         self.broadcast(frame, "state");
@@ -527,7 +526,7 @@ impl Room {
             room: Cow::Borrowed(self.id.as_str()),
             reason: Cow::Borrowed(reason),
         }
-        .to_bytes();
+        .to_frame();
         self.broadcast(frame, "closed");
         let conns: Vec<ConnId> = self.subs.keys().copied().collect();
         for c in conns {
@@ -586,7 +585,7 @@ impl Room {
     }
 
     /// Pushes one serialized event to every subscriber that is not lagging.
-    fn broadcast(&mut self, frame: Bytes, kind: &'static str) {
+    fn broadcast(&mut self, frame: Frame, kind: &'static str) {
         let now = Instant::now();
         let mut delivered = 0u64;
         let mut newly_lagging = 0u64;
@@ -614,14 +613,14 @@ impl Room {
             .publish(&self.id, self.version, &frame);
     }
 
-    fn panel_frame(&self) -> Bytes {
+    fn panel_frame(&self) -> Frame {
         ServerMsg::Panel {
             room: Cow::Borrowed(self.id.as_str()),
             version: self.version,
             host: self.members.host().map(|h| Cow::Borrowed(h.as_str())),
             members: self.members.views(),
         }
-        .to_bytes()
+        .to_frame()
     }
 
     fn send_panel(&mut self, conn: ConnId) {
@@ -629,7 +628,7 @@ impl Room {
         self.push_to(conn, frame);
     }
 
-    fn push_to(&mut self, conn: ConnId, frame: Bytes) {
+    fn push_to(&mut self, conn: ConnId, frame: Frame) {
         let Some(sub) = self.subs.get_mut(&conn) else {
             return;
         };
@@ -654,7 +653,7 @@ impl Room {
     fn resync(&mut self) {
         let limit = self.registry.settings().slow_consumer;
         let now = Instant::now();
-        let mut panel: Option<Bytes> = None;
+        let mut panel: Option<Frame> = None;
         let mut still = false;
         let (mut resynced, mut closed) = (0u64, 0u64);
         for sub in self.subs.values_mut() {
@@ -669,7 +668,7 @@ impl Room {
                         host: self.members.host().map(|h| Cow::Borrowed(h.as_str())),
                         members: self.members.views(),
                     }
-                    .to_bytes()
+                    .to_frame()
                 });
                 if sub.conn.push(frame.clone()) == Push::Queued {
                     sub.lagging_since = None;
@@ -794,7 +793,7 @@ impl Ops<'_> {
             version,
             attrs: Cow::Borrowed(&self.room.spec.attrs),
         }
-        .to_bytes();
+        .to_frame();
         self.room.broadcast(frame, "other");
         version
     }
@@ -858,7 +857,7 @@ impl Ops<'_> {
             host: Cow::Borrowed(id.as_str()),
             by: by.map(|b| Cow::Borrowed(b.as_str())),
         }
-        .to_bytes();
+        .to_frame();
         self.room.broadcast(frame, "host");
         true
     }

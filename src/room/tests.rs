@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use crate::conn::Frame;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -24,7 +24,7 @@ fn registry(tweak: impl FnOnce(&mut FileConfig)) -> Registry {
     )
 }
 
-fn conn(member: &str, cap: usize) -> (Arc<Conn>, mpsc::Receiver<Bytes>) {
+fn conn(member: &str, cap: usize) -> (Arc<Conn>, mpsc::Receiver<Frame>) {
     Conn::new(
         Identity {
             member: member.into(),
@@ -46,7 +46,7 @@ fn native(r: &Registry) -> impl Fn() -> RoomSpec + '_ {
     }
 }
 
-fn next(rx: &mut mpsc::Receiver<Bytes>) -> Option<Value> {
+fn next(rx: &mut mpsc::Receiver<Frame>) -> Option<Value> {
     rx.try_recv()
         .ok()
         .map(|b| serde_json::from_slice(&b).unwrap())

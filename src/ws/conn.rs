@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
 
 use crate::app::App;
-use crate::conn::Conn;
+use crate::conn::{Conn, Frame};
 use crate::ids::{valid_room_name, RoomId, RESERVED_PREFIXES};
 use crate::protocol::{close, ClientMsg, ErrorCode, ServerMsg};
 use crate::room::{RoomError, RoomHandle, RoomKind, RoomSpec};
@@ -37,7 +37,7 @@ pub async fn run(
     mut socket: WebSocket,
     app: App,
     conn: Arc<Conn>,
-    mut outbox: mpsc::Receiver<Bytes>,
+    mut outbox: mpsc::Receiver<Frame>,
 ) {
     app.stats.socket(1);
     let s = app.settings.clone();
@@ -67,7 +67,7 @@ pub async fn run(
                     None | Some(Ok(Message::Close(_))) => break Exit::PeerGone,
                     Some(Err(e)) if is_too_big(&e) => break Exit::Close(close::TOO_BIG, "message too big"),
                     Some(Err(_)) => break Exit::PeerGone,
-                    Some(Ok(Message::Text(text))) => handle(&app, &conn, text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => Box::pin(handle(&app, &conn, text.as_str())).await,
                     Some(Ok(Message::Binary(_))) => {
                         error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol")
                     }
@@ -131,15 +131,14 @@ where
     }
 }
 
-fn text_frame(frame: Bytes) -> Message {
-    // Every frame in an outbox is serde_json output, which is UTF-8; the check cannot fail.
-    Message::Text(Utf8Bytes::try_from(frame).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
+fn text_frame(frame: Frame) -> Message {
+    Message::Text(frame.text())
 }
 
 async fn write_batch(
     socket: &mut WebSocket,
-    first: Bytes,
-    outbox: &mut mpsc::Receiver<Bytes>,
+    first: Frame,
+    outbox: &mut mpsc::Receiver<Frame>,
 ) -> Result<(), axum::Error> {
     socket.feed(text_frame(first)).await?;
     for _ in 1..BATCH {
@@ -154,8 +153,8 @@ async fn write_batch(
 /// Writes everything queued, then the reply.
 async fn flush_then(
     socket: &mut WebSocket,
-    outbox: &mut mpsc::Receiver<Bytes>,
-    reply: Bytes,
+    outbox: &mut mpsc::Receiver<Frame>,
+    reply: Frame,
 ) -> Result<(), axum::Error> {
     while let Ok(f) = outbox.try_recv() {
         socket.feed(text_frame(f)).await?;
@@ -164,24 +163,24 @@ async fn flush_then(
     socket.flush().await
 }
 
-fn error(reference: Option<&Value>, code: ErrorCode, message: impl Into<String>) -> Bytes {
+fn error(reference: Option<&Value>, code: ErrorCode, message: impl Into<String>) -> Frame {
     ServerMsg::Error {
         reference: reference.map(Cow::Borrowed),
         code,
         message: Cow::Owned(message.into()),
     }
-    .to_bytes()
+    .to_frame()
 }
 
-fn ack(reference: Option<&Value>) -> Bytes {
+fn ack(reference: Option<&Value>) -> Frame {
     ServerMsg::Ack {
         reference: reference.map(Cow::Borrowed),
     }
-    .to_bytes()
+    .to_frame()
 }
 
 /// Parses and runs one request; returns its reply frame.
-async fn handle(app: &App, conn: &Arc<Conn>, text: &str) -> Bytes {
+async fn handle(app: &App, conn: &Arc<Conn>, text: &str) -> Frame {
     let msg = match serde_json::from_str::<ClientMsg>(text) {
         Ok(m) => m,
         Err(e) => return parse_error(text, &e),
@@ -191,7 +190,7 @@ async fn handle(app: &App, conn: &Arc<Conn>, text: &str) -> Bytes {
             return ServerMsg::Pong {
                 reference: reference.as_ref().map(Cow::Borrowed),
             }
-            .to_bytes();
+            .to_frame();
         }
         ClientMsg::Join {
             room,
@@ -372,7 +371,7 @@ async fn subscribe(
 }
 
 /// Classifies a request that did not parse: not JSON, unknown `type`, or a bad field.
-fn parse_error(text: &str, e: &serde_json::Error) -> Bytes {
+fn parse_error(text: &str, e: &serde_json::Error) -> Frame {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return error(None, ErrorCode::BadJson, format!("not JSON: {e}"));
     };

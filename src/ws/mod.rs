@@ -77,7 +77,7 @@ pub async fn upgrade(
     let ws = ws
         // Small buffers: the library defaults (128 KiB each) would cost far more than the
         // whole per-socket budget. Reads grow on demand up to the message limit.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(s.max_message_bytes.max(64 * 1024) * 4)
         .max_message_size(s.max_message_bytes)
