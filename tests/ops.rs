@@ -174,3 +174,34 @@ async fn shutdown_closes_every_socket_with_1001() {
     assert_eq!((code_a, code_w), (1001, 1001));
     assert!(t.elapsed() < Duration::from_secs(3));
 }
+
+/// Over the connection cap a new connection is refused with 503 and a JSON body, while the
+/// existing sockets keep working; a freed slot is usable again.
+#[tokio::test]
+async fn over_capacity_is_refused_cleanly() {
+    let s = start_with(|f| f.max_connections = 2).await;
+    let (mut a, _) = s.joined("alice", "cap").await;
+    let (b, _) = s.joined("bob", "cap").await;
+    a.drain().await;
+    let url = format!("{}?token={}", s.ws_url(), s.token("carol"));
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            let body: serde_json::Value =
+                serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"], "at_capacity");
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    assert_eq!(
+        a.call(json!({"type": "ping"})).await["type"],
+        "pong",
+        "existing sockets keep working"
+    );
+    b.abort();
+    a.expect("left").await;
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("a freed slot is usable");
+    drop(ws);
+}
