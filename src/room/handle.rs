@@ -43,9 +43,9 @@ pub enum Joiner {
 }
 
 /// A façade's custom change, applied atomically inside the actor. It may read and change the
-/// room's attributes and members through [`super::actor::Ops`], which versions and broadcasts
+/// room's attributes and members through [`super::ops::Ops`], which versions and broadcasts
 /// every change it makes.
-pub type Custom = Box<dyn FnOnce(&mut super::actor::Ops<'_>) -> Result<Value, Value> + Send>;
+pub type Custom = Box<dyn FnOnce(&mut super::ops::Ops<'_>) -> Result<Value, Value> + Send>;
 
 /// Everything a room actor can be asked to do.
 pub enum Command {
@@ -252,7 +252,7 @@ impl RoomHandle {
     /// Runs a façade's change atomically in the actor.
     pub async fn custom(
         &self,
-        op: impl FnOnce(&mut super::actor::Ops<'_>) -> Result<Value, Value> + Send + 'static,
+        op: impl FnOnce(&mut super::ops::Ops<'_>) -> Result<Value, Value> + Send + 'static,
     ) -> Result<Result<Value, Value>, RoomError> {
         self.call(|reply| Command::Custom {
             op: Box::new(op),

@@ -2,12 +2,18 @@
 //!
 //! - [`handle`]: the public, cloneable [`RoomHandle`] and the [`Command`]s it sends.
 //! - [`members`]: the member set in join order and the host rule (pure, no async).
-//! - [`actor`]: the task that applies commands, versions events, fans them out and runs timers.
+//! - [`actor`]: the task that applies commands, versions events and runs timers.
+//! - `membership`: the rules: joins, leaves, kicks, bans, grace, state (methods of the actor).
+//! - `fanout`: the subscribers and the non-blocking push of each event into their outboxes.
+//! - [`ops`]: what a façade's atomic custom change may do inside the actor.
 //! - [`registry`]: maps room ids to handles, spawns rooms on demand, forgets closed rooms.
 
 pub mod actor;
+mod fanout;
 pub mod handle;
 pub mod members;
+mod membership;
+pub mod ops;
 pub mod registry;
 
 use std::time::Duration;

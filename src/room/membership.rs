@@ -1,0 +1,350 @@
+//! The membership rules of a room: joins, leaves, kicks, bans, grace periods and state.
+//!
+//! These are methods of the actor's [`Room`], kept apart from the event loop in `actor.rs` so
+//! the rules read on their own. Every leave path goes through [`Room::remove`], which emits the
+//! one `left` event of the change.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::actor::{Room, Timer};
+use super::handle::NewMember;
+use super::members::{Binding, Member};
+use super::{now_ms, Added, Removed, RoomError};
+use crate::conn::Conn;
+use crate::ids::{ConnId, MemberId};
+use crate::protocol::{LeaveReason, ServerMsg};
+
+impl Room {
+    pub(super) fn join_socket(
+        &mut self,
+        conn: Arc<Conn>,
+        state: Option<Value>,
+    ) -> Result<(), RoomError> {
+        let id = conn.member().clone();
+        if self.subs.member_of(conn.id()) == Some(&id) {
+            self.send_panel(conn.id()); // already joined on this socket: idempotent
+            return Ok(());
+        }
+        if self.banned(&id) {
+            return Err(RoomError::Banned);
+        }
+        if let Some(member) = self.members.get_mut(id.as_str()) {
+            // Another socket of the same member, a reconnect within grace, or a REST-added member
+            // attaching its socket: one member, no event.
+            if let Some(key) = member.grace.take() {
+                self.timers.remove(&key);
+            }
+            member.conns.push(conn.id());
+            self.subscribe(&conn, Some(id));
+        } else {
+            if !self.spec.open_join() {
+                return Err(RoomError::Forbidden);
+            }
+            if self.members.len() >= self.spec.max_members {
+                return Err(RoomError::Full);
+            }
+            let ident = conn.identity();
+            let member = Member {
+                id: id.clone(),
+                kind: ident.kind,
+                name: ident.name.clone(),
+                meta: Value::Null,
+                state: state.unwrap_or(Value::Null),
+                joined_at: now_ms(),
+                conns: vec![conn.id()],
+                binding: Binding::Socket,
+                grace: None,
+            };
+            let became_host = self.members.insert(member);
+            let version = self.bump();
+            let frame = {
+                let m = self.members.get(id.as_str()).map(Member::view);
+                ServerMsg::Joined {
+                    room: Cow::Borrowed(self.id.as_str()),
+                    version,
+                    members: m.into_iter().collect(),
+                    host: became_host.then(|| Cow::Borrowed(id.as_str())),
+                }
+                .to_frame()
+            };
+            self.broadcast(frame, "joined");
+            self.subscribe(&conn, Some(id));
+        }
+        self.send_panel(conn.id());
+        Ok(())
+    }
+
+    pub(super) fn add_members(&mut self, new: Vec<NewMember>) -> Result<Added, RoomError> {
+        let mut seen = HashSet::new();
+        let new: Vec<NewMember> = new
+            .into_iter()
+            .filter(|m| seen.insert(m.id.clone()))
+            .collect();
+        let fresh = new
+            .iter()
+            .filter(|m| !self.members.contains(m.id.as_str()))
+            .count();
+        if self.members.len() + fresh > self.spec.max_members {
+            return Err(RoomError::Full);
+        }
+        if let Some(b) = new.iter().find(|m| self.banned(&m.id)) {
+            let _ = b;
+            return Err(RoomError::Banned);
+        }
+        let (mut added, mut updated) = (Vec::new(), Vec::new());
+        let mut became_host = false;
+        let now = now_ms();
+        for m in new {
+            match self.members.get_mut(m.id.as_str()) {
+                Some(old) => {
+                    if old.name != m.name || old.meta != m.meta || old.kind != m.kind {
+                        old.name = m.name;
+                        old.meta = m.meta;
+                        old.kind = m.kind;
+                        updated.push(m.id);
+                    }
+                }
+                None => {
+                    became_host |= self.members.insert(Member {
+                        id: m.id.clone(),
+                        kind: m.kind,
+                        name: m.name,
+                        meta: m.meta,
+                        state: Value::Null,
+                        joined_at: now,
+                        conns: Vec::new(),
+                        binding: Binding::Api,
+                        grace: None,
+                    });
+                    added.push(m.id);
+                }
+            }
+        }
+        if added.is_empty() && updated.is_empty() {
+            return Ok(Added {
+                added,
+                updated,
+                version: None,
+            });
+        }
+        let version = self.bump();
+        let frame = ServerMsg::Joined {
+            room: Cow::Borrowed(self.id.as_str()),
+            version,
+            members: added
+                .iter()
+                .chain(&updated)
+                .filter_map(|id| self.members.get(id.as_str()).map(Member::view))
+                .collect(),
+            host: if became_host {
+                self.members.host().map(|h| Cow::Borrowed(h.as_str()))
+            } else {
+                None
+            },
+        }
+        .to_frame();
+        self.broadcast(frame, "joined");
+        Ok(Added {
+            added,
+            updated,
+            version: Some(version),
+        })
+    }
+
+    pub(super) fn leave_socket(&mut self, conn: &Conn) -> Result<(), RoomError> {
+        match self.subs.role_of(conn.id()) {
+            None => Err(RoomError::NotMember),
+            Some(Some(member)) => {
+                self.remove(&[member], LeaveReason::Leave, None);
+                Ok(())
+            }
+            Some(None) => {
+                self.unsubscribe(conn.id());
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn remove_ids(
+        &mut self,
+        ids: Vec<MemberId>,
+        reason: LeaveReason,
+        by: Option<MemberId>,
+        atomic: bool,
+    ) -> Result<Removed, RoomError> {
+        let mut seen = HashSet::new();
+        let ids: Vec<MemberId> = ids
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
+        let missing: Vec<MemberId> = ids
+            .iter()
+            .filter(|id| !self.members.contains(id.as_str()))
+            .cloned()
+            .collect();
+        if atomic && !missing.is_empty() {
+            return Err(RoomError::NotMembers(missing));
+        }
+        let present: Vec<MemberId> = ids
+            .into_iter()
+            .filter(|id| self.members.contains(id.as_str()))
+            .collect();
+        let version = self.remove(&present, reason, by.as_ref());
+        Ok(Removed {
+            removed: present,
+            version,
+        })
+    }
+
+    pub(super) fn kick(&mut self, by: Option<MemberId>, target: MemberId) -> Result<(), RoomError> {
+        if let Some(by) = &by {
+            if !self.members.contains(by.as_str()) {
+                return Err(RoomError::NotMember);
+            }
+            if self.members.host() != Some(by) {
+                return Err(RoomError::NotHost);
+            }
+            if by == &target {
+                return Err(RoomError::SelfKick);
+            }
+        }
+        if !self.members.contains(target.as_str()) {
+            return Err(RoomError::NotMember);
+        }
+        self.remove(&[target], LeaveReason::Kick, by.as_ref());
+        Ok(())
+    }
+
+    /// The one way members leave: one `left` event for the whole batch (with the new host when
+    /// it changed), then `kicked` to kicked members' sockets, then their sockets are detached.
+    /// Returns the event's version, or `None` when nobody in `ids` was a member.
+    pub(super) fn remove(
+        &mut self,
+        ids: &[MemberId],
+        reason: LeaveReason,
+        by: Option<&MemberId>,
+    ) -> Option<u64> {
+        let set: HashSet<&str> = ids.iter().map(MemberId::as_str).collect();
+        let (gone, host_change) = self.members.remove_many(&set);
+        if gone.is_empty() {
+            return None;
+        }
+        for m in &gone {
+            if let Some(key) = &m.grace {
+                self.timers.remove(key);
+            }
+        }
+        if reason == LeaveReason::Kick && !self.registry.settings().ban.is_zero() {
+            let until = Instant::now() + self.registry.settings().ban;
+            for m in &gone {
+                self.bans.insert(m.id.clone(), until);
+            }
+        }
+        let version = self.bump();
+        let frame = ServerMsg::Left {
+            room: Cow::Borrowed(self.id.as_str()),
+            version,
+            members: gone.iter().map(|m| Cow::Borrowed(m.id.as_str())).collect(),
+            reason,
+            by: by.map(|b| Cow::Borrowed(b.as_str())),
+            host: host_change
+                .as_ref()
+                .and_then(|h| h.as_ref())
+                .map(|h| Cow::Borrowed(h.as_str())),
+        }
+        .to_frame();
+        self.broadcast(frame, reason.as_str());
+        let kicked = (reason == LeaveReason::Kick).then(|| {
+            ServerMsg::Kicked {
+                room: Cow::Borrowed(self.id.as_str()),
+                by: by.map(|b| Cow::Borrowed(b.as_str())),
+            }
+            .to_frame()
+        });
+        for m in &gone {
+            for c in &m.conns {
+                if let Some(frame) = &kicked {
+                    self.push_to(*c, frame.clone());
+                }
+                self.unsubscribe(*c);
+            }
+        }
+        tracing::debug!(
+            version,
+            reason = reason.as_str(),
+            count = gone.len(),
+            "members left"
+        );
+        Some(version)
+    }
+
+    pub(super) fn detach(&mut self, conn: ConnId, timed_out: bool) {
+        let Some(sub) = self.subs.remove(conn, self.registry.stats()) else {
+            return;
+        };
+        let Some(id) = sub.member else { return };
+        let grace = self.registry.settings().grace;
+        let Some(member) = self.members.get_mut(id.as_str()) else {
+            return;
+        };
+        member.conns.retain(|c| *c != conn);
+        if !member.conns.is_empty() || member.binding != Binding::Socket {
+            return;
+        }
+        if timed_out {
+            self.remove(&[id], LeaveReason::Timeout, None);
+        } else if grace.is_zero() {
+            self.remove(&[id], LeaveReason::Disconnect, None);
+        } else {
+            member.grace = Some(self.timers.insert(Timer::Grace(id), grace));
+        }
+    }
+
+    pub(super) fn set_state(&mut self, id: &MemberId, state: Value) {
+        let Some(member) = self.members.get_mut(id.as_str()) else {
+            return;
+        };
+        member.state = state;
+        let version = self.bump();
+        let frame = match self.members.get(id.as_str()) {
+            Some(m) => ServerMsg::State {
+                room: Cow::Borrowed(self.id.as_str()),
+                version,
+                member: Cow::Borrowed(id.as_str()),
+                state: Cow::Borrowed(&m.state),
+            }
+            .to_frame(),
+            None => return,
+        };
+        self.broadcast(frame, "state");
+    }
+
+    pub(super) fn close(&mut self, reason: &str) {
+        let frame = ServerMsg::Closed {
+            room: Cow::Borrowed(self.id.as_str()),
+            reason: Cow::Borrowed(reason),
+        }
+        .to_frame();
+        self.broadcast(frame, "closed");
+        for c in self.subs.conns() {
+            self.unsubscribe(c);
+        }
+        self.exit = true;
+    }
+
+    pub(super) fn banned(&mut self, id: &MemberId) -> bool {
+        match self.bans.get(id) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                self.bans.remove(id);
+                false
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! [`Ops`]: what a façade's custom change may do inside a room actor, atomically.
+//!
+//! A façade sends a closure with `RoomHandle::custom`; the actor runs it with an `Ops` over its
+//! own state. Reads are plain; every change other subscribers must see goes through a method
+//! here that versions and broadcasts it, exactly like the actor's own commands.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use super::actor::Room;
+use super::handle::NewMember;
+use super::{now_ms, Added, RoomError, Snapshot};
+use crate::ids::MemberId;
+use crate::protocol::{LeaveReason, ServerMsg};
+
+/// What a façade's custom change may do inside the actor. Every change that other subscribers
+/// should see goes through a method here, which versions and broadcasts it.
+pub struct Ops<'a> {
+    pub(super) room: &'a mut Room,
+}
+
+impl Ops<'_> {
+    /// A snapshot of the room as it is now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.room.snapshot()
+    }
+    /// The façade attributes.
+    pub fn attrs(&self) -> &Map<String, Value> {
+        &self.room.spec.attrs
+    }
+    /// The façade attributes, to change. Marks the room updated (no WebSocket event).
+    pub fn attrs_mut(&mut self) -> &mut Map<String, Value> {
+        self.room.updated_at = now_ms();
+        &mut self.room.spec.attrs
+    }
+    /// Announces the current attributes to every subscriber (one `updated` event).
+    pub fn publish_attrs(&mut self) -> u64 {
+        let version = self.room.bump();
+        let frame = ServerMsg::Updated {
+            room: Cow::Borrowed(self.room.id.as_str()),
+            version,
+            attrs: Cow::Borrowed(&self.room.spec.attrs),
+        }
+        .to_frame();
+        self.room.broadcast(frame, "other");
+        version
+    }
+    /// Member cap.
+    pub fn set_max_members(&mut self, n: usize) {
+        self.room.spec.max_members = n;
+    }
+    /// The host.
+    pub fn host(&self) -> Option<&MemberId> {
+        self.room.members.host()
+    }
+    /// Whether `id` is a member.
+    pub fn is_member(&self, id: &str) -> bool {
+        self.room.members.contains(id)
+    }
+    /// Member ids in join order.
+    pub fn member_ids(&self) -> Vec<MemberId> {
+        self.room.members.iter().map(|m| m.id.clone()).collect()
+    }
+    /// A member's state.
+    pub fn state_of(&self, id: &str) -> Option<&Value> {
+        self.room.members.get(id).map(|m| &m.state)
+    }
+    /// A member's metadata.
+    pub fn meta_of(&self, id: &str) -> Option<&Value> {
+        self.room.members.get(id).map(|m| &m.meta)
+    }
+    /// Whether `id` has an open socket in the room.
+    pub fn has_socket(&self, id: &str) -> bool {
+        self.room
+            .members
+            .get(id)
+            .is_some_and(|m| !m.conns.is_empty())
+    }
+    /// Adds members (one `joined` event).
+    pub fn add(&mut self, members: Vec<NewMember>) -> Result<Added, RoomError> {
+        self.room.add_members(members)
+    }
+    /// Removes members (one `left` event). Returns its version.
+    pub fn remove(
+        &mut self,
+        ids: &[MemberId],
+        reason: LeaveReason,
+        by: Option<&MemberId>,
+    ) -> Option<u64> {
+        self.room.remove(ids, reason, by)
+    }
+    /// Sets a member's state (one `state` event).
+    pub fn set_state(&mut self, id: &MemberId, state: Value) {
+        self.room.set_state(id, state)
+    }
+    /// Transfers the host (one `host` event). False if `id` is not a member.
+    pub fn set_host(&mut self, id: &MemberId, by: Option<&MemberId>) -> bool {
+        if !self.room.members.set_host(id.as_str()) {
+            return false;
+        }
+        let version = self.room.bump();
+        let frame = ServerMsg::Host {
+            room: Cow::Borrowed(self.room.id.as_str()),
+            version,
+            host: Cow::Borrowed(id.as_str()),
+            by: by.map(|b| Cow::Borrowed(b.as_str())),
+        }
+        .to_frame();
+        self.room.broadcast(frame, "host");
+        true
+    }
+    /// Closes the room after this change.
+    pub fn close(&mut self, reason: &str) {
+        self.room.close(reason)
+    }
+}
