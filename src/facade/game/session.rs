@@ -25,6 +25,9 @@ use crate::config::ConfigError;
 /// The `invalidPlyrIds` key of a token whose player cannot be read (bad signature, not a JWT).
 pub const UNKNOWN: &str = "unknown";
 
+/// Most session JWTs accepted in one call (the vendor has no cap; 64 KiB of body holds ~160).
+pub const MAX_BATCH: usize = 200;
+
 /// How many (game, player) nonce records are kept before expired ones are pruned.
 const NONCE_PRUNE_AT: usize = 100_000;
 
@@ -212,6 +215,11 @@ impl SessionVerifier {
         if items.is_empty() {
             return Err(empty());
         }
+        if items.len() > MAX_BATCH {
+            return Err(GameError::BadRequest(format!(
+                "sessionJwts holds more than {MAX_BATCH} tokens"
+            )));
+        }
         let mut invalid = Map::new();
         let mut players: Vec<String> = Vec::with_capacity(items.len());
         for (named, token) in items {
@@ -387,6 +395,11 @@ pub(crate) mod tests {
         assert!(matches!(
             v.verify_batch(Some(&json!("x")), "g", now),
             Err(GameError::BadRequest(_))
+        ));
+        let many = Value::Array(vec![json!("x"); MAX_BATCH + 1]);
+        assert!(matches!(
+            v.verify_batch(Some(&many), "g", now),
+            Err(GameError::BadRequest(m)) if m.contains("more than")
         ));
     }
 
