@@ -122,13 +122,29 @@ fn default_role() -> String {
 }
 
 /// `[game]`: PLYR-style game rooms.
-#[derive(Clone, Debug, Deserialize, Default)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GameConfig {
     /// API keys; empty = one dev key (logged at start).
     pub api_keys: Vec<GameApiKey>,
     /// PEM (SPKI) ES256 public key that verifies `sessionJwts` (and game clients' socket tokens).
+    /// Unset: no session JWT verifies (join/leave answer 401), nothing fake is generated.
     pub session_public_key_file: Option<PathBuf>,
+    /// Seconds a finished or pending task stays pollable by `GET /task/status/{id}`.
+    pub task_ttl_secs: u64,
+    /// Tasks kept at most; the oldest is evicted first (it then polls as `NOT_FOUND`).
+    pub max_tasks: usize,
+}
+
+impl Default for GameConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            session_public_key_file: None,
+            task_ttl_secs: 3600,
+            max_tasks: 10_000,
+        }
+    }
 }
 
 /// `[lobby]`: PlayFlow-style lobbies.

@@ -1,29 +1,137 @@
-//! Façade skeleton: filled in by the façade's own change.
+//! PLYR-style game rooms: the vendor's `/game/*` and `/task/status/{id}` routes (with and
+//! without `/api`), HMAC-signed, over the room core. Spec and decisions: `protocol/game.md`.
+//!
+//! - [`sign`]: API keys, the HMAC check and the JavaScript-faithful body re-serialization.
+//! - [`session`]: ES256 session JWTs (`sessionJwts[]`, and game clients' socket tokens).
+//! - [`tasks`]: the bounded task log behind the async API (`PENDING` → `SUCCESS`/`FAILED`).
+//! - [`ops`]: what each task does to a room actor; the vendor's loose field parsing.
+//! - [`handlers`]: the routes, in the vendor's middleware order.
+//! - [`error`]: every failure and its status/body, mapped in one place.
+//!
+//! A game room is `game:<gameId>:<roomId>` (`roomId` a per-game decimal counter). Players join
+//! through `/game/join`; their game clients attach a WebSocket to the same member with their
+//! session JWT ([`verify_socket_token`]) and see `joined`/`left`/`closed` as native events.
+
+pub mod error;
+pub mod handlers;
+pub mod ops;
+pub mod session;
+pub mod sign;
+pub mod tasks;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 
 use crate::app::App;
-use crate::auth::AuthError;
-use crate::config::{ConfigError, Settings};
+use crate::auth::{unix_now, AuthError};
+use crate::config::{ConfigError, GameApiKey, Settings};
 use crate::conn::Identity;
+use crate::ids::MemberId;
+use crate::protocol::MemberKind;
 
-/// This façade's state.
-#[derive(Debug, Default)]
-pub struct GameState {}
+/// The dev API key used when none is configured (announced at start; development only).
+pub const DEV_API_KEY: &str = "dev-game-key";
+/// The dev key's HMAC secret.
+pub const DEV_SECRET_KEY: &str = "dev-game-secret";
+/// The dev key's game.
+pub const DEV_GAME_ID: &str = "devgame";
+
+/// The game façade's state: keys, session verifier, task log, per-game room counters.
+#[derive(Debug)]
+pub struct GameState {
+    /// API keys by `apikey`.
+    pub keys: sign::KeyRing,
+    /// Session JWT verifier.
+    pub sessions: session::SessionVerifier,
+    /// The task log.
+    pub tasks: tasks::Tasks,
+    /// The last room id handed out, per game (games are fixed by configuration).
+    counters: HashMap<String, AtomicU64>,
+}
 
 impl GameState {
-    /// Builds the state from settings.
-    pub fn new(_settings: &Settings) -> Result<Self, ConfigError> {
-        Ok(Self {})
+    /// Validates `[game]` and reads the session public key.
+    pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
+        let cfg = &settings.game;
+        let dev = [GameApiKey {
+            api_key: DEV_API_KEY.into(),
+            secret_key: DEV_SECRET_KEY.into(),
+            role: "user".into(),
+            game_id: DEV_GAME_ID.into(),
+        }];
+        let keys = if cfg.api_keys.is_empty() {
+            tracing::warn!(
+                api_key = DEV_API_KEY,
+                secret_key = DEV_SECRET_KEY,
+                game_id = DEV_GAME_ID,
+                "game API: no [[game.api_keys]] configured, using the dev key (development only)"
+            );
+            sign::KeyRing::new(&dev)?
+        } else {
+            sign::KeyRing::new(&cfg.api_keys)?
+        };
+        if cfg.task_ttl_secs == 0 || cfg.task_ttl_secs > 7 * 86_400 {
+            return Err(ConfigError::Invalid {
+                field: "game.task_ttl_secs",
+                reason: format!("{} is not in [1, 604800]", cfg.task_ttl_secs),
+            });
+        }
+        if cfg.max_tasks == 0 {
+            return Err(ConfigError::Invalid {
+                field: "game.max_tasks",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let sessions = session::SessionVerifier::new(cfg.session_public_key_file.as_deref())?;
+        if !sessions.is_configured() {
+            tracing::warn!(
+                "game API: no [game] session_public_key_file, so no sessionJwts verify \
+                 (/game/join and /game/leave answer 401)"
+            );
+        }
+        let counters = keys
+            .game_ids()
+            .map(|g| (g.to_owned(), AtomicU64::new(0)))
+            .collect();
+        Ok(Self {
+            keys,
+            sessions,
+            tasks: tasks::Tasks::new(Duration::from_secs(cfg.task_ttl_secs), cfg.max_tasks),
+            counters,
+        })
+    }
+
+    /// The next room id of `game_id` (1, 2, ...).
+    pub fn next_room_no(&self, game_id: &str) -> u64 {
+        match self.counters.get(game_id) {
+            Some(c) => c.fetch_add(1, Ordering::Relaxed) + 1,
+            // Every key's game has a counter (built from the same keys); unreachable.
+            None => 0,
+        }
     }
 }
 
 /// This façade's routes.
 pub fn routes() -> Router<App> {
-    Router::new()
+    handlers::routes()
 }
 
-/// Verifies a socket token this façade issues, if it is one.
-pub fn verify_socket_token(_app: &App, _token: &str) -> Option<Result<Identity, AuthError>> {
-    None
+/// A game client's WebSocket token: its PLYR session JWT (ES256, the configured key, a game of
+/// this server, not expired). The member id is the lowercased `plyrId`. `None` when the token is
+/// not ES256 or no session key is configured.
+pub fn verify_socket_token(app: &App, token: &str) -> Option<Result<Identity, AuthError>> {
+    let game = &app.facades.game;
+    let r = game
+        .sessions
+        .verify_socket(token, game.keys.game_ids(), unix_now())?;
+    Some(r.map(|s| Identity {
+        member: MemberId::from(s.plyr_id),
+        name: None,
+        kind: MemberKind::Player,
+        exp: Some(s.exp),
+        only_room: None,
+    }))
 }

@@ -1,0 +1,276 @@
+//! The HTTP routes of the PLYR-style API, each mounted with and without the vendor's `/api`
+//! prefix, and the task submission shared by every mutating route.
+//!
+//! Each handler follows the vendor's middleware order: parse the body (bad JSON → 400), check
+//! the HMAC ([`super::sign`]), check `sessionJwts` ([`super::session`]), then the route's own
+//! checks (`roomId`, room exists, membership), and only then create a task. A task runs as a
+//! spawned future ([`super::ops`]); `sync` callers await it (bounded), others get its id.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::error::GameError;
+use super::ops;
+use super::sign::{authenticate, ApiKey, Role};
+use super::tasks::{Method, Outcome};
+use crate::app::App;
+use crate::auth::unix_now;
+use crate::room::RoomHandle;
+
+/// How long a `sync:true` call waits for its task (the vendor polls 50 × 500 ms).
+pub const SYNC_WAIT: Duration = Duration::from_secs(25);
+
+/// Every game route, under `/api` and without it.
+pub fn routes() -> Router<App> {
+    let mut r = Router::new();
+    for prefix in ["", "/api"] {
+        r = r
+            .route(&format!("{prefix}/game/create"), post(create))
+            .route(&format!("{prefix}/game/join"), post(join))
+            .route(&format!("{prefix}/game/leave"), post(leave))
+            .route(&format!("{prefix}/game/end"), post(end))
+            .route(&format!("{prefix}/game/isJoined"), get(is_joined))
+            .route(&format!("{prefix}/task/status/{{id}}"), get(task_status));
+    }
+    r
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(crate::room::now_ms()).unwrap_or(0)
+}
+
+/// A signed POST: the key that signed it and its body object.
+struct Signed {
+    key: Arc<ApiKey>,
+    body: Map<String, Value>,
+}
+
+fn signed_post(
+    app: &App,
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Signed, GameError> {
+    let raw = raw.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => GameError::PayloadTooLarge,
+        _ => GameError::BadRequest(e.body_text()),
+    })?;
+    let parsed: Value = if raw.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(&raw).map_err(|e| GameError::BadJson(e.to_string()))?
+    };
+    let keys = &app.facades.game.keys;
+    let key = authenticate(keys, headers, Some((&raw, &parsed)), Role::User, now_ms())?;
+    match parsed {
+        Value::Object(body) => Ok(Signed { key, body }),
+        _ => Err(GameError::BadRequest(
+            "the body must be a JSON object".into(),
+        )),
+    }
+}
+
+fn signed_get(app: &App, headers: &HeaderMap) -> Result<Arc<ApiKey>, GameError> {
+    authenticate(&app.facades.game.keys, headers, None, Role::User, now_ms())
+}
+
+fn required_room(body: &Map<String, Value>) -> Result<String, GameError> {
+    ops::room_id(body.get("roomId"))?
+        .ok_or_else(|| GameError::BadRequest("roomId is required".into()))
+}
+
+fn live_room(app: &App, key: &ApiKey, room_no: &str) -> Result<RoomHandle, GameError> {
+    app.registry
+        .get(ops::room_key(&key.game_id, room_no).as_str())
+        .ok_or(GameError::RoomNotFound)
+}
+
+/// Creates the task and runs `work` in the background. The answer: `{task:{id,status}}` at once,
+/// or (sync) the finished task's status object with `extra` merged on top.
+async fn submit(
+    app: &App,
+    method: Method,
+    body: Value,
+    sync: bool,
+    extra: Map<String, Value>,
+    work: impl Future<Output = Outcome> + Send + 'static,
+) -> Result<Value, GameError> {
+    let game = &app.facades.game;
+    let id = game.tasks.create(method, body);
+    let (runner, task) = (app.clone(), id.clone());
+    let done = tokio::spawn(async move {
+        let outcome = work.await;
+        if let Err(e) = &outcome {
+            tracing::info!(task = %task, method = method.as_str(), error = %e, "game task failed");
+        }
+        runner.facades.game.tasks.finish(&task, outcome);
+    });
+    if !sync {
+        return Ok(json!({ "task": { "id": id, "status": "PENDING" } }));
+    }
+    match tokio::time::timeout(SYNC_WAIT, done).await {
+        Err(_) => Err(GameError::Timeout(id)),
+        Ok(Err(e)) => Err(GameError::Internal(format!("task {id} did not run: {e}"))),
+        Ok(Ok(())) => {
+            let mut status = game.tasks.status(id.as_str());
+            if let Value::Object(m) = &mut status {
+                m.extend(extra);
+            }
+            Ok(status)
+        }
+    }
+}
+
+/// `POST /game/create {expiresIn?, sync?}`.
+async fn create(
+    State(app): State<App>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, GameError> {
+    let req = signed_post(&app, &headers, raw)?;
+    let expires_in = ops::expires_in(req.body.get("expiresIn"))?;
+    let sync = ops::truthy(req.body.get("sync"));
+    let game_id = req.key.game_id.clone();
+    let body = json!({ "gameId": game_id, "expiresIn": expires_in });
+    let work = ops::create(app.clone(), game_id, expires_in);
+    let mut v = submit(&app, Method::Create, body, sync, Map::new(), work).await?;
+    if sync {
+        // A sync create also answers the documented `{roomId, roomAddress}` at the top level.
+        let result = v["taskData"]["result"].clone();
+        if let Value::Object(m) = &mut v {
+            for k in ["roomId", "roomAddress"] {
+                if let Some(x) = result.get(k) {
+                    m.insert(k.into(), x.clone());
+                }
+            }
+        }
+    }
+    Ok(Json(v))
+}
+
+/// `POST /game/join {roomId, sessionJwts[], sync?}`.
+async fn join(
+    State(app): State<App>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, GameError> {
+    let req = signed_post(&app, &headers, raw)?;
+    let game = &app.facades.game;
+    let players =
+        game.sessions
+            .verify_batch(req.body.get("sessionJwts"), &req.key.game_id, unix_now())?;
+    let room_no = required_room(&req.body)?;
+    let handle = live_room(&app, &req.key, &room_no)?;
+    let new = ops::not_members(&handle, players).await?;
+    if new.is_empty() {
+        return Ok(Json(json!({ "message": "All players are already joined" })));
+    }
+    let body = json!({ "plyrIds": new, "gameId": req.key.game_id, "roomId": room_no });
+    let extra = top_level(&room_no, Some(&new));
+    let sync = ops::truthy(req.body.get("sync"));
+    Ok(Json(
+        submit(
+            &app,
+            Method::Join,
+            body,
+            sync,
+            extra,
+            ops::join(handle, new),
+        )
+        .await?,
+    ))
+}
+
+/// `POST /game/leave {roomId, sessionJwts[], sync?}`: all players leave, or none (401 array).
+async fn leave(
+    State(app): State<App>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, GameError> {
+    let req = signed_post(&app, &headers, raw)?;
+    let game = &app.facades.game;
+    let players =
+        game.sessions
+            .verify_batch(req.body.get("sessionJwts"), &req.key.game_id, unix_now())?;
+    let room_no = required_room(&req.body)?;
+    let handle = live_room(&app, &req.key, &room_no)?;
+    let missing = ops::not_members(&handle, players.clone()).await?;
+    if !missing.is_empty() {
+        return Err(GameError::NotJoined(missing));
+    }
+    let body = json!({ "plyrIds": players, "gameId": req.key.game_id, "roomId": room_no });
+    let extra = top_level(&room_no, Some(&players));
+    let sync = ops::truthy(req.body.get("sync"));
+    let work = ops::leave(handle, players);
+    Ok(Json(
+        submit(&app, Method::Leave, body, sync, extra, work).await?,
+    ))
+}
+
+/// `POST /game/end {roomId, sync?}`.
+async fn end(
+    State(app): State<App>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, GameError> {
+    let req = signed_post(&app, &headers, raw)?;
+    let room_no = required_room(&req.body)?;
+    let handle = live_room(&app, &req.key, &room_no)?;
+    let body = json!({ "gameId": req.key.game_id, "roomId": room_no });
+    let extra = top_level(&room_no, None);
+    let sync = ops::truthy(req.body.get("sync"));
+    Ok(Json(
+        submit(&app, Method::End, body, sync, extra, ops::end(handle)).await?,
+    ))
+}
+
+fn top_level(room_no: &str, plyr_ids: Option<&[String]>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("roomId".into(), json!(room_no));
+    if let Some(ids) = plyr_ids {
+        m.insert("plyrIds".into(), json!(ids));
+    }
+    m
+}
+
+/// `GET /game/isJoined?roomId=&plyrId=` → `{isJoined}`.
+async fn is_joined(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, GameError> {
+    let key = signed_get(&app, &headers)?;
+    let Query(q) = query.map_err(|e| GameError::BadRequest(e.body_text()))?;
+    let plyr_id = match q.get("plyrId") {
+        Some(p) if !p.is_empty() => p.to_lowercase(),
+        _ => return Err(GameError::BadRequest("plyrId is required".into())),
+    };
+    let Some(room) = q.get("roomId") else {
+        return Err(GameError::BadRequest("roomId is required".into()));
+    };
+    let room_no = ops::normalize_room_id(room);
+    let handle = app
+        .registry
+        .get(ops::room_key(&key.game_id, &room_no).as_str());
+    let joined = ops::is_joined(handle, plyr_id).await;
+    Ok(Json(json!({ "isJoined": joined })))
+}
+
+/// `GET /task/status/{id}`: always 200 (`PENDING`, `SUCCESS`, `FAILED`, `NOT_FOUND`).
+async fn task_status(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GameError> {
+    signed_get(&app, &headers)?;
+    Ok(Json(app.facades.game.tasks.status(&id)))
+}

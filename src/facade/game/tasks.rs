@@ -1,0 +1,281 @@
+//! The task log behind PLYR's asynchronous API (SEED-APIS §1.5): every mutating call becomes a
+//! task with a Redis-stream-style id `<unix-ms>-<seq>`, pollable by `GET /task/status/{id}`.
+//!
+//! The vendor queues tasks in a Redis stream and a worker stores results in MongoDB; here the
+//! "worker" is a spawned future that sends one command to the room actor, so tasks finish in
+//! microseconds, but the observable protocol is the same: `PENDING` until the result is stored,
+//! then `SUCCESS`/`FAILED` with the vendor's fields, and `NOT_FOUND` for an unknown id or one
+//! evicted from the log (the vendor's trimmed stream). The log is bounded in age and count
+//! (`[game] task_ttl_secs`, `max_tasks`); the oldest task goes first. A std mutex guards it: it
+//! is held for a map operation, never across an `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+/// A task id, `<unix-ms>-<seq>` like a Redis stream entry id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The vendor's task names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `POST /game/create`.
+    Create,
+    /// `POST /game/join`.
+    Join,
+    /// `POST /game/leave`.
+    Leave,
+    /// `POST /game/end`.
+    End,
+}
+
+impl Method {
+    /// The task name as PLYR writes it into its stream.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "createGameRoom",
+            Self::Join => "joinGameRoom",
+            Self::Leave => "leaveGameRoom",
+            Self::End => "endGameRoom",
+        }
+    }
+}
+
+/// How a task ended.
+pub type Outcome = Result<Value, String>;
+
+enum State {
+    Pending,
+    Done {
+        outcome: Outcome,
+        completed_at: String,
+    },
+}
+
+struct Task {
+    created: Instant,
+    method: Method,
+    body: Value,
+    state: State,
+}
+
+struct Inner {
+    last: (u64, u64),
+    order: VecDeque<TaskId>,
+    tasks: HashMap<TaskId, Task>,
+}
+
+/// The bounded task log.
+pub struct Tasks {
+    inner: Mutex<Inner>,
+    ttl: Duration,
+    max: usize,
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks")
+            .field("ttl", &self.ttl)
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+impl Tasks {
+    /// A log keeping tasks for `ttl`, at most `max` of them (`max` ≥ 1).
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                last: (0, 0),
+                order: VecDeque::new(),
+                tasks: HashMap::new(),
+            }),
+            ttl,
+            max: max.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-update; the log is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a new `PENDING` task and returns its id. Evicts expired and excess tasks.
+    pub fn create(&self, method: Method, body: Value) -> TaskId {
+        let now_ms = u64::try_from(crate::room::now_ms()).unwrap_or(0);
+        let now = Instant::now();
+        let mut g = self.lock();
+        // Redis semantics: ids only grow, even if the clock steps back.
+        let (ms, seq) = if now_ms > g.last.0 {
+            (now_ms, 0)
+        } else {
+            (g.last.0, g.last.1 + 1)
+        };
+        g.last = (ms, seq);
+        let id = TaskId(format!("{ms}-{seq}"));
+        while g.order.len() >= self.max
+            || g.order
+                .front()
+                .is_some_and(|f| expired(&g, f, now, self.ttl))
+        {
+            match g.order.pop_front() {
+                Some(old) => {
+                    g.tasks.remove(&old);
+                }
+                None => break,
+            }
+        }
+        g.order.push_back(id.clone());
+        g.tasks.insert(
+            id.clone(),
+            Task {
+                created: now,
+                method,
+                body,
+                state: State::Pending,
+            },
+        );
+        id
+    }
+
+    /// Stores a task's outcome (ignored if it was evicted meanwhile).
+    pub fn finish(&self, id: &TaskId, outcome: Outcome) {
+        let completed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        if let Some(t) = self.lock().tasks.get_mut(id) {
+            t.state = State::Done {
+                outcome,
+                completed_at,
+            };
+        }
+    }
+
+    /// The body of `GET /task/status/{id}` (always served with 200).
+    pub fn status(&self, id: &str) -> Value {
+        let g = self.lock();
+        let key = TaskId(id.to_owned());
+        let Some(t) = g
+            .tasks
+            .get(&key)
+            .filter(|t| t.created.elapsed() <= self.ttl)
+        else {
+            return json!({ "status": "NOT_FOUND" });
+        };
+        match &t.state {
+            State::Pending => json!({ "status": "PENDING" }),
+            State::Done {
+                outcome: Ok(result),
+                completed_at,
+            } => json!({
+                "taskId": id,
+                "taskData": { "method": t.method.as_str(), "body": t.body, "result": result },
+                "status": "SUCCESS",
+                "hash": null,
+                "errorMessage": null,
+                "completedAt": completed_at,
+            }),
+            State::Done {
+                outcome: Err(message),
+                completed_at,
+            } => json!({
+                "taskId": id,
+                // The vendor stores a failed task's raw stream entry [name, paramsJson].
+                "taskData": { "0": t.method.as_str(), "1": t.body.to_string() },
+                "status": "FAILED",
+                "hash": null,
+                "errorMessage": message,
+                "completedAt": completed_at,
+            }),
+        }
+    }
+
+    /// Tasks currently kept.
+    pub fn len(&self) -> usize {
+        self.lock().tasks.len()
+    }
+
+    /// No task kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn expired(g: &Inner, id: &TaskId, now: Instant, ttl: Duration) -> bool {
+    g.tasks
+        .get(id)
+        .is_none_or(|t| now.duration_since(t.created) > ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids grow like Redis stream ids; statuses move PENDING → SUCCESS/FAILED; unknown → NOT_FOUND.
+    #[test]
+    fn lifecycle_and_shapes() {
+        let t = Tasks::new(Duration::from_secs(60), 10);
+        let a = t.create(Method::Create, json!({"gameId": "g", "expiresIn": 60}));
+        let b = t.create(
+            Method::Leave,
+            json!({"plyrIds": ["x"], "gameId": "g", "roomId": "1"}),
+        );
+        let parse = |id: &TaskId| {
+            let (ms, seq) = id.as_str().split_once('-').unwrap();
+            (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+        };
+        assert!(parse(&b) > parse(&a), "{a} then {b}");
+        assert_eq!(t.status(a.as_str()), json!({"status": "PENDING"}));
+        t.finish(
+            &a,
+            Ok(json!({"gameId": "g", "roomId": "1", "roomAddress": "game:g:1"})),
+        );
+        let s = t.status(a.as_str());
+        assert_eq!(s["status"], "SUCCESS");
+        assert_eq!(s["taskId"], a.as_str());
+        assert_eq!(s["taskData"]["method"], "createGameRoom");
+        assert_eq!(s["taskData"]["result"]["roomId"], "1");
+        assert_eq!(s["hash"], Value::Null);
+        assert_eq!(s["errorMessage"], Value::Null);
+        assert!(s["completedAt"].as_str().unwrap().ends_with('Z'));
+        t.finish(&b, Err("Room not found".into()));
+        let s = t.status(b.as_str());
+        assert_eq!(s["status"], "FAILED");
+        assert_eq!(s["errorMessage"], "Room not found");
+        assert_eq!(s["taskData"]["0"], "leaveGameRoom");
+        assert_eq!(t.status("1-0"), json!({"status": "NOT_FOUND"}));
+    }
+
+    /// The log is bounded by count (oldest first) and by age.
+    #[test]
+    fn bounded_by_count_and_age() {
+        let t = Tasks::new(Duration::from_secs(60), 3);
+        let ids: Vec<TaskId> = (0..5).map(|_| t.create(Method::End, json!({}))).collect();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.status(ids[0].as_str())["status"], "NOT_FOUND");
+        assert_eq!(t.status(ids[1].as_str())["status"], "NOT_FOUND");
+        assert_eq!(t.status(ids[4].as_str())["status"], "PENDING");
+        let t = Tasks::new(Duration::ZERO, 100);
+        let a = t.create(Method::End, json!({}));
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(t.status(a.as_str())["status"], "NOT_FOUND");
+        t.create(Method::End, json!({}));
+        assert_eq!(t.len(), 1, "the expired task was evicted");
+    }
+}
