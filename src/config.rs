@@ -253,9 +253,17 @@ pub struct Cli {
 pub enum Command {
     /// Print a socket token signed with the configured HS256 secret (for development).
     Token {
-        /// The member id (`sub` claim).
+        /// The member id (`sub` claim) of an HS256 socket token.
+        #[arg(long, required_unless_present = "plyr_id", conflicts_with = "plyr_id")]
+        sub: Option<String>,
+        /// Instead: a PLYR-style ES256 session token for this player, signed with the built-in
+        /// development key pair (accepted by `sessionJwts` and the socket while no
+        /// `[game] session_public_key_file` is configured).
         #[arg(long)]
-        sub: String,
+        plyr_id: Option<String>,
+        /// The session token's `gameId` [default: the first game API key's game, or `devgame`].
+        #[arg(long, requires = "plyr_id")]
+        game: Option<String>,
         /// Display name (`name` claim).
         #[arg(long)]
         name: Option<String>,

@@ -14,15 +14,39 @@ fn main() -> std::process::ExitCode {
     };
     if let Some(Command::Token {
         sub,
+        plyr_id,
+        game,
         name,
         ttl_secs,
     }) = &cli.command
     {
-        println!(
-            "{}",
-            rollcall::auth::sign_hs256(&settings.jwt_secret, sub, name.as_deref(), *ttl_secs)
-        );
-        return std::process::ExitCode::SUCCESS;
+        let token = match (sub, plyr_id) {
+            (Some(sub), _) => Ok(rollcall::auth::sign_hs256(
+                &settings.jwt_secret,
+                sub,
+                name.as_deref(),
+                *ttl_secs,
+            )),
+            (None, Some(plyr_id)) => {
+                let game = game
+                    .clone()
+                    .or_else(|| settings.game.api_keys.first().map(|k| k.game_id.clone()))
+                    .unwrap_or_else(|| rollcall::facade::game::DEV_GAME_ID.into());
+                rollcall::facade::game::session::sign_dev_session(plyr_id, &game, *ttl_secs)
+            }
+            // clap requires one of the two.
+            (None, None) => Err("give --sub or --plyr-id".into()),
+        };
+        return match token {
+            Ok(t) => {
+                println!("{t}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rollcall: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
     }
     init_tracing(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -38,6 +38,10 @@ pub const DEV_API_KEY: &str = "dev-game-key";
 pub const DEV_SECRET_KEY: &str = "dev-game-secret";
 /// The dev key's game.
 pub const DEV_GAME_ID: &str = "devgame";
+/// The development session public key (see `dev-keys/README.md`): public, never for production.
+pub const DEV_SESSION_PUBLIC_KEY: &str = include_str!("dev-keys/session-public.pem");
+/// Its private half, used only by `rollcall token --plyr-id` to sign development session tokens.
+pub const DEV_SESSION_PRIVATE_KEY: &str = include_str!("dev-keys/session-private.pem");
 
 /// The game façade's state: keys, session verifier, task log, per-game room counters.
 #[derive(Debug)]
@@ -85,13 +89,20 @@ impl GameState {
                 reason: "must be at least 1".into(),
             });
         }
-        let sessions = session::SessionVerifier::new(cfg.session_public_key_file.as_deref())?;
-        if !sessions.is_configured() {
-            tracing::warn!(
-                "game API: no [game] session_public_key_file, so no sessionJwts verify \
-                 (/game/join and /game/leave answer 401)"
-            );
-        }
+        let sessions = match cfg.session_public_key_file.as_deref() {
+            Some(path) => session::SessionVerifier::new(Some(path))?,
+            None => {
+                tracing::warn!(
+                    "game API: no [game] session_public_key_file: sessionJwts verify with the \
+                     built-in DEV key pair, public in the repository (make one with \
+                     `rollcall token --plyr-id <id>`); configure PLYR's key for anything real"
+                );
+                session::SessionVerifier::from_pem(
+                    DEV_SESSION_PUBLIC_KEY.as_bytes(),
+                    "built-in dev key",
+                )?
+            }
+        };
         let counters = keys
             .game_ids()
             .map(|g| (g.to_owned(), AtomicU64::new(0)))

@@ -89,22 +89,27 @@ impl std::fmt::Debug for SessionVerifier {
 impl SessionVerifier {
     /// Reads the PEM (SPKI) public key, if one is configured.
     pub fn new(public_key_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let key = match public_key_file {
-            None => None,
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                let key = DecodingKey::from_ec_pem(&pem).map_err(|e| ConfigError::Invalid {
-                    field: "game.session_public_key_file",
-                    reason: format!("{}: not an EC (P-256) SPKI PEM: {e}", path.display()),
-                })?;
-                Some(key)
-            }
+        let Some(path) = public_key_file else {
+            return Ok(Self {
+                key: None,
+                nonces: Mutex::new(HashMap::new()),
+            });
         };
+        let pem = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_pem(&pem, &path.display().to_string())
+    }
+
+    /// Uses a PEM (SPKI) public key given in memory; `origin` names it in errors.
+    pub fn from_pem(pem: &[u8], origin: &str) -> Result<Self, ConfigError> {
+        let key = DecodingKey::from_ec_pem(pem).map_err(|e| ConfigError::Invalid {
+            field: "game.session_public_key_file",
+            reason: format!("{origin}: not an EC (P-256) SPKI PEM: {e}"),
+        })?;
         Ok(Self {
-            key,
+            key: Some(key),
             nonces: Mutex::new(HashMap::new()),
         })
     }
@@ -288,6 +293,24 @@ impl SessionVerifier {
     }
 }
 
+/// Signs a development session token (ES256, the built-in dev key pair) for `plyr_id` in
+/// `game_id`, valid for `ttl_secs`. Its `nonce` is the current time, so a newer token supersedes
+/// older ones the way a new PLYR login does.
+pub fn sign_dev_session(plyr_id: &str, game_id: &str, ttl_secs: u64) -> Result<String, String> {
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(super::DEV_SESSION_PRIVATE_KEY.as_bytes())
+        .map_err(|e| format!("dev session key: {e}"))?;
+    let now = crate::auth::unix_now();
+    let claims = serde_json::json!({
+        "plyrId": plyr_id.to_lowercase(),
+        "gameId": game_id,
+        "nonce": now,
+        "iat": now,
+        "exp": now + ttl_secs,
+    });
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::ES256), &claims, &key)
+        .map_err(|e| format!("signing: {e}"))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -414,5 +437,16 @@ pub(crate) mod tests {
         );
         assert_eq!(v.verify(&t, "g", 0).unwrap_err(), (None, Reject::Invalid));
         assert!(v.verify_socket(&t, ["g"].into_iter(), 0).is_none());
+    }
+
+    /// The built-in dev key pair signs session tokens that the dev verifier accepts.
+    #[test]
+    fn dev_session_tokens_verify_with_the_dev_key() {
+        let v = SessionVerifier::from_pem(super::super::DEV_SESSION_PUBLIC_KEY.as_bytes(), "dev")
+            .unwrap();
+        let t = super::sign_dev_session("Alice", "devgame", 60).unwrap();
+        let s = v.verify(&t, "devgame", crate::auth::unix_now()).unwrap();
+        assert_eq!(s.plyr_id, "alice");
+        assert!(v.verify(&t, "othergame", crate::auth::unix_now()).is_err());
     }
 }
