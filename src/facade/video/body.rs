@@ -211,3 +211,37 @@ impl Page {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(order: Order, after: Option<&str>, offset: usize, limit: usize) -> Page {
+        Page {
+            limit,
+            offset,
+            order,
+            after: after.map(str::to_owned),
+        }
+    }
+
+    /// Order, cursor, filter, offset and limit apply in that order; an unknown cursor is `None`.
+    #[test]
+    fn select_orders_then_cursor_then_filter_then_window() {
+        let items = vec![1, 2, 3, 4, 5, 6];
+        let all = |_: &i32| true;
+        let p = page(Order::Desc, None, 0, 100);
+        assert_eq!(
+            p.select(items.clone(), |_| false, all),
+            Some(vec![6, 5, 4, 3, 2, 1])
+        );
+        let p = page(Order::Asc, Some("2"), 1, 2);
+        assert_eq!(p.select(items.clone(), |i| *i == 2, all), Some(vec![4, 5]));
+        let p = page(Order::Asc, Some("3"), 0, 100);
+        assert_eq!(
+            p.select(items.clone(), |i| *i == 3, |i| i % 2 == 0),
+            Some(vec![4, 6])
+        );
+        assert_eq!(p.select(items, |_| false, all), None);
+    }
+}

@@ -224,3 +224,49 @@ pub fn routes() -> Router<App> {
 pub fn verify_socket_token(app: &App, token: &str) -> Option<Result<Identity, AuthError>> {
     token::verify(&app.facades.video, token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FileConfig, VideoConfig, VideoTeam};
+
+    fn settings(teams: Vec<(&str, &str)>) -> Settings {
+        let f = FileConfig {
+            video: VideoConfig {
+                teams: teams
+                    .into_iter()
+                    .map(|(t, k)| VideoTeam {
+                        team_id: t.into(),
+                        developer_key: k.into(),
+                    })
+                    .collect(),
+            },
+            ..FileConfig::default()
+        };
+        Settings::from_file(f).unwrap()
+    }
+
+    /// No teams configured: one dev team with the documented credentials.
+    #[test]
+    fn no_teams_means_the_dev_team() {
+        let s = VideoState::new(&settings(vec![])).unwrap();
+        assert_eq!(s.teams().len(), 1);
+        let t = s.team(DEV_TEAM_ID).unwrap();
+        assert_eq!(t.key(), DEV_DEVELOPER_KEY);
+    }
+
+    /// Teams that would make credentials ambiguous or weak are refused, naming the field.
+    #[test]
+    fn ambiguous_or_weak_teams_are_refused() {
+        for teams in [
+            vec![("a", "same-key-1234"), ("b", "same-key-1234")],
+            vec![("a", "key-one-1234"), ("a", "key-two-1234")],
+            vec![("a:b", "key-one-1234")],
+            vec![("", "key-one-1234")],
+            vec![("a", "short")],
+        ] {
+            let e = VideoState::new(&settings(teams.clone())).unwrap_err();
+            assert!(e.to_string().contains("video.teams"), "{teams:?}: {e}");
+        }
+    }
+}

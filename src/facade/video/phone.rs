@@ -323,3 +323,51 @@ pub async fn left(
     .await?;
     Ok(StatusCode::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// E.164 needs the `+`, a non-zero first digit and 2 to 15 digits in all.
+    #[test]
+    fn e164_numbers() {
+        for ok in ["+14155550100", "+4915112345678", "+12", "+123456789012345"] {
+            assert!(is_e164(ok), "{ok}");
+        }
+        for bad in [
+            "14155550100",
+            "+0123",
+            "+1",
+            "+1234567890123456",
+            "+1 415",
+            "+",
+            "",
+        ] {
+            assert!(!is_e164(bad), "{bad}");
+        }
+    }
+
+    /// A repeated call id in one `joined` batch keeps one entry, the last (newest) report.
+    #[test]
+    fn repeated_call_id_last_report_wins() {
+        let v = json!([
+            {"call_id": "a", "name": "first"},
+            {"call_id": "b", "caller_number": "+4930123456"},
+            {"call_id": "a", "name": "second", "muted": 1},
+        ]);
+        let callers = parse_joined(&v).unwrap();
+        assert_eq!(callers.len(), 2);
+        assert_eq!(callers[0].name.as_deref(), Some("second"));
+        assert!(callers[0].muted);
+        assert_eq!(callers[1].member().name.as_deref(), Some("+4930123456"));
+    }
+
+    /// Both documented `left` bodies give the same ids.
+    #[test]
+    fn left_accepts_array_and_ids_object() {
+        let a = parse_left(&json!(["x", "y"])).unwrap();
+        let b = parse_left(&json!({"ids": ["x", "y"]})).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, [MemberId::from("x"), MemberId::from("y")]);
+    }
+}

@@ -208,3 +208,26 @@ pub fn sign(developer_key: &str, claims: &Value) -> Result<String, jsonwebtoken:
         &EncodingKey::from_secret(developer_key.as_bytes()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens without `td`/`rd` are not room tokens: another verifier decides.
+    #[test]
+    fn other_tokens_are_not_ours() {
+        let state = VideoState::new(&crate::config::Settings::default()).unwrap();
+        let native = crate::auth::sign_hs256("some-secret-123", "alice", None, 60);
+        assert!(verify(&state, &native).is_none());
+        assert!(verify(&state, "not-a-jwt").is_none());
+        let ours = sign(
+            super::super::DEV_DEVELOPER_KEY,
+            &serde_json::json!({"td": "dev-team", "rd": "nowhere"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            verify(&state, &ours),
+            Some(Err(AuthError::Invalid(_)))
+        ));
+    }
+}
