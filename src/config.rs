@@ -251,20 +251,30 @@ pub struct Cli {
 /// Helper commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Print a socket token signed with the configured HS256 secret (for development).
+    /// Print a development token: an HS256 socket token (`--sub`), a PLYR-style session token
+    /// (`--plyr-id`), or a video room token (`--video-room`).
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["sub", "plyr_id", "video_room"])))]
     Token {
-        /// The member id (`sub` claim) of an HS256 socket token.
-        #[arg(long, required_unless_present = "plyr_id", conflicts_with = "plyr_id")]
+        /// The member id (`sub` claim) of an HS256 socket token signed with the configured secret.
+        #[arg(long)]
         sub: Option<String>,
-        /// Instead: a PLYR-style ES256 session token for this player, signed with the built-in
-        /// development key pair (accepted by `sessionJwts` and the socket while no
-        /// `[game] session_public_key_file` is configured).
+        /// A PLYR-style ES256 session token for this player, signed with the built-in
+        /// development key pair (accepted while no `[game] session_public_key_file` is set).
         #[arg(long)]
         plyr_id: Option<String>,
         /// The session token's `gameId` [default: the first game API key's game, or `devgame`].
         #[arg(long, requires = "plyr_id")]
         game: Option<String>,
-        /// Display name (`name` claim).
+        /// A video room token (HS256 with the team's developer key) for this room UUID.
+        #[arg(long)]
+        video_room: Option<String>,
+        /// The video room's team [default: the first configured team, or `dev-team`].
+        #[arg(long, requires = "video_room")]
+        team: Option<String>,
+        /// The video participant's user id (`ud` claim) [default: the server assigns one].
+        #[arg(long, requires = "video_room")]
+        user_id: Option<String>,
+        /// Display name (`name` claim; `u` for video room tokens).
         #[arg(long)]
         name: Option<String>,
         /// Lifetime in seconds.

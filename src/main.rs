@@ -16,26 +16,37 @@ fn main() -> std::process::ExitCode {
         sub,
         plyr_id,
         game,
+        video_room,
+        team,
+        user_id,
         name,
         ttl_secs,
     }) = &cli.command
     {
-        let token = match (sub, plyr_id) {
-            (Some(sub), _) => Ok(rollcall::auth::sign_hs256(
+        let token = if let Some(sub) = sub {
+            Ok(rollcall::auth::sign_hs256(
                 &settings.jwt_secret,
                 sub,
                 name.as_deref(),
                 *ttl_secs,
-            )),
-            (None, Some(plyr_id)) => {
-                let game = game
-                    .clone()
-                    .or_else(|| settings.game.api_keys.first().map(|k| k.game_id.clone()))
-                    .unwrap_or_else(|| rollcall::facade::game::DEV_GAME_ID.into());
-                rollcall::facade::game::session::sign_dev_session(plyr_id, &game, *ttl_secs)
-            }
-            // clap requires one of the two.
-            (None, None) => Err("give --sub or --plyr-id".into()),
+            ))
+        } else if let Some(plyr_id) = plyr_id {
+            let game = game
+                .clone()
+                .or_else(|| settings.game.api_keys.first().map(|k| k.game_id.clone()))
+                .unwrap_or_else(|| rollcall::facade::game::DEV_GAME_ID.into());
+            rollcall::facade::game::session::sign_dev_session(plyr_id, &game, *ttl_secs)
+        } else if let Some(room) = video_room {
+            video_token(
+                &settings,
+                room,
+                team.as_deref(),
+                user_id.as_deref(),
+                name.as_deref(),
+                *ttl_secs,
+            )
+        } else {
+            Err("give --sub, --plyr-id or --video-room".into()) // clap requires one
         };
         return match token {
             Ok(t) => {
@@ -66,6 +77,42 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A video room token signed with the team's developer key (from configuration, or the dev team).
+fn video_token(
+    settings: &Settings,
+    room: &str,
+    team: Option<&str>,
+    user_id: Option<&str>,
+    name: Option<&str>,
+    ttl_secs: u64,
+) -> Result<String, String> {
+    use rollcall::facade::video::{DEV_DEVELOPER_KEY, DEV_TEAM_ID};
+    let teams = &settings.video.teams;
+    let (team_id, key) = match team {
+        Some(t) if teams.is_empty() && t == DEV_TEAM_ID => {
+            (DEV_TEAM_ID.to_owned(), DEV_DEVELOPER_KEY.to_owned())
+        }
+        Some(t) => match teams.iter().find(|x| x.team_id == t) {
+            Some(x) => (x.team_id.clone(), x.developer_key.clone()),
+            None => return Err(format!("no video team {t:?} in the configuration")),
+        },
+        None => match teams.first() {
+            Some(x) => (x.team_id.clone(), x.developer_key.clone()),
+            None => (DEV_TEAM_ID.to_owned(), DEV_DEVELOPER_KEY.to_owned()),
+        },
+    };
+    let now = rollcall::auth::unix_now();
+    let mut claims =
+        serde_json::json!({"td": team_id, "rd": room, "iat": now, "exp": now + ttl_secs});
+    if let Some(u) = user_id {
+        claims["ud"] = u.into();
+    }
+    if let Some(n) = name {
+        claims["u"] = n.into();
+    }
+    rollcall::facade::video::token::sign(&key, &claims).map_err(|e| format!("signing: {e}"))
 }
 
 fn init_tracing(format: &str) {

@@ -66,6 +66,10 @@ impl Ops<'_> {
     pub fn state_of(&self, id: &str) -> Option<&Value> {
         self.room.members.get(id).map(|m| &m.state)
     }
+    /// A member's kind.
+    pub fn kind_of(&self, id: &str) -> Option<crate::protocol::MemberKind> {
+        self.room.members.get(id).map(|m| m.kind)
+    }
     /// A member's metadata.
     pub fn meta_of(&self, id: &str) -> Option<&Value> {
         self.room.members.get(id).map(|m| &m.meta)
