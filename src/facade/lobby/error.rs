@@ -78,9 +78,9 @@ impl From<RoomError> for LobbyError {
             RoomError::NotMember | RoomError::NotMembers(_) => {
                 Self::NotFound("Player not found in lobby".into())
             }
-            RoomError::Banned => Self::Forbidden(
-                "Player was kicked from this lobby and cannot rejoin yet".into(),
-            ),
+            RoomError::Banned => {
+                Self::Forbidden("Player was kicked from this lobby and cannot rejoin yet".into())
+            }
             RoomError::Forbidden => Self::Forbidden("Not authorized for this operation".into()),
             RoomError::SelfKick => Self::BadRequest("Host cannot kick themselves".into()),
         }

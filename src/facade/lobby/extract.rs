@@ -74,7 +74,9 @@ impl FromRequestParts<App> for Ctx {
             .or_else(|| query.get("lobby-config"))
             .filter(|c| !c.is_empty())
             .ok_or_else(|| {
-                LobbyError::BadRequest("name query parameter (lobby configuration) is required".into())
+                LobbyError::BadRequest(
+                    "name query parameter (lobby configuration) is required".into(),
+                )
             })?;
         let config = lobby.config(config)?;
         Ok(Self {

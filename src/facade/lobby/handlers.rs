@@ -170,11 +170,20 @@ pub async fn create(
     };
     let Some(handle) = app.registry.create(&id.room(), spec) else {
         idx.release(&ctx.scope, &host, id);
-        return Err(LobbyError::Internal(format!("lobby id {id} already in use")));
+        return Err(LobbyError::Internal(format!(
+            "lobby id {id} already in use"
+        )));
     };
     let live = Arc::new(Live::new(Duration::from_secs(u64::from(c.timeout))));
     let stop = app.shutdown.child_token();
-    let e = Arc::new(LobbyEntry::new(id, ctx.scope.clone(), handle, live, stop, code));
+    let e = Arc::new(LobbyEntry::new(
+        id,
+        ctx.scope.clone(),
+        handle,
+        live,
+        stop,
+        code,
+    ));
     idx.insert(e.clone());
     let member = NewMember {
         id: host.clone(),

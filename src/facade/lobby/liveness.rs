@@ -189,3 +189,141 @@ pub fn spawn(indexes: Arc<Indexes>, entry: Arc<super::index::LobbyEntry>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::conn::{Conn, Identity};
+    use crate::facade::lobby::index::{LobbyEntry, Scope, Tenant};
+    use crate::facade::lobby::model::{now_iso, LobbyId};
+    use crate::ids::RoomId;
+    use crate::protocol::MemberKind;
+    use crate::room::{NewMember, Registry, RoomKind, RoomSpec};
+    use crate::stats::Stats;
+    use serde_json::Value;
+    use tokio_util::sync::CancellationToken;
+
+    fn player(id: &str) -> NewMember {
+        NewMember {
+            id: id.into(),
+            kind: MemberKind::Player,
+            name: None,
+            meta: Value::Null,
+        }
+    }
+
+    async fn next(rx: &mut tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Value {
+        let frame = tokio::time::timeout(Duration::from_secs(3600), rx.recv())
+            .await
+            .expect("an event in time")
+            .expect("the watcher is open");
+        serde_json::from_slice(&frame).expect("JSON")
+    }
+
+    /// With paused time: a player that heartbeats outlives one that does not; the silent one
+    /// leaves with reason `timeout` and the host migrates; when the last one goes silent the
+    /// lobby is deleted and forgotten.
+    #[tokio::test(start_paused = true)]
+    async fn silent_players_time_out_then_the_lobby_is_deleted() {
+        let registry = Registry::new(Arc::new(Settings::default()), Arc::new(Stats::default()));
+        let id = LobbyId::random();
+        let spec = RoomSpec {
+            kind: RoomKind::Lobby,
+            max_members: 8,
+            linger: None,
+            attrs: LobbyAttrs::sample(&now_iso()).to_map(),
+        };
+        let handle = registry.create(&id.room(), spec).expect("fresh room");
+        handle
+            .add_members(vec![player("a"), player("b")])
+            .await
+            .unwrap();
+        let live = Arc::new(Live::new(Duration::from_secs(60)));
+        live.touch(&"a".into());
+        live.touch(&"b".into());
+        let scope = Scope {
+            tenant: Tenant(0),
+            config: "default".into(),
+        };
+        let entry = Arc::new(LobbyEntry::new(
+            id,
+            scope,
+            handle.clone(),
+            live.clone(),
+            CancellationToken::new(),
+            None,
+        ));
+        let indexes = Arc::new(Indexes::default());
+        indexes.insert(entry.clone());
+        spawn(indexes.clone(), entry);
+        let ident = Identity {
+            member: "watcher".into(),
+            name: None,
+            kind: MemberKind::Player,
+            exp: None,
+            only_room: Some(RoomId::from(id.room().as_str())),
+        };
+        let (conn, mut rx) = Conn::new(ident, 16);
+        handle.watch(conn).await.unwrap();
+        assert_eq!(next(&mut rx).await["type"], "panel");
+
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        live.touch(&"b".into()); // b heartbeats at t=40
+        let left = next(&mut rx).await;
+        assert_eq!(left["type"], "left");
+        assert_eq!(left["members"], serde_json::json!(["a"]));
+        assert_eq!(left["reason"], "timeout");
+        assert_eq!(left["host"], "b", "the host migrates in the same event");
+        assert_eq!(live.known(), vec![MemberId::from("b")]);
+
+        let left = next(&mut rx).await;
+        assert_eq!(left["members"], serde_json::json!(["b"]));
+        assert_eq!(left["reason"], "timeout");
+        let closed = next(&mut rx).await;
+        assert_eq!(closed["type"], "closed");
+        assert_eq!(closed["reason"], "deleted");
+        tokio::task::yield_now().await;
+        assert!(indexes.is_empty(), "the deleted lobby is forgotten");
+        assert!(
+            handle.snapshot().await.is_err(),
+            "the room actor has exited"
+        );
+    }
+
+    /// A player with an open stream never times out; its timeout starts when the stream closes.
+    #[tokio::test(start_paused = true)]
+    async fn an_open_stream_keeps_a_player_alive() {
+        let registry = Registry::new(Arc::new(Settings::default()), Arc::new(Stats::default()));
+        let id = LobbyId::random();
+        let spec = RoomSpec {
+            kind: RoomKind::Lobby,
+            max_members: 8,
+            linger: None,
+            attrs: LobbyAttrs::sample(&now_iso()).to_map(),
+        };
+        let handle = registry.create(&id.room(), spec).expect("fresh room");
+        handle.add_members(vec![player("a")]).await.unwrap();
+        let live = Live::new(Duration::from_secs(60));
+        live.touch(&"a".into());
+        live.stream_opened(&"a".into());
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let l = Arc::new(live);
+        let l2 = l.clone();
+        let swept = atomically(&handle, move |ops| l2.sweep(ops)).await.unwrap();
+        assert_eq!(swept, Swept::default(), "streaming players are alive");
+        l.stream_closed(&"a".into());
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        let l2 = l.clone();
+        let swept = atomically(&handle, move |ops| l2.sweep(ops)).await.unwrap();
+        assert!(
+            swept.removed.is_empty(),
+            "59 s after the stream closed it is still alive"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let l2 = l.clone();
+        let swept = atomically(&handle, move |ops| l2.sweep(ops)).await.unwrap();
+        assert_eq!(swept.removed, vec![MemberId::from("a")]);
+        assert!(swept.deleted);
+    }
+}

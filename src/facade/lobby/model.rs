@@ -165,6 +165,30 @@ impl LobbyAttrs {
         self.updated_at = iso(next_ms(&self.updated_at));
     }
 
+    /// A waiting public lobby with defaults, created `at` (unit tests).
+    #[cfg(test)]
+    pub(crate) fn sample(at: &str) -> Self {
+        Self {
+            name: "sample".into(),
+            max_players: DEFAULT_MAX_PLAYERS,
+            region: DEFAULT_REGION.into(),
+            status: Status::Waiting,
+            is_private: false,
+            use_invite_code: false,
+            invite_code: None,
+            allow_late_join: true,
+            settings: None,
+            game_server: None,
+            timeout: DEFAULT_TIMEOUT,
+            matchmaking_mode: None,
+            matchmaking_started_at: None,
+            matchmaking_ticket_id: None,
+            matchmaking_data: None,
+            created_at: at.into(),
+            updated_at: at.into(),
+        }
+    }
+
     /// Leaves the matchmaking queue: every `matchmaking*` field back to null.
     pub fn clear_matchmaking(&mut self) {
         self.matchmaking_mode = None;
@@ -308,25 +332,7 @@ mod tests {
     fn timestamps_are_js_iso_and_strictly_increase() {
         assert_eq!(iso(1_692_109_800_000), "2023-08-15T14:30:00.000Z");
         let far = iso(crate::room::now_ms() + 60_000);
-        let mut a = LobbyAttrs {
-            name: "n".into(),
-            max_players: 8,
-            region: DEFAULT_REGION.into(),
-            status: Status::Waiting,
-            is_private: false,
-            use_invite_code: false,
-            invite_code: None,
-            allow_late_join: true,
-            settings: None,
-            game_server: None,
-            timeout: DEFAULT_TIMEOUT,
-            matchmaking_mode: None,
-            matchmaking_started_at: None,
-            matchmaking_ticket_id: None,
-            matchmaking_data: None,
-            created_at: far.clone(),
-            updated_at: far.clone(),
-        };
+        let mut a = LobbyAttrs::sample(&far);
         a.touch();
         assert!(a.updated_at > far, "{} > {far}", a.updated_at);
         let back = LobbyAttrs::read(&a.to_map()).unwrap();

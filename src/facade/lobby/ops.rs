@@ -116,7 +116,11 @@ pub fn remove(
         if requester == target {
             return Err(RoomError::SelfKick.into());
         }
-        ops.remove(std::slice::from_ref(target), LeaveReason::Kick, host.as_ref());
+        ops.remove(
+            std::slice::from_ref(target),
+            LeaveReason::Kick,
+            host.as_ref(),
+        );
     } else {
         ops.remove(std::slice::from_ref(target), LeaveReason::Leave, None);
     }
@@ -141,7 +145,11 @@ pub fn delete(ops: &mut Ops<'_>, requester: &MemberId) -> Result<(), LobbyError>
 }
 
 /// A heartbeat from `player`.
-pub fn heartbeat(ops: &mut Ops<'_>, e: &LobbyEntry, player: &MemberId) -> Result<Lobby, LobbyError> {
+pub fn heartbeat(
+    ops: &mut Ops<'_>,
+    e: &LobbyEntry,
+    player: &MemberId,
+) -> Result<Lobby, LobbyError> {
     if !ops.is_member(player.as_str()) {
         return Err(LobbyError::NotFound("Player not found in lobby".into()));
     }
@@ -180,7 +188,9 @@ pub fn update(
         return Err(LobbyError::Forbidden(format!("Only the host can {what}")));
     }
     if u.player_state.is_some() && !ops.is_member(target.as_str()) {
-        return Err(LobbyError::NotFound("Target player not found in lobby".into()));
+        return Err(LobbyError::NotFound(
+            "Target player not found in lobby".into(),
+        ));
     }
     let new_host = match &u.host {
         Some(h) if !ops.is_member(h) => {
@@ -297,7 +307,10 @@ mod tests {
     #[test]
     fn player_state_merge_is_shallow() {
         let old = json!({"hp": 10, "pos": {"x": 1, "y": 2}, "team": "red"});
-        let patch = json!({"hp": 7, "pos": {"x": 5}}).as_object().cloned().unwrap();
+        let patch = json!({"hp": 7, "pos": {"x": 5}})
+            .as_object()
+            .cloned()
+            .unwrap();
         assert_eq!(
             Value::Object(merge_state(Some(&old), patch.clone())),
             json!({"hp": 7, "pos": {"x": 5}, "team": "red"})

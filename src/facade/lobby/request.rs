@@ -6,7 +6,9 @@
 use serde_json::{Map, Value};
 
 use super::error::LobbyError;
-use super::model::{Status, DEFAULT_MAX_PLAYERS, DEFAULT_REGION, DEFAULT_TIMEOUT, MAX_TIMEOUT, REGIONS};
+use super::model::{
+    Status, DEFAULT_MAX_PLAYERS, DEFAULT_REGION, DEFAULT_TIMEOUT, MAX_TIMEOUT, REGIONS,
+};
 
 /// Longest player id accepted (the vendor's `host` limit).
 pub const MAX_PLAYER_ID: usize = 255;
@@ -148,11 +150,17 @@ impl<'a> Fields<'a> {
             if min == 1 {
                 self.fail(key, "should not be empty");
             } else {
-                self.fail(key, &format!("must be longer than or equal to {min} characters"));
+                self.fail(
+                    key,
+                    &format!("must be longer than or equal to {min} characters"),
+                );
             }
             None
         } else if n > max {
-            self.fail(key, &format!("must be shorter than or equal to {max} characters"));
+            self.fail(
+                key,
+                &format!("must be shorter than or equal to {max} characters"),
+            );
             None
         } else {
             Some(s.to_owned())
@@ -179,7 +187,10 @@ impl<'a> Fields<'a> {
     fn int(&mut self, key: &str, min: u32, max: u32) -> Option<u32> {
         let v = self.get(key)?;
         let Some(f) = v.as_f64() else {
-            self.fail(key, "must be a number conforming to the specified constraints");
+            self.fail(
+                key,
+                "must be a number conforming to the specified constraints",
+            );
             return None;
         };
         if f.fract() != 0.0 {
@@ -213,7 +224,10 @@ impl<'a> Fields<'a> {
             _ => {
                 self.fail(
                     key,
-                    &format!("must be one of the following values: {}", allowed.join(", ")),
+                    &format!(
+                        "must be one of the following values: {}",
+                        allowed.join(", ")
+                    ),
                 );
                 None
             }
@@ -231,7 +245,9 @@ impl<'a> Fields<'a> {
             custom: if with_custom && self.obj.contains_key("settings") {
                 match self.obj.get("settings") {
                     Some(Value::Null) | None => Some(None),
-                    Some(_) => self.object("settings").map(|o| Some(Value::Object(o.clone()))),
+                    Some(_) => self
+                        .object("settings")
+                        .map(|o| Some(Value::Object(o.clone()))),
                 }
             } else {
                 None
@@ -308,7 +324,10 @@ pub fn update(body: &Value) -> Result<UpdateLobby, LobbyError> {
             let mut mf = Fields::new(m, "matchmaking.");
             let action = mf.one_of("action", &["start", "cancel"]);
             if !m.contains_key("action") {
-                mf.fail("action", "must be one of the following values: start, cancel");
+                mf.fail(
+                    "action",
+                    "must be one of the following values: start, cancel",
+                );
             }
             let r = match action.as_deref() {
                 Some("start") => {
@@ -348,7 +367,15 @@ fn merge(into: &mut SettingsChange, from: SettingsChange) {
     macro_rules! take {
         ($($f:ident),*) => { $( if from.$f.is_some() { into.$f = from.$f; } )* };
     }
-    take!(name, max_players, is_private, use_invite_code, allow_late_join, region, custom);
+    take!(
+        name,
+        max_players,
+        is_private,
+        use_invite_code,
+        allow_late_join,
+        region,
+        custom
+    );
 }
 
 /// Validates an AddPlayer body.
@@ -422,7 +449,13 @@ mod tests {
             assert!(m.iter().any(|x| x == want), "{want} missing from {m:?}");
         }
         assert!(m.iter().any(|x| x.starts_with("region must be one of")));
-        let m = messages(create(&json!({"name": "x".repeat(51), "host": "h", "maxPlayers": 2.5}), 60).unwrap_err());
+        let m = messages(
+            create(
+                &json!({"name": "x".repeat(51), "host": "h", "maxPlayers": 2.5}),
+                60,
+            )
+            .unwrap_err(),
+        );
         assert!(m.contains(&"name must be shorter than or equal to 50 characters".to_owned()));
         assert!(m.contains(&"maxPlayers must be an integer number".to_owned()));
     }
@@ -436,11 +469,26 @@ mod tests {
         assert_eq!(u.settings.max_players, Some(4));
         assert_eq!(u.settings.name.as_deref(), Some("new name"));
         assert_eq!(u.settings.custom, Some(Some(json!({"mode": "ctf"}))));
-        let m = messages(update(&json!({"status": "in_queue", "settings": {"maxPlayers": 0},
-                                        "matchmaking": {"action": "start"}})).unwrap_err());
-        assert!(m.contains(&"requesterId should not be empty".to_owned()), "{m:?}");
-        assert!(m.contains(&"settings.maxPlayers must not be less than 1".to_owned()), "{m:?}");
-        assert!(m.contains(&"matchmaking.mode should not be empty".to_owned()), "{m:?}");
-        assert!(m.iter().any(|x| x.starts_with("status must be one of")), "{m:?}");
+        let m = messages(
+            update(&json!({"status": "in_queue", "settings": {"maxPlayers": 0},
+                                        "matchmaking": {"action": "start"}}))
+            .unwrap_err(),
+        );
+        assert!(
+            m.contains(&"requesterId should not be empty".to_owned()),
+            "{m:?}"
+        );
+        assert!(
+            m.contains(&"settings.maxPlayers must not be less than 1".to_owned()),
+            "{m:?}"
+        );
+        assert!(
+            m.contains(&"matchmaking.mode should not be empty".to_owned()),
+            "{m:?}"
+        );
+        assert!(
+            m.iter().any(|x| x.starts_with("status must be one of")),
+            "{m:?}"
+        );
     }
 }

@@ -84,7 +84,11 @@ fn event(name: &str, version: u64, data: &impl serde::Serialize) -> Event {
 }
 
 fn deleted(id: &LobbyId, version: u64) -> Event {
-    event("lobby:deleted", version, &json!({ "lobbyId": id.to_string() }))
+    event(
+        "lobby:deleted",
+        version,
+        &json!({ "lobbyId": id.to_string() }),
+    )
 }
 
 impl Feed {
@@ -146,11 +150,7 @@ impl Feed {
 }
 
 fn is_player(lobby: &Lobby, player: &MemberId) -> bool {
-    lobby
-        .players
-        .iter()
-        .flatten()
-        .any(|p| p == player.as_str())
+    lobby.players.iter().flatten().any(|p| p == player.as_str())
 }
 
 /// The event stream of lobby `id` for `?player-id=` (config in `?name=` or `?lobby-config=`).
@@ -207,7 +207,9 @@ pub async fn events(
     Ok(sse_response(stream))
 }
 
-fn sse_response(stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+fn sse_response(
+    stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
