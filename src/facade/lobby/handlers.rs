@@ -184,7 +184,6 @@ pub async fn create(
         stop,
         code,
     ));
-    idx.insert(e.clone());
     let member = NewMember {
         id: host.clone(),
         kind: MemberKind::Player,
@@ -194,6 +193,8 @@ pub async fn create(
     let e2 = e.clone();
     match run(&app, &e, move |ops| ops::join(ops, &e2, member, true)).await {
         Ok(lobby) => {
+            // Listed only now that it has its host: a listing never sees it empty.
+            idx.insert(e.clone());
             idx.confirm(&ctx.scope, &host, id);
             liveness::spawn(idx.clone(), e);
             tracing::debug!(lobby = %id, host = %host, "lobby created");
@@ -202,7 +203,7 @@ pub async fn create(
         Err(err) => {
             // Cannot happen for a fresh room; undo everything if it does.
             let _ = e.handle.close("deleted").await; // already closed is as good
-            idx.forget(&id);
+            idx.set_code(&e, None);
             idx.release(&ctx.scope, &host, id);
             Err(err)
         }

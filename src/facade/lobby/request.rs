@@ -255,6 +255,20 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Reads the object under `key` with its own field rules; its errors join this body's.
+    fn nested<T>(
+        &mut self,
+        key: &str,
+        prefix: &'static str,
+        read: impl FnOnce(&mut Fields<'a>) -> T,
+    ) -> Option<T> {
+        let obj = self.object(key)?;
+        let mut inner = Fields::new(obj, prefix);
+        let r = read(&mut inner);
+        self.errors.append(&mut inner.errors);
+        Some(r)
+    }
+
     fn finish<T>(self, value: T) -> Result<T, LobbyError> {
         if self.errors.is_empty() {
             Ok(value)
@@ -300,8 +314,7 @@ pub fn create(body: &Value, min_timeout: u32) -> Result<CreateLobby, LobbyError>
 
 /// Validates an UpdateLobby body.
 pub fn update(body: &Value) -> Result<UpdateLobby, LobbyError> {
-    let obj = object(body)?;
-    let mut f = Fields::new(obj, "");
+    let mut f = Fields::new(object(body)?, "");
     let requester = f.required_string("requesterId", 1, MAX_PLAYER_ID);
     let target = f.string("targetPlayerId", 1, MAX_PLAYER_ID);
     let host = f.string("host", 1, MAX_PLAYER_ID);
@@ -310,57 +323,40 @@ pub fn update(body: &Value) -> Result<UpdateLobby, LobbyError> {
         .and_then(|s| Status::settable(&s));
     let player_state = f.object("playerState").cloned();
     let mut settings = f.settings(false);
-    let mut errors = std::mem::take(&mut f.errors);
-    if let Some(nested) = f.object("settings") {
-        let mut n = Fields::new(nested, "settings.");
-        let inner = n.settings(true);
-        errors.append(&mut n.errors);
+    if let Some(inner) = f.nested("settings", "settings.", |n| n.settings(true)) {
         merge(&mut settings, inner);
     }
-    errors.append(&mut f.errors);
-    let matchmaking = match f.object("matchmaking") {
-        None => None,
-        Some(m) => {
-            let mut mf = Fields::new(m, "matchmaking.");
-            let action = mf.one_of("action", &["start", "cancel"]);
-            if !m.contains_key("action") {
-                mf.fail(
+    let matchmaking = f
+        .nested("matchmaking", "matchmaking.", |m| {
+            if m.get("action").is_none() {
+                m.fail(
                     "action",
                     "must be one of the following values: start, cancel",
                 );
             }
-            let r = match action.as_deref() {
+            match m.one_of("action", &["start", "cancel"]).as_deref() {
                 Some("start") => {
-                    let mode = mf.required_string("mode", 1, 255);
-                    let data = mf.object("data").map(|o| Value::Object(o.clone()));
+                    let mode = m.required_string("mode", 1, 255);
+                    let data = m.object("data").map(|o| Value::Object(o.clone()));
                     mode.map(|mode| Matchmaking::Start { mode, data })
                 }
                 Some(_) => Some(Matchmaking::Cancel),
                 None => None,
-            };
-            errors.append(&mut mf.errors);
-            r
-        }
-    };
-    errors.append(&mut f.errors);
-    let Some(requester) = requester else {
-        return Err(LobbyError::Validation(errors));
-    };
-    let u = UpdateLobby {
-        requester,
-        target,
-        host,
-        status,
-        settings,
-        player_state,
-        matchmaking,
-    };
-    Fields {
-        obj,
-        prefix: "",
-        errors,
+            }
+        })
+        .flatten();
+    match requester {
+        Some(requester) => f.finish(UpdateLobby {
+            requester,
+            target,
+            host,
+            status,
+            settings,
+            player_state,
+            matchmaking,
+        }),
+        None => Err(LobbyError::Validation(f.errors)),
     }
-    .finish(u)
 }
 
 fn merge(into: &mut SettingsChange, from: SettingsChange) {
