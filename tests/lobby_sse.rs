@@ -132,7 +132,7 @@ async fn inactivity_timeout_removes_silent_players_then_the_lobby() {
     let beater = {
         let (http, url) = (s.http.clone(), s.url(&q(&beat)));
         tokio::spawn(async move {
-            for _ in 0..12 {
+            for _ in 0..30 {
                 let r = http
                     .post(&url)
                     .header("api-key", KEY)
@@ -140,7 +140,7 @@ async fn inactivity_timeout_removes_silent_players_then_the_lobby() {
                     .send()
                     .await;
                 assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };

@@ -19,18 +19,13 @@ use super::extract::{Ctx, JsonBody};
 use super::index::{Indexes, LobbyEntry, Scope, Taken};
 use super::liveness::{self, Live};
 use super::model::{now_iso, render, Lobby, LobbyAttrs, LobbyId, Status};
-use super::ops::{self, atomically, AfterRemoval};
+use super::ops::{self, atomically, AfterRemoval, ALREADY_ELSEWHERE, ALREADY_HERE};
 use super::request::{self, AddPlayer};
 use crate::app::App;
 use crate::ids::MemberId;
 use crate::protocol::MemberKind;
 use crate::room::actor::Ops;
 use crate::room::{NewMember, RoomKind, RoomSpec};
-
-/// The refusal of a join by a player who is already in the lobby it joins.
-const ALREADY_HERE: &str = "Player is already in this lobby";
-/// The refusal of a join or create by a player who is in another lobby of the config.
-const ALREADY_ELSEWHERE: &str = "Player is already in a lobby";
 
 fn indexes(app: &App) -> &Arc<Indexes> {
     &app.facades.lobby.indexes

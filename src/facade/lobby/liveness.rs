@@ -204,13 +204,35 @@ mod tests {
     use serde_json::Value;
     use tokio_util::sync::CancellationToken;
 
-    fn player(id: &str) -> NewMember {
-        NewMember {
-            id: id.into(),
-            kind: MemberKind::Player,
-            name: None,
-            meta: Value::Null,
-        }
+    /// A lobby room (default attributes) with these players, added by REST.
+    async fn lobby_room(players: &[&str]) -> (LobbyId, crate::room::RoomHandle) {
+        let registry = Registry::new(Arc::new(Settings::default()), Arc::new(Stats::default()));
+        let id = LobbyId::random();
+        let spec = RoomSpec {
+            kind: RoomKind::Lobby,
+            max_members: 8,
+            linger: None,
+            attrs: LobbyAttrs::sample(&now_iso()).to_map(),
+        };
+        let handle = registry.create(&id.room(), spec).expect("fresh room");
+        let members = players
+            .iter()
+            .map(|p| NewMember {
+                id: MemberId::from(*p),
+                kind: MemberKind::Player,
+                name: None,
+                meta: Value::Null,
+            })
+            .collect();
+        handle.add_members(members).await.unwrap();
+        (id, handle)
+    }
+
+    async fn sweep(handle: &crate::room::RoomHandle, live: &Arc<Live>) -> Swept {
+        let live = live.clone();
+        atomically(handle, move |ops| live.sweep(ops))
+            .await
+            .unwrap()
     }
 
     async fn next(rx: &mut tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Value {
@@ -226,19 +248,7 @@ mod tests {
     /// lobby is deleted and forgotten.
     #[tokio::test(start_paused = true)]
     async fn silent_players_time_out_then_the_lobby_is_deleted() {
-        let registry = Registry::new(Arc::new(Settings::default()), Arc::new(Stats::default()));
-        let id = LobbyId::random();
-        let spec = RoomSpec {
-            kind: RoomKind::Lobby,
-            max_members: 8,
-            linger: None,
-            attrs: LobbyAttrs::sample(&now_iso()).to_map(),
-        };
-        let handle = registry.create(&id.room(), spec).expect("fresh room");
-        handle
-            .add_members(vec![player("a"), player("b")])
-            .await
-            .unwrap();
+        let (id, handle) = lobby_room(&["a", "b"]).await;
         let live = Arc::new(Live::new(Duration::from_secs(60)));
         live.touch(&"a".into());
         live.touch(&"b".into());
@@ -294,35 +304,25 @@ mod tests {
     /// A player with an open stream never times out; its timeout starts when the stream closes.
     #[tokio::test(start_paused = true)]
     async fn an_open_stream_keeps_a_player_alive() {
-        let registry = Registry::new(Arc::new(Settings::default()), Arc::new(Stats::default()));
-        let id = LobbyId::random();
-        let spec = RoomSpec {
-            kind: RoomKind::Lobby,
-            max_members: 8,
-            linger: None,
-            attrs: LobbyAttrs::sample(&now_iso()).to_map(),
-        };
-        let handle = registry.create(&id.room(), spec).expect("fresh room");
-        handle.add_members(vec![player("a")]).await.unwrap();
-        let live = Live::new(Duration::from_secs(60));
+        let (_, handle) = lobby_room(&["a"]).await;
+        let live = Arc::new(Live::new(Duration::from_secs(60)));
         live.touch(&"a".into());
         live.stream_opened(&"a".into());
         tokio::time::sleep(Duration::from_secs(600)).await;
-        let l = Arc::new(live);
-        let l2 = l.clone();
-        let swept = atomically(&handle, move |ops| l2.sweep(ops)).await.unwrap();
-        assert_eq!(swept, Swept::default(), "streaming players are alive");
-        l.stream_closed(&"a".into());
+        assert_eq!(
+            sweep(&handle, &live).await,
+            Swept::default(),
+            "streaming players are alive"
+        );
+        live.stream_closed(&"a".into());
         tokio::time::sleep(Duration::from_secs(59)).await;
-        let l2 = l.clone();
-        let swept = atomically(&handle, move |ops| l2.sweep(ops)).await.unwrap();
+        let swept = sweep(&handle, &live).await;
         assert!(
             swept.removed.is_empty(),
             "59 s after the stream closed it is still alive"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let l2 = l.clone();
-        let swept = atomically(&handle, move |ops| l2.sweep(ops)).await.unwrap();
+        let swept = sweep(&handle, &live).await;
         assert_eq!(swept.removed, vec![MemberId::from("a")]);
         assert!(swept.deleted);
     }

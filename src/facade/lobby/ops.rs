@@ -18,6 +18,11 @@ use crate::protocol::LeaveReason;
 use crate::room::actor::Ops;
 use crate::room::{NewMember, RoomError, RoomHandle};
 
+/// The refusal of a join by a player who is already in the lobby it joins.
+pub const ALREADY_HERE: &str = "Player is already in this lobby";
+/// The refusal of a join or create by a player who is in another lobby of the config.
+pub const ALREADY_ELSEWHERE: &str = "Player is already in a lobby";
+
 /// Runs `f` inside the room's actor and returns what it returned.
 pub async fn atomically<T: Send + 'static>(
     handle: &RoomHandle,
@@ -71,9 +76,7 @@ pub fn join(
 ) -> Result<Lobby, LobbyError> {
     let a = attrs(ops)?;
     if ops.is_member(player.id.as_str()) {
-        return Err(LobbyError::BadRequest(
-            "Player is already in this lobby".into(),
-        ));
+        return Err(LobbyError::BadRequest(ALREADY_HERE.into()));
     }
     if a.is_private && !via_code {
         return Err(LobbyError::Forbidden(
