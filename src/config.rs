@@ -148,13 +148,27 @@ impl Default for GameConfig {
 }
 
 /// `[lobby]`: PlayFlow-style lobbies.
-#[derive(Clone, Debug, Deserialize, Default)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LobbyConfig {
-    /// Accepted `api-key` header values; empty = one dev key (logged at start).
+    /// Accepted `api-key` header values; empty = one dev key (logged at start). Each key is one
+    /// project: it sees only the lobbies created with it.
     pub api_keys: Vec<String>,
     /// Lobby configuration names accepted in `?name=`; empty = `default`.
     pub configs: Vec<String>,
+    /// Smallest accepted lobby `timeout` in seconds. PlayFlow's range is 60–3600, so the default
+    /// is 60; lowering it (tests, demos) lets lobbies expire sooner. 1–3600.
+    pub min_timeout_secs: u64,
+}
+
+impl Default for LobbyConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            configs: Vec::new(),
+            min_timeout_secs: 60,
+        }
+    }
 }
 
 /// One video team.

@@ -1,29 +1,167 @@
-//! Façade skeleton: filled in by the façade's own change.
+//! PlayFlow-style lobbies (the vendor's legacy NestJS API) over the room actors, so an existing
+//! PlayFlow SDK client works by changing its base URL and `api-key`. Spec and every decision:
+//! `protocol/lobby.md`.
+//!
+//! A lobby is a room `lobby:<uuid>` (kind `Lobby`, no linger, member cap = `maxPlayers`); its
+//! players are members added by REST, their sockets attach with a native token whose `sub` is the
+//! player id. Layout:
+//! - [`handlers`]: the REST routes; [`sse`]: the `lobbies-sse` event stream.
+//! - [`ops`]: the lobby rules, applied atomically inside the room actor.
+//! - [`model`]: the vendor's Lobby object and the room attributes behind it.
+//! - [`request`]: request bodies and their validation.
+//! - [`index`]: lookup tables (lobby, invite code, player → lobby).
+//! - [`liveness`]: the inactivity `timeout`.
+//! - [`extract`]: the `api-key` / `?name=` guard and the JSON body reader.
+//! - [`error`]: the one error type and its NestJS-style HTTP mapping.
 
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod index;
+pub mod liveness;
+pub mod model;
+pub mod ops;
+pub mod request;
+pub mod sse;
+
+use std::sync::Arc;
+
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::app::App;
-use crate::auth::AuthError;
+use crate::auth::{secret_eq, AuthError};
 use crate::config::{ConfigError, Settings};
 use crate::conn::Identity;
 
-/// This façade's state.
-#[derive(Debug, Default)]
-pub struct LobbyState {}
+use error::LobbyError;
+use index::{Indexes, Tenant};
+use model::MAX_TIMEOUT;
 
-impl LobbyState {
-    /// Builds the state from settings.
-    pub fn new(_settings: &Settings) -> Result<Self, ConfigError> {
-        Ok(Self {})
+/// The `api-key` accepted when none is configured. Logged loudly at start: for development only.
+pub const DEV_LOBBY_KEY: &str = "rollcall-dev-lobby-key";
+/// The lobby configuration accepted when none is configured.
+pub const DEFAULT_CONFIG: &str = "default";
+
+/// The lobby façade's state: credentials, configs and the lookup tables.
+pub struct LobbyState {
+    keys: Vec<String>,
+    configs: Vec<Arc<str>>,
+    min_timeout: u32,
+    /// Lobby, invite-code and player lookups (shared with the liveness tasks).
+    pub indexes: Arc<Indexes>,
+}
+
+impl std::fmt::Debug for LobbyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LobbyState")
+            .field("keys", &self.keys.len())
+            .field("configs", &self.configs)
+            .field("min_timeout", &self.min_timeout)
+            .field("lobbies", &self.indexes.len())
+            .finish()
     }
 }
 
-/// This façade's routes.
-pub fn routes() -> Router<App> {
-    Router::new()
+impl LobbyState {
+    /// Builds the state from settings; announces the dev key when no key is configured.
+    pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
+        let c = &settings.lobby;
+        if c.api_keys.iter().any(String::is_empty) {
+            return Err(ConfigError::Invalid {
+                field: "lobby.api_keys",
+                reason: "an api-key cannot be empty".into(),
+            });
+        }
+        if c.configs.iter().any(String::is_empty) {
+            return Err(ConfigError::Invalid {
+                field: "lobby.configs",
+                reason: "a lobby configuration name cannot be empty".into(),
+            });
+        }
+        if !(1..=u64::from(MAX_TIMEOUT)).contains(&c.min_timeout_secs) {
+            return Err(ConfigError::Invalid {
+                field: "lobby.min_timeout_secs",
+                reason: format!("{} is not in [1, {MAX_TIMEOUT}]", c.min_timeout_secs),
+            });
+        }
+        let keys = if c.api_keys.is_empty() {
+            tracing::warn!(
+                api_key = DEV_LOBBY_KEY,
+                "no [lobby] api_keys configured: lobbies accept the dev api-key (development only)"
+            );
+            vec![DEV_LOBBY_KEY.to_owned()]
+        } else {
+            c.api_keys.clone()
+        };
+        let configs = if c.configs.is_empty() {
+            vec![Arc::from(DEFAULT_CONFIG)]
+        } else {
+            c.configs.iter().map(|s| Arc::from(s.as_str())).collect()
+        };
+        Ok(Self {
+            keys,
+            configs,
+            // Checked above to be at most MAX_TIMEOUT, so it fits.
+            min_timeout: u32::try_from(c.min_timeout_secs).unwrap_or(MAX_TIMEOUT),
+            indexes: Arc::new(Indexes::default()),
+        })
+    }
+
+    /// The project an `api-key` belongs to. Every configured key is compared (in constant time
+    /// each), so the answer's timing does not tell which key matched.
+    pub fn tenant(&self, key: Option<&[u8]>) -> Result<Tenant, LobbyError> {
+        let key = key.ok_or(LobbyError::Unauthorized("API key is required"))?;
+        let mut found = None;
+        for (i, k) in self.keys.iter().enumerate() {
+            if secret_eq(k.as_bytes(), key) && found.is_none() {
+                found = Some(Tenant(i));
+            }
+        }
+        found.ok_or(LobbyError::Unauthorized("Invalid API key"))
+    }
+
+    /// The configured lobby configuration called `name`.
+    pub fn config(&self, name: &str) -> Result<Arc<str>, LobbyError> {
+        self.configs
+            .iter()
+            .find(|c| &***c == name)
+            .cloned()
+            .ok_or_else(|| {
+                LobbyError::BadRequest(format!("Lobby configuration '{name}' not found"))
+            })
+    }
+
+    /// The smallest accepted `timeout`, seconds.
+    pub fn min_timeout(&self) -> u32 {
+        self.min_timeout
+    }
 }
 
-/// Verifies a socket token this façade issues, if it is one.
+/// This façade's routes (PlayFlow's paths, unprefixed).
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/lobbies", get(handlers::list).post(handlers::create))
+        .route(
+            "/lobbies/{id}",
+            get(handlers::get)
+                .put(handlers::update)
+                .delete(handlers::delete),
+        )
+        .route("/lobbies/code/{code}/players", post(handlers::join_by_code))
+        .route(
+            "/lobbies/{id}/players",
+            get(handlers::players).post(handlers::join),
+        )
+        .route(
+            "/lobbies/{id}/players/{player_id}",
+            delete(handlers::remove_player),
+        )
+        .route("/lobbies/{id}/heartbeat", post(handlers::heartbeat))
+        .route("/lobbies-sse/{id}/events", get(sse::events))
+}
+
+/// Lobby players use native socket tokens (`sub` = player id): no token of the façade's own.
 pub fn verify_socket_token(_app: &App, _token: &str) -> Option<Result<Identity, AuthError>> {
     None
 }

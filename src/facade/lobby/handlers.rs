@@ -1,0 +1,374 @@
+//! The REST routes of PlayFlow's legacy lobby API.
+//!
+//! Each handler runs in NestJS's order: the guard ([`Ctx`]: `api-key`, `?name=`), then the input
+//! (query and body validation, 400), then the lookup (404), then the rule inside the room actor
+//! ([`ops`]). Lookups go through [`Indexes`]; a room found closed under a lookup is forgotten and
+//! answered 404.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use super::error::LobbyError;
+use super::extract::{Ctx, JsonBody};
+use super::index::{Indexes, LobbyEntry, Scope, Taken};
+use super::liveness::{self, Live};
+use super::model::{now_iso, render, Lobby, LobbyAttrs, LobbyId, Status};
+use super::ops::{self, atomically, AfterRemoval, ALREADY_ELSEWHERE, ALREADY_HERE};
+use super::request::{self, AddPlayer};
+use crate::app::App;
+use crate::ids::MemberId;
+use crate::protocol::MemberKind;
+use crate::room::actor::Ops;
+use crate::room::{NewMember, RoomKind, RoomSpec};
+
+fn indexes(app: &App) -> &Arc<Indexes> {
+    &app.facades.lobby.indexes
+}
+
+/// The lobby `id` of `scope`, or 404.
+fn entry(app: &App, scope: &Scope, id: &str) -> Result<Arc<LobbyEntry>, LobbyError> {
+    LobbyId::parse(id)
+        .and_then(|id| indexes(app).lobby(scope, &id))
+        .ok_or_else(LobbyError::lobby_not_found)
+}
+
+/// Runs a lobby rule in the lobby's actor; a closed room is forgotten and answered 404.
+async fn run<T: Send + 'static>(
+    app: &App,
+    e: &LobbyEntry,
+    f: impl FnOnce(&mut Ops<'_>) -> Result<T, LobbyError> + Send + 'static,
+) -> Result<T, LobbyError> {
+    match atomically(&e.handle, f).await {
+        Ok(r) => r,
+        Err(_) => {
+            indexes(app).forget(&e.id);
+            Err(LobbyError::lobby_not_found())
+        }
+    }
+}
+
+/// The lobby as it is now. A lobby left without players (sockets removed them all) is deleted
+/// on sight and answered 404.
+async fn view(app: &App, e: &LobbyEntry) -> Result<Lobby, LobbyError> {
+    let id = e.id;
+    let lobby = run(app, e, move |ops| {
+        if ops.member_ids().is_empty() {
+            ops.close("deleted");
+            return Ok(None);
+        }
+        render(&id, &ops.snapshot()).map(Some)
+    })
+    .await?;
+    lobby.ok_or_else(|| {
+        indexes(app).forget(&id);
+        LobbyError::lobby_not_found()
+    })
+}
+
+/// Whether `player` is a member of lobby `lobby` right now.
+async fn is_member(app: &App, scope: &Scope, lobby: LobbyId, player: &MemberId) -> bool {
+    let Some(e) = indexes(app).lobby(scope, &lobby) else {
+        return false;
+    };
+    let p = player.clone();
+    run(app, &e, move |ops| Ok(ops.is_member(p.as_str())))
+        .await
+        .unwrap_or(false)
+}
+
+/// Reserves `player`'s slot for `lobby`: 400 if the player is in a lobby of this config already.
+/// A slot left stale by a socket-side removal is verified against its room and reclaimed.
+async fn reserve(
+    app: &App,
+    scope: &Scope,
+    player: &MemberId,
+    lobby: LobbyId,
+) -> Result<(), LobbyError> {
+    let idx = indexes(app);
+    for _ in 0..3 {
+        match idx.reserve(scope, player, lobby) {
+            Ok(()) => return Ok(()),
+            Err(Taken::Pending(_)) => break,
+            Err(Taken::Confirmed(other)) => {
+                if is_member(app, scope, other, player).await {
+                    let msg = if other == lobby {
+                        ALREADY_HERE
+                    } else {
+                        ALREADY_ELSEWHERE
+                    };
+                    return Err(LobbyError::BadRequest(msg.into()));
+                }
+                idx.release_stale(scope, player, other);
+            }
+        }
+    }
+    Err(LobbyError::BadRequest(ALREADY_ELSEWHERE.into()))
+}
+
+/// `GET /lobbies?name=&public=`: the config's lobbies, oldest first.
+pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Lobby>>, LobbyError> {
+    let public_only = ctx.flag("public")?.unwrap_or(false);
+    let entries = indexes(&app).in_scope(&ctx.scope);
+    let views = futures::future::join_all(entries.iter().map(|e| view(&app, e))).await;
+    let mut lobbies: Vec<Lobby> = views
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|l| !(public_only && l.is_private))
+        .collect();
+    lobbies.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(Json(lobbies))
+}
+
+/// `POST /lobbies?name=`: creates a lobby with its host as first player. 201.
+pub async fn create(
+    State(app): State<App>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Lobby>), LobbyError> {
+    let c = request::create(&body, app.facades.lobby.min_timeout())?;
+    let idx = indexes(&app);
+    let id = LobbyId::random();
+    let host = MemberId::from(c.host.as_str());
+    reserve(&app, &ctx.scope, &host, id).await?;
+    let code = c.use_invite_code.then(|| idx.claim_code(id));
+    let now = now_iso();
+    let attrs = LobbyAttrs {
+        name: c.name,
+        max_players: c.max_players,
+        region: c.region,
+        status: Status::Waiting,
+        is_private: c.is_private,
+        use_invite_code: c.use_invite_code,
+        invite_code: code.clone(),
+        allow_late_join: c.allow_late_join,
+        settings: c.settings,
+        game_server: None,
+        timeout: c.timeout,
+        matchmaking_mode: None,
+        matchmaking_started_at: None,
+        matchmaking_ticket_id: None,
+        matchmaking_data: None,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let spec = RoomSpec {
+        kind: RoomKind::Lobby,
+        max_members: c.max_players as usize,
+        linger: None,
+        attrs: attrs.to_map(),
+    };
+    let Some(handle) = app.registry.create(&id.room(), spec) else {
+        idx.release(&ctx.scope, &host, id);
+        return Err(LobbyError::Internal(format!(
+            "lobby id {id} already in use"
+        )));
+    };
+    let live = Arc::new(Live::new(Duration::from_secs(u64::from(c.timeout))));
+    let stop = app.shutdown.child_token();
+    let e = Arc::new(LobbyEntry::new(
+        id,
+        ctx.scope.clone(),
+        handle,
+        live,
+        stop,
+        code,
+    ));
+    let member = NewMember {
+        id: host.clone(),
+        kind: MemberKind::Player,
+        name: None,
+        meta: Value::Null,
+    };
+    let e2 = e.clone();
+    match run(&app, &e, move |ops| ops::join(ops, &e2, member, true)).await {
+        Ok(lobby) => {
+            // Listed only now that it has its host: a listing never sees it empty.
+            idx.insert(e.clone());
+            idx.confirm(&ctx.scope, &host, id);
+            liveness::spawn(idx.clone(), e);
+            tracing::debug!(lobby = %id, host = %host, "lobby created");
+            Ok((StatusCode::CREATED, Json(lobby)))
+        }
+        Err(err) => {
+            // Cannot happen for a fresh room; undo everything if it does.
+            let _ = e.handle.close("deleted").await; // already closed is as good
+            idx.set_code(&e, None);
+            idx.release(&ctx.scope, &host, id);
+            Err(err)
+        }
+    }
+}
+
+/// `GET /lobbies/{id}?name=`: by lobby id, or by player id (that player's lobby).
+pub async fn get(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<Lobby>, LobbyError> {
+    let idx = indexes(&app);
+    if let Some(e) = LobbyId::parse(&id).and_then(|l| idx.lobby(&ctx.scope, &l)) {
+        return view(&app, &e).await.map(Json);
+    }
+    let not_found = || LobbyError::NotFound("Lobby or player not found".into());
+    let lobby = idx.player_lobby(&ctx.scope, &id).ok_or_else(not_found)?;
+    let e = idx.lobby(&ctx.scope, &lobby).ok_or_else(not_found)?;
+    let view = view(&app, &e).await.map_err(|_| not_found())?;
+    if view.players.iter().flatten().any(|p| *p == id) {
+        Ok(Json(view))
+    } else {
+        idx.release_stale(&ctx.scope, &MemberId::from(id.as_str()), lobby);
+        Err(not_found())
+    }
+}
+
+/// `PUT /lobbies/{id}?name=`: UpdateLobby.
+pub async fn update(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Lobby>, LobbyError> {
+    let u = request::update(&body)?;
+    let e = entry(&app, &ctx.scope, &id)?;
+    let (e2, idx) = (e.clone(), indexes(&app).clone());
+    run(&app, &e, move |ops| ops::update(ops, &e2, &idx, u))
+        .await
+        .map(Json)
+}
+
+/// `DELETE /lobbies/{id}?name=` with `{playerId}`: the host deletes the lobby. 204.
+pub async fn delete(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode, LobbyError> {
+    let player = MemberId::from(request::player_id(&body)?);
+    let e = entry(&app, &ctx.scope, &id)?;
+    run(&app, &e, move |ops| ops::delete(ops, &player)).await?;
+    indexes(&app).forget(&e.id);
+    tracing::debug!(lobby = %e.id, "lobby deleted by its host");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /lobbies/{id}/players?name=`: player ids in join order.
+pub async fn players(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<String>>, LobbyError> {
+    let e = entry(&app, &ctx.scope, &id)?;
+    let lobby = view(&app, &e).await?;
+    Ok(Json(lobby.players.unwrap_or_default()))
+}
+
+/// `POST /lobbies/{id}/players?name=` with AddPlayer: join by id.
+pub async fn join(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Lobby>, LobbyError> {
+    let p = request::add_player(&body)?;
+    let e = entry(&app, &ctx.scope, &id)?;
+    join_entry(&app, &ctx.scope, e, p, false).await
+}
+
+/// `POST /lobbies/code/{code}/players?name=` with AddPlayer: join by invite code.
+pub async fn join_by_code(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(code): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Lobby>, LobbyError> {
+    let p = request::add_player(&body)?;
+    let idx = indexes(&app);
+    let e = idx
+        .code_lobby(&code)
+        .and_then(|l| idx.lobby(&ctx.scope, &l))
+        .ok_or_else(|| LobbyError::BadRequest("Invalid invite code".into()))?;
+    join_entry(&app, &ctx.scope, e, p, true).await
+}
+
+async fn join_entry(
+    app: &App,
+    scope: &Scope,
+    e: Arc<LobbyEntry>,
+    p: AddPlayer,
+    via_code: bool,
+) -> Result<Json<Lobby>, LobbyError> {
+    let pid = MemberId::from(p.player_id.as_str());
+    reserve(app, scope, &pid, e.id).await?;
+    let member = NewMember {
+        id: pid.clone(),
+        kind: MemberKind::Player,
+        name: p.display_name(),
+        meta: p.metadata,
+    };
+    let e2 = e.clone();
+    let r = run(app, &e, move |ops| ops::join(ops, &e2, member, via_code)).await;
+    let idx = indexes(app);
+    match r {
+        Ok(lobby) => {
+            idx.confirm(scope, &pid, e.id);
+            Ok(Json(lobby))
+        }
+        Err(err) => {
+            if err == LobbyError::BadRequest(ALREADY_HERE.into()) {
+                idx.confirm(scope, &pid, e.id);
+            } else {
+                idx.release(scope, &pid, e.id);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// `DELETE /lobbies/{id}/players/{playerId}?name=&requesterId=&isKick=`: leave, or host kick.
+/// 200 with the lobby; 204 (no body) when the last player left and the lobby was deleted.
+pub async fn remove_player(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path((id, player_id)): Path<(String, String)>,
+) -> Result<Response, LobbyError> {
+    let requester = MemberId::from(ctx.required("requesterId")?);
+    let is_kick = ctx.flag("isKick")?.unwrap_or(false);
+    let e = entry(&app, &ctx.scope, &id)?;
+    let target = MemberId::from(player_id.as_str());
+    let (e2, t) = (e.clone(), target.clone());
+    let after = run(&app, &e, move |ops| {
+        ops::remove(ops, &e2, &t, &requester, is_kick)
+    })
+    .await?;
+    let idx = indexes(&app);
+    idx.release(&ctx.scope, &target, e.id);
+    Ok(match after {
+        AfterRemoval::Lobby(lobby) => Json(*lobby).into_response(),
+        AfterRemoval::Deleted => {
+            idx.forget(&e.id);
+            tracing::debug!(lobby = %e.id, "last player left: lobby deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+    })
+}
+
+/// `POST /lobbies/{id}/heartbeat?name=` with `{playerId}`: a sign of life. 200 with the lobby.
+pub async fn heartbeat(
+    State(app): State<App>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Lobby>, LobbyError> {
+    let player = MemberId::from(request::player_id(&body)?);
+    let e = entry(&app, &ctx.scope, &id)?;
+    let e2 = e.clone();
+    run(&app, &e, move |ops| ops::heartbeat(ops, &e2, &player))
+        .await
+        .map(Json)
+}
