@@ -235,7 +235,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn next(rx: &mut tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Value {
+    async fn next(rx: &mut tokio::sync::mpsc::Receiver<crate::conn::Frame>) -> Value {
         let frame = tokio::time::timeout(Duration::from_secs(3600), rx.recv())
             .await
             .expect("an event in time")

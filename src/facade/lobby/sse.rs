@@ -18,7 +18,7 @@ use axum::http::header::HeaderName;
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use crate::conn::Frame;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -61,7 +61,7 @@ impl Drop for Guard {
 struct Feed {
     app: App,
     guard: Guard,
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Frame>,
     first: Option<Event>,
     last: u64,
     done: bool,
