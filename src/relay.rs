@@ -23,3 +23,22 @@ pub struct LocalRelay;
 impl Relay for LocalRelay {
     fn publish(&self, _room: &RoomId, _version: u64, _frame: &Bytes) {}
 }
+
+/// Several relays side by side (the local one, the webhook relay, later a cluster relay): each
+/// `publish` is offered to every one, in order. Each must itself be non-blocking.
+#[derive(Clone, Default)]
+pub struct Relays(pub Vec<std::sync::Arc<dyn Relay>>);
+
+impl std::fmt::Debug for Relays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relays").field("len", &self.0.len()).finish()
+    }
+}
+
+impl Relay for Relays {
+    fn publish(&self, room: &RoomId, version: u64, frame: &Bytes) {
+        for r in &self.0 {
+            r.publish(room, version, frame);
+        }
+    }
+}

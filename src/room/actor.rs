@@ -110,6 +110,10 @@ impl Room {
                 self.check_idle();
             }
         }
+        // Members of a closed room are gone with it: keep the process-wide gauge true.
+        self.registry
+            .stats()
+            .members_add(-(self.members.len() as i64));
         // Leave the registry first (only if the entry is still ours), then refuse what is queued:
         // callers see `Closed`, re-resolve and land in a fresh room.
         self.registry.forget(&self.id, self.me.incarnation());
@@ -256,6 +260,7 @@ impl Room {
                 grace: None,
             };
             let became_host = self.members.insert(member);
+            self.registry.stats().members_add(1);
             let version = self.bump();
             let frame = {
                 let m = self.members.get(id.as_str()).map(Member::view);
@@ -320,6 +325,7 @@ impl Room {
                 }
             }
         }
+        self.registry.stats().members_add(added.len() as i64);
         if added.is_empty() && updated.is_empty() {
             return Ok(Added {
                 added,
@@ -429,6 +435,7 @@ impl Room {
         if gone.is_empty() {
             return None;
         }
+        self.registry.stats().members_add(-(gone.len() as i64));
         for m in &gone {
             if let Some(key) = &m.grace {
                 self.timers.remove(key);
@@ -587,6 +594,7 @@ impl Room {
 
     /// Pushes one serialized event to every subscriber that is not lagging.
     fn broadcast(&mut self, frame: Bytes, kind: &'static str) {
+        let started = std::time::Instant::now();
         let now = Instant::now();
         let mut delivered = 0u64;
         let mut newly_lagging = 0u64;
@@ -604,6 +612,7 @@ impl Room {
             }
         }
         let stats = self.registry.stats();
+        stats.fanout(started.elapsed());
         stats.event(kind, delivered);
         if newly_lagging > 0 {
             stats.lagging_add(newly_lagging);
