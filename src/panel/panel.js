@@ -102,6 +102,23 @@
     return 'joined ' + new Date(ms).toLocaleDateString();
   }
 
+  // A telephone handset, drawn inline (no icon font, no image request).
+  function handset() {
+    var ns = 'http://www.w3.org/2000/svg';
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('width', '18');
+    svg.setAttribute('height', '18');
+    var path = document.createElementNS(ns, 'path');
+    path.setAttribute('d', 'M5 4h4l2 5-2.5 1.5a11 11 0 0 0 5 5L15 13l5 2v4a2 2 0 0 1-2 2A16 16 0 0 1 3 6a2 2 0 0 1 2-2z');
+    path.setAttribute('fill', 'none');
+    path.setAttribute('stroke', 'currentColor');
+    path.setAttribute('stroke-width', '2');
+    path.setAttribute('stroke-linejoin', 'round');
+    svg.appendChild(path);
+    return svg;
+  }
+
   function plural(n, one, many) { return n + ' ' + (n === 1 ? one : many); }
 
   function setStatus(state, text) {
@@ -350,7 +367,10 @@
     if (isHost) li.classList.add('is-host');
     var label = m.name || m.id;
 
-    li.appendChild(el('div', 'avatar', initials(label))).setAttribute('aria-hidden', 'true');
+    var avatar = el('div', 'avatar', m.kind === 'phone' ? null : initials(label));
+    avatar.setAttribute('aria-hidden', 'true');
+    if (m.kind === 'phone') avatar.appendChild(handset());
+    li.appendChild(avatar);
 
     var who = el('div', 'who');
     var line = el('div', 'name-line');
@@ -408,7 +428,13 @@
     if (kinds.player) parts.push(plural(kinds.player, 'player', 'players'));
     if (kinds.web) parts.push(plural(kinds.web, 'web', 'web'));
     if (kinds.phone) parts.push(plural(kinds.phone, 'phone', 'phones'));
-    els.kinds.textContent = parts.length ? parts.join(' · ') : '–';
+    var segs = [];
+    parts.forEach(function (p, i) {
+      if (i) segs.push(document.createTextNode(' · '));
+      segs.push(el('span', 'seg', p));
+    });
+    if (!segs.length) segs.push(document.createTextNode('–'));
+    els.kinds.replaceChildren.apply(els.kinds, segs);
     els.version.textContent = view.version === null ? '–' : String(view.version);
     els.empty.hidden = n !== 0 || view.version === null;
     var title = view.attrs && typeof view.attrs.name === 'string' ? view.attrs.name : '';
