@@ -55,7 +55,8 @@ impl App {
         if let Some(w) = crate::webhook::start(&settings, &webhook_metrics, &shutdown)? {
             relays.push(w);
         }
-        let registry = Registry::with_relay(settings.clone(), stats.clone(), Arc::new(Relays(relays)));
+        let registry =
+            Registry::with_relay(settings.clone(), stats.clone(), Arc::new(Relays(relays)));
         let metrics = Arc::new(Metrics::new(
             stats.clone(),
             registry.clone(),

@@ -10,7 +10,7 @@
 //! - [`protocol`]: the WebSocket wire types, error codes and close codes (spec in `protocol/`).
 //! - [`room`]: the room actor, its handle, the member set and the registry.
 //! - [`conn`]: the subscriber seam: what a room may do to a socket (push, close, attach).
-//! - [`relay`]: the cluster seam: where events go beyond this node (nowhere, for now).
+//! - [`relay`]: the cluster seam: where events go beyond this node (webhooks; later a cluster).
 //! - [`auth`]: JWT verification with pinned algorithms; constant-time secret comparison.
 //! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
 //! - [`http`]: the router and the operator REST API.

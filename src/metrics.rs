@@ -217,7 +217,12 @@ fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::
 impl prometheus_client::collector::Collector for StatsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.stats;
-        gauge(&mut enc, "rollcall_sockets", "Open WebSocket connections", s.sockets())?;
+        gauge(
+            &mut enc,
+            "rollcall_sockets",
+            "Open WebSocket connections",
+            s.sockets(),
+        )?;
         counter(
             &mut enc,
             "rollcall_sockets_opened",
@@ -226,7 +231,12 @@ impl prometheus_client::collector::Collector for StatsCollector {
         )?;
         let rooms = i64::try_from(self.rooms.len()).unwrap_or(i64::MAX);
         gauge(&mut enc, "rollcall_rooms", "Live rooms", rooms)?;
-        gauge(&mut enc, "rollcall_members", "Members in all rooms", s.members())?;
+        gauge(
+            &mut enc,
+            "rollcall_members",
+            "Members in all rooms",
+            s.members(),
+        )?;
 
         let mut family = enc.encode_descriptor(
             "rollcall_events",

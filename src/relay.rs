@@ -3,7 +3,8 @@
 //! Every event a room emits is offered to a [`Relay`] after local fan-out. The single-node build
 //! uses [`LocalRelay`], which does nothing: there is no rest of the cluster. A Redis-backed relay
 //! (pub/sub between nodes, presence records with expiry) implements the same trait later without
-//! touching the room actor.
+//! touching the room actor. [`Relays`] composes several (the local one and the webhook relay,
+//! see `App::new`).
 
 use bytes::Bytes;
 
@@ -31,7 +32,9 @@ pub struct Relays(pub Vec<std::sync::Arc<dyn Relay>>);
 
 impl std::fmt::Debug for Relays {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relays").field("len", &self.0.len()).finish()
+        f.debug_struct("Relays")
+            .field("len", &self.0.len())
+            .finish()
     }
 }
 

@@ -26,7 +26,14 @@ pub const FANOUT_BUCKETS: [f64; 12] = [
 
 /// Task states counted by [`Stats::task`] (the game façade's async tasks); anything else is
 /// counted as `other`.
-pub const TASK_STATES: [&str; 6] = ["pending", "success", "failed", "timeout", "not_found", "other"];
+pub const TASK_STATES: [&str; 6] = [
+    "pending",
+    "success",
+    "failed",
+    "timeout",
+    "not_found",
+    "other",
+];
 
 /// The counters.
 #[derive(Debug, Default)]

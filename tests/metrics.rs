@@ -81,7 +81,10 @@ fn value(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
 async fn scrape(s: &TestServer) -> String {
     let r = s.http.get(s.url("/metrics")).send().await.expect("scrape");
     assert_eq!(r.status(), 200);
-    let ct = r.headers()["content-type"].to_str().unwrap_or("").to_owned();
+    let ct = r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
     let text = r.text().await.expect("body");
     assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
@@ -156,7 +159,10 @@ async fn metrics_count_what_happened() {
         value(&text, "rollcall_slow_consumer_closes_total", &[]),
         Some(0.0)
     );
-    assert_eq!(value(&text, "rollcall_sockets_opened_total", &[]), Some(3.0));
+    assert_eq!(
+        value(&text, "rollcall_sockets_opened_total", &[]),
+        Some(3.0)
+    );
     let req = |route: &str, method: &str, status: &str| {
         value(
             &text,

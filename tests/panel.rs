@@ -37,7 +37,11 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn page_and_assets_are_served_from_the_binary() {
     let s = start().await;
-    for path in ["/panel/video%3Aabc-123", "/panel/video:abc-123", "/panel/r1"] {
+    for path in [
+        "/panel/video%3Aabc-123",
+        "/panel/video:abc-123",
+        "/panel/r1",
+    ] {
         let r = s.http.get(s.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let h = r.headers();
@@ -47,7 +51,10 @@ async fn page_and_assets_are_served_from_the_binary() {
         assert_eq!(h["referrer-policy"], "no-referrer");
         let body = r.text().await.unwrap();
         assert!(body.contains(r#"src="assets/panel.js""#));
-        assert!(!body.contains("abc-123"), "the room name is never echoed into the HTML");
+        assert!(
+            !body.contains("abc-123"),
+            "the room name is never echoed into the HTML"
+        );
     }
     let r = s.http.get(s.url("/panel/bad%20name")).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -57,7 +64,10 @@ async fn page_and_assets_are_served_from_the_binary() {
     ] {
         let r = s.http.get(s.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(ct));
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(ct));
         assert!(r.text().await.unwrap().contains(needle));
     }
 }
@@ -171,10 +181,9 @@ fn which(name: &str) -> Option<PathBuf> {
 fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
     let chromium =
         std::env::var("ROLLCALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let driver =
-        std::env::var("ROLLCALL_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    let driver = std::env::var("ROLLCALL_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
     let chromium = which(&chromium).ok_or(format!("no Chromium at {chromium}"))?;
-    let driver = which(&driver).ok_or(format!("no {driver} on PATH"))?;
+    let driver = which(&driver).ok_or(format!("chromedriver not found ({driver})"))?;
     Ok((chromium, driver))
 }
 
@@ -282,11 +291,14 @@ async fn js(b: &Browser, script: &str) -> Value {
 }
 
 async fn page_state(b: &Browser) -> String {
-    js(b, "return window.rollcallPanel ? window.rollcallPanel.state : '';")
-        .await
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
+    js(
+        b,
+        "return window.rollcallPanel ? window.rollcallPanel.state : '';",
+    )
+    .await
+    .as_str()
+    .unwrap_or("")
+    .to_owned()
 }
 
 async fn server_version(s: &TestServer, room: &RoomId) -> u64 {
@@ -374,10 +386,15 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     let mut bob = s.connect_token(&token("bob", "Bruno Costa")).await;
     bob.join(room.as_str()).await;
     let msgs = bob
-        .request(json!({"type": "state", "room": room.as_str(), "state": {"mic": "on", "cam": "off"}}))
+        .request(
+            json!({"type": "state", "room": room.as_str(), "state": {"mic": "on", "cam": "off"}}),
+        )
         .await;
     assert_eq!(msgs.last().unwrap()["type"], "ack");
-    let bridge = PhoneBridge { s, room: room.clone() };
+    let bridge = PhoneBridge {
+        s,
+        room: room.clone(),
+    };
     bridge
         .joined(&[("call-1", "+1 555 0101"), ("call-2", "Reception desk")])
         .await;
@@ -398,23 +415,48 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     bob.drain().await;
 
     // The host's own view: kick buttons through the socket.
-    let page = format!("/panel/{}#token={}", encode(room.as_str()), token("alice", "Alice Martin"));
+    let page = format!(
+        "/panel/{}#token={}",
+        encode(room.as_str()),
+        token("alice", "Alice Martin")
+    );
     b.goto(&proxy.url(&page)).await.expect("page loads");
     rows_become(b, &["alice", "bob", "call-1", "call-2", "dana"]).await;
-    until("live", || async { (page_state(b).await == "live").then_some(()) }).await;
+    until("live", || async {
+        (page_state(b).await == "live").then_some(())
+    })
+    .await;
     page_version_becomes(b, server_version(s, &room).await).await;
     assert_eq!(text(b, "#room").await, room.as_str());
     assert_eq!(text(b, "#count").await, "5");
     assert_eq!(text(b, "#kinds").await, "2 players · 1 web · 2 phones");
     let alice_row = text(b, r#"li[data-id="alice"]"#).await;
-    assert!(alice_row.contains("Alice Martin") && alice_row.contains("Host") && alice_row.contains("You"), "{alice_row}");
+    assert!(
+        alice_row.contains("Alice Martin")
+            && alice_row.contains("Host")
+            && alice_row.contains("You"),
+        "{alice_row}"
+    );
     let bob_row = text(b, r#"li[data-id="bob"]"#).await;
-    assert!(bob_row.contains("Bruno Costa") && bob_row.contains("player") && bob_row.contains("mic: on"), "{bob_row}");
+    assert!(
+        bob_row.contains("Bruno Costa")
+            && bob_row.contains("player")
+            && bob_row.contains("mic: on"),
+        "{bob_row}"
+    );
     assert!(!bob_row.contains("Host"));
     assert!(text(b, r#"li[data-id="call-1"]"#).await.contains("phone"));
     assert!(text(b, r#"li[data-id="dana"]"#).await.contains("web"));
-    let kick_buttons = js(b, "return [...document.querySelectorAll('button.kick')].map(x => x.dataset.id);").await;
-    assert_eq!(kick_buttons, json!(["bob", "call-1", "call-2", "dana"]), "the host may kick all but itself");
+    let kick_buttons = js(
+        b,
+        "return [...document.querySelectorAll('button.kick')].map(x => x.dataset.id);",
+    )
+    .await;
+    assert_eq!(
+        kick_buttons,
+        json!(["bob", "call-1", "call-2", "dana"]),
+        "the host may kick all but itself"
+    );
 
     let png = b.screenshot().await.expect("screenshot");
     std::fs::write(screenshot_path("panel-screenshot.png"), png).expect("screenshot saved");
@@ -428,7 +470,10 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     bridge.left(&["call-1"]).await;
     rows_become(b, &["alice", "bob", "call-2", "dana"]).await;
     let ev = alice.expect("left").await;
-    assert_eq!((ev["members"].clone(), ev["reason"].clone()), (json!(["call-1"]), json!("left")));
+    assert_eq!(
+        (ev["members"].clone(), ev["reason"].clone()),
+        (json!(["call-1"]), json!("left"))
+    );
     assert_eq!(bob.expect("left").await["members"], json!(["call-1"]));
     assert_eq!(text(b, "#count").await, "4");
 
@@ -440,7 +485,10 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     assert_eq!(ev["members"], json!(["bob"]));
     assert_eq!(bob.expect("kicked").await["by"], "alice");
     let ev = alice.expect("left").await;
-    assert_eq!((ev["reason"].clone(), ev["by"].clone()), (json!("kick"), json!("alice")));
+    assert_eq!(
+        (ev["reason"].clone(), ev["by"].clone()),
+        (json!("kick"), json!("alice"))
+    );
     rows_become(b, &["alice", "call-2", "dana"]).await;
 
     // The connection drops; a caller joins meanwhile; the page reconnects and resyncs.
@@ -449,17 +497,26 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     bridge.joined(&[("call-3", "+44 20 7946 0000")]).await;
     rows_become(b, &["alice", "call-2", "dana", "call-3"]).await;
     assert_eq!(alice.expect("joined").await["members"][0]["id"], "call-3");
-    until("live again", || async { (page_state(b).await == "live").then_some(()) }).await;
+    until("live again", || async {
+        (page_state(b).await == "live").then_some(())
+    })
+    .await;
     let after = js(b, "return window.rollcallPanel.diag.reconnects;").await;
-    assert!(after.as_u64() > before.as_u64(), "the page reconnected ({before} → {after})");
+    assert!(
+        after.as_u64() > before.as_u64(),
+        "the page reconnected ({before} → {after})"
+    );
     page_version_becomes(b, server_version(s, &room).await).await;
 
     // A version gap: the page must not apply the event, and must fetch a fresh panel.
     let v = server_version(s, &room).await;
     let gap = json!({"type": "state", "room": room.as_str(), "version": v + 5, "member": "alice", "state": {"bogus": true}});
-    b.execute("window.rollcallPanel.handle(arguments[0]); return null;", vec![gap])
-        .await
-        .expect("inject");
+    b.execute(
+        "window.rollcallPanel.handle(arguments[0]); return null;",
+        vec![gap],
+    )
+    .await
+    .expect("inject");
     until("a resync after the gap", || async {
         let d = js(b, "return window.rollcallPanel.diag;").await;
         (d["gaps"].as_u64() >= Some(1) && page_state(b).await == "live").then_some(())
@@ -470,11 +527,17 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
 
     // Someone who is neither host nor operator gets no kick buttons.
     let carol = token("carol", "Carol");
-    b.goto(&proxy.url(&format!("/panel/{}?viewer=carol#token={carol}", encode(room.as_str()))))
-        .await
-        .expect("page loads");
+    b.goto(&proxy.url(&format!(
+        "/panel/{}?viewer=carol#token={carol}",
+        encode(room.as_str())
+    )))
+    .await
+    .expect("page loads");
     rows_become(b, &["alice", "call-2", "dana", "call-3"]).await;
-    assert_eq!(js(b, "return document.querySelectorAll('button.kick').length;").await, json!(0));
+    assert_eq!(
+        js(b, "return document.querySelectorAll('button.kick').length;").await,
+        json!(0)
+    );
 
     // An operator token in the fragment: kick through the REST API (no `by`).
     b.goto(&proxy.url(&format!(

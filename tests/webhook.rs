@@ -129,7 +129,7 @@ async fn hook(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> Statu
         })
         .await;
     if status == 0 {
-        tokio::time::sleep(Duration::from_millis(900)).await; // past the client's timeout
+        tokio::time::sleep(Duration::from_millis(2500)).await; // past the client's timeout
         return StatusCode::OK;
     }
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -158,7 +158,7 @@ async fn receiver(script: Vec<Answer>, default: Answer, fail_every: usize) -> Re
 fn endpoint(url: String) -> WebhookConfig {
     WebhookConfig {
         name: Some("test-hook".into()),
-        timeout_secs: 0.3,
+        timeout_secs: 1.0,
         backoff_initial_secs: 0.02,
         backoff_max_secs: 0.1,
         max_attempts: 0,
@@ -392,10 +392,10 @@ async fn events_of_a_room_stay_in_order_through_failures() {
             .or(d["host"].as_str())
             .unwrap_or("")
             .to_owned();
-        per_room
-            .entry(room)
-            .or_default()
-            .push((d["version"].as_u64().unwrap(), format!("{}:{who}", h.event())));
+        per_room.entry(room).or_default().push((
+            d["version"].as_u64().unwrap(),
+            format!("{}:{who}", h.event()),
+        ));
     }
     for r in rooms {
         let got = &per_room[r];
@@ -421,9 +421,13 @@ async fn events_of_a_room_stay_in_order_through_failures() {
         assert_eq!(got_events, want, "room {r}");
     }
     assert!(
-        metric(&s, "rollcall_webhook_failures_total", "{endpoint=\"test-hook\"}")
-            .await
-            .unwrap_or(0.0)
+        metric(
+            &s,
+            "rollcall_webhook_failures_total",
+            "{endpoint=\"test-hook\"}"
+        )
+        .await
+        .unwrap_or(0.0)
             >= 1.0,
         "the receiver failed some requests"
     );
@@ -471,7 +475,12 @@ async fn a_full_queue_drops_and_counts() {
     assert_eq!(first.event(), "participant_joined");
     rx.silent(Duration::from_millis(200)).await; // the next attempt is 30 s away
     assert_eq!(
-        metric(&s, "rollcall_webhook_deliveries_total", "{endpoint=\"test-hook\"}").await,
+        metric(
+            &s,
+            "rollcall_webhook_deliveries_total",
+            "{endpoint=\"test-hook\"}"
+        )
+        .await,
         Some(0.0)
     );
 }
@@ -568,7 +577,12 @@ async fn host_changes_and_room_close_are_announced() {
         video_room_with_phones(&s, &[("p1", "One"), ("p2", "Two"), ("p3", "Three")]).await;
     assert_eq!(rx.next().await.event(), "host_changed"); // p1, the first member
     let r = h
-        .remove(vec![MemberId::from("p1")], rollcall::protocol::LeaveReason::Left, None, true)
+        .remove(
+            vec![MemberId::from("p1")],
+            rollcall::protocol::LeaveReason::Left,
+            None,
+            true,
+        )
         .await
         .expect("removed");
     assert_eq!(r.removed.len(), 1);

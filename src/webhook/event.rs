@@ -128,9 +128,10 @@ impl Mapper {
                     cache.members.insert(id, known);
                 }
                 if let Some(h) = host {
-                    out.extend(Self::host_change(cache, room, h.into_owned(), None, version).map(
-                        |d| env("host_changed", d),
-                    ));
+                    out.extend(
+                        Self::host_change(cache, room, h.into_owned(), None, version)
+                            .map(|d| env("host_changed", d)),
+                    );
                 }
             }
             ServerMsg::Left {
@@ -156,7 +157,11 @@ impl Mapper {
                             .map(|d| env("host_changed", d)),
                     ),
                     None => {
-                        if cache.host.as_ref().is_some_and(|h| !cache.members.contains_key(h)) {
+                        if cache
+                            .host
+                            .as_ref()
+                            .is_some_and(|h| !cache.members.contains_key(h))
+                        {
                             cache.host = None; // the room emptied: no host, no event
                         }
                     }
@@ -277,7 +282,10 @@ mod tests {
             json!({"type":"joined","room":"r","version":2,"members":[row("a","web","A2")]}),
         );
         assert!(out.is_empty(), "{out:?}");
-        let out = map(&mut m, json!({"type":"state","room":"r","version":3,"member":"a","state":1}));
+        let out = map(
+            &mut m,
+            json!({"type":"state","room":"r","version":3,"member":"a","state":1}),
+        );
         assert!(out.is_empty());
         let out = map(&mut m, json!({"type":"closed","room":"r","reason":"ended"}));
         assert_eq!(out[0].0, "room_closed");

@@ -9,9 +9,11 @@
 //!    delivery to every endpoint.
 //! 3. Per endpoint, lanes of bounded queues and workers ([`delivery`]) POST with retries.
 //!
+//! - [`config`]: `[[webhooks]]` defaults and validation.
 //! - [`event`]: room frame → `{event, timestamp, data}` envelopes (pure).
 //! - [`delivery`]: per-endpoint queue, lanes, signing, retries with backoff.
 
+pub mod config;
 pub mod delivery;
 pub mod event;
 
