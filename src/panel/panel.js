@@ -193,8 +193,13 @@
     retryTimer = setTimeout(connect, wait);
   }
 
+  // "Retry now": a click on the status while offline, or on a closed room (it may be reopened).
   function reconnectNow() {
-    if (finished || ws) return;
+    if (ws) return;
+    if (finished) {
+      if (els.status.dataset.state !== 'closed') return;
+      finished = false;
+    }
     attempt = Math.max(attempt, 1);
     connect();
   }
@@ -206,7 +211,7 @@
     send({ type: 'ping' });
   }, 20000);
 
-  window.addEventListener('online', reconnectNow);
+  window.addEventListener('online', function () { if (!finished) reconnectNow(); });
   els.status.addEventListener('click', reconnectNow);
 
   // ----- protocol -------------------------------------------------------------------------
