@@ -1,5 +1,8 @@
 //! The shared application state every handler receives: settings, the room registry, the token
-//! verifier, counters, and the shutdown signal with the tracker of live socket tasks.
+//! verifier, counters and metrics, and the shutdown signal with the tracker of live socket tasks.
+//!
+//! The room registry's relay is composed here: the local relay plus, when `[[webhooks]]` are
+//! configured, the webhook relay (whose tasks stop with the shutdown token).
 
 use std::sync::Arc;
 
@@ -8,6 +11,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Verifier;
 use crate::config::{ConfigError, Settings};
+use crate::metrics::{Metrics, WebhookMetrics};
+use crate::relay::{LocalRelay, Relay, Relays};
 use crate::room::Registry;
 use crate::stats::Stats;
 
@@ -32,22 +37,40 @@ pub struct AppInner {
     pub tracker: TaskTracker,
     /// The vendor façades' state.
     pub facades: crate::facade::Facades,
+    /// The `/metrics` registry.
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
-    /// Builds the state from settings.
+    /// Builds the state from settings. With `[[webhooks]]` configured it must run inside a Tokio
+    /// runtime (the delivery tasks are spawned here).
     pub fn new(settings: Settings) -> Result<Self, ConfigError> {
         let settings = Arc::new(settings);
         let stats = Arc::new(Stats::default());
         let verifier = Verifier::from_settings(&settings)?;
+        let facades = crate::facade::Facades::new(&settings)?;
+        let shutdown = CancellationToken::new();
+        let webhook_metrics = WebhookMetrics::default();
+        let mut relays: Vec<Arc<dyn Relay>> = vec![Arc::new(LocalRelay)];
+        if let Some(w) = crate::webhook::start(&settings, &webhook_metrics, &shutdown)? {
+            relays.push(w);
+        }
+        let registry =
+            Registry::with_relay(settings.clone(), stats.clone(), Arc::new(Relays(relays)));
+        let metrics = Arc::new(Metrics::new(
+            stats.clone(),
+            registry.clone(),
+            &webhook_metrics,
+        ));
         Ok(Self(Arc::new(AppInner {
-            facades: crate::facade::Facades::new(&settings)?,
-            registry: Registry::new(settings.clone(), stats.clone()),
+            facades,
+            registry,
             settings,
             verifier,
             stats,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tracker: TaskTracker::new(),
+            metrics,
         })))
     }
 }

@@ -100,6 +100,11 @@ pub struct FileConfig {
     pub lobby: LobbyConfig,
     /// Digital Samba-style video rooms (`[video]`).
     pub video: VideoConfig,
+    /// Signed webhook endpoints (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
+    /// `GET /metrics` requires `Authorization: Bearer <admin_token>` (default: open, for a scraper
+    /// on an internal port).
+    pub metrics_require_admin: bool,
 }
 
 /// One PLYR API key: who may call `/game/*` and for which game.
@@ -212,6 +217,8 @@ impl Default for FileConfig {
             game: GameConfig::default(),
             lobby: LobbyConfig::default(),
             video: VideoConfig::default(),
+            webhooks: Vec::new(),
+            metrics_require_admin: false,
         }
     }
 }
@@ -346,6 +353,10 @@ pub struct Settings {
     pub lobby: LobbyConfig,
     /// `[video]`.
     pub video: VideoConfig,
+    /// `[[webhooks]]`, validated.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `/metrics` needs the admin token.
+    pub metrics_require_admin: bool,
 }
 
 impl Default for Settings {
@@ -355,7 +366,7 @@ impl Default for Settings {
     }
 }
 
-fn secs(field: &'static str, v: f64, min: f64) -> Result<Duration, ConfigError> {
+pub(crate) fn secs(field: &'static str, v: f64, min: f64) -> Result<Duration, ConfigError> {
     if !v.is_finite() || v < min || v > 86_400.0 {
         return Err(ConfigError::Invalid {
             field,
@@ -365,7 +376,7 @@ fn secs(field: &'static str, v: f64, min: f64) -> Result<Duration, ConfigError> 
     Ok(Duration::from_secs_f64(v))
 }
 
-fn at_least(field: &'static str, v: usize, min: usize) -> Result<usize, ConfigError> {
+pub(crate) fn at_least(field: &'static str, v: usize, min: usize) -> Result<usize, ConfigError> {
     if v < min {
         return Err(ConfigError::Invalid {
             field,
@@ -433,6 +444,9 @@ impl Settings {
                 });
             }
         }
+        for w in &f.webhooks {
+            w.validate()?;
+        }
         let ping_interval = secs("ping_interval_secs", f.ping_interval_secs, 0.01)?;
         let heartbeat_timeout = secs("heartbeat_timeout_secs", f.heartbeat_timeout_secs, 0.01)?;
         if heartbeat_timeout < ping_interval {
@@ -465,8 +479,47 @@ impl Settings {
             game: f.game,
             lobby: f.lobby,
             video: f.video,
+            webhooks: f.webhooks,
+            metrics_require_admin: f.metrics_require_admin,
         })
     }
+}
+
+/// One `[[webhooks]]` endpoint: where signed event POSTs go, and how hard to try. Defaults,
+/// validation and the secret-free `Debug` live in [`crate::webhook::config`].
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL that receives the POSTs.
+    pub url: String,
+    /// HMAC-SHA256 key of the `X-Rollcall-Signature` header (at least 16 bytes).
+    pub secret: String,
+    /// Label in metrics and logs; default: the URL's host (never its path or query, which may
+    /// carry credentials).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Event names to send (see [`crate::webhook::config::EVENTS`]); empty = all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Seconds one POST may take before it counts as failed (and is retried).
+    #[serde(default = "crate::webhook::config::default_timeout")]
+    pub timeout_secs: f64,
+    /// Deliveries queued (or in flight) for this endpoint; beyond it new ones are dropped and
+    /// counted.
+    #[serde(default = "crate::webhook::config::default_max_queue")]
+    pub max_queue: usize,
+    /// Deliveries in flight at once; events of one room always use the same lane, in order.
+    #[serde(default = "crate::webhook::config::default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts per delivery before it is given up (and counted); 0 = retry forever.
+    #[serde(default = "crate::webhook::config::default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay, seconds; doubled after each failure up to `backoff_max_secs`.
+    #[serde(default = "crate::webhook::config::default_backoff_initial")]
+    pub backoff_initial_secs: f64,
+    /// Largest retry delay, seconds.
+    #[serde(default = "crate::webhook::config::default_backoff_max")]
+    pub backoff_max_secs: f64,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

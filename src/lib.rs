@@ -10,14 +10,18 @@
 //! - [`protocol`]: the WebSocket wire types, error codes and close codes (spec in `protocol/`).
 //! - [`room`]: the room actor, its handle, the member set and the registry.
 //! - [`conn`]: the subscriber seam: what a room may do to a socket (push, close, attach).
-//! - [`relay`]: the cluster seam: where events go beyond this node (nowhere, for now).
+//! - [`relay`]: the cluster seam: where events go beyond this node (webhooks; later a cluster).
 //! - [`auth`]: JWT verification with pinned algorithms; constant-time secret comparison.
 //! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
 //! - [`http`]: the router and the operator REST API.
 //! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
 //! - [`server`]: bind, serve, graceful shutdown.
-//! - [`stats`]: process-wide counters.
+//! - [`stats`]: process-wide counters (plain atomics the room actors bump).
+//! - [`metrics`]: `GET /metrics` (Prometheus/OpenMetrics via `prometheus-client`) and the REST
+//!   request middleware.
+//! - [`webhook`]: signed leave webhooks: a relay, a dispatcher and per-endpoint delivery workers.
+//! - [`panel`]: `GET /panel/{room}`, the live participant panel page (embedded HTML/CSS/JS).
 //! - [`app`]: the shared state handed to every handler.
 
 pub mod app;
@@ -28,9 +32,12 @@ pub mod facade;
 pub mod http;
 pub mod ids;
 pub mod listener;
+pub mod metrics;
+pub mod panel;
 pub mod protocol;
 pub mod relay;
 pub mod room;
 pub mod server;
 pub mod stats;
+pub mod webhook;
 pub mod ws;

@@ -3,7 +3,8 @@
 //! Every event a room emits is offered to a [`Relay`] after local fan-out. The single-node build
 //! uses [`LocalRelay`], which does nothing: there is no rest of the cluster. A Redis-backed relay
 //! (pub/sub between nodes, presence records with expiry) implements the same trait later without
-//! touching the room actor.
+//! touching the room actor. [`Relays`] composes several (the local one and the webhook relay,
+//! see `App::new`).
 
 use crate::conn::Frame;
 use crate::ids::RoomId;
@@ -21,4 +22,25 @@ pub struct LocalRelay;
 
 impl Relay for LocalRelay {
     fn publish(&self, _room: &RoomId, _version: u64, _frame: &Frame) {}
+}
+
+/// Several relays side by side (the local one, the webhook relay, later a cluster relay): each
+/// `publish` is offered to every one, in order. Each must itself be non-blocking.
+#[derive(Clone, Default)]
+pub struct Relays(pub Vec<std::sync::Arc<dyn Relay>>);
+
+impl std::fmt::Debug for Relays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relays")
+            .field("len", &self.0.len())
+            .finish()
+    }
+}
+
+impl Relay for Relays {
+    fn publish(&self, room: &RoomId, version: u64, frame: &Frame) {
+        for r in &self.0 {
+            r.publish(room, version, frame);
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! and the operator endpoints. Plain atomics keep the room actor free of any exporter's types.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// Event kinds counted by [`Stats::event`] (leave reasons are kinds of `left`).
 pub const EVENT_KINDS: [&str; 10] = [
@@ -17,6 +18,23 @@ pub const EVENT_KINDS: [&str; 10] = [
     "other",
 ];
 
+/// Upper bounds (seconds) of the fan-out latency histogram buckets; `+Inf` is implied.
+pub const FANOUT_BUCKETS: [f64; 12] = [
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.05,
+];
+
+/// Task states counted by [`Stats::task`] (the game façade's async tasks); anything else is
+/// counted as `other`.
+pub const TASK_STATES: [&str; 6] = [
+    "pending",
+    "success",
+    "failed",
+    "timeout",
+    "not_found",
+    "other",
+];
+
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -27,6 +45,30 @@ pub struct Stats {
     slow_closes: AtomicU64,
     sockets: AtomicI64,
     sockets_total: AtomicU64,
+    members: AtomicI64,
+    fanout: Histogram,
+    tasks: [AtomicU64; TASK_STATES.len()],
+}
+
+/// A fixed-bucket latency histogram on plain atomics (buckets: [`FANOUT_BUCKETS`]).
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Per-bucket (not cumulative) counts; the last slot is `+Inf`.
+    buckets: [AtomicU64; FANOUT_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A point-in-time copy of a histogram, in the exporter's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// Sum of the observations, seconds.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+    /// `(upper bound, count in this bucket alone)`, ending with `+Inf`; the exporter makes
+    /// them cumulative.
+    pub buckets: Vec<(f64, u64)>,
 }
 
 impl Stats {
@@ -95,5 +137,92 @@ impl Stats {
     /// Sockets opened so far.
     pub fn sockets_total(&self) -> u64 {
         self.sockets_total.load(Relaxed)
+    }
+    /// `delta` members joined (+) or left (-) some room (kept by the room actors).
+    pub fn members_add(&self, delta: i64) {
+        if delta != 0 {
+            self.members.fetch_add(delta, Relaxed);
+        }
+    }
+    /// Members in all rooms now.
+    pub fn members(&self) -> i64 {
+        self.members.load(Relaxed)
+    }
+    /// One event took `took` to push into every subscriber's outbox.
+    pub fn fanout(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = FANOUT_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(FANOUT_BUCKETS.len());
+        let h = &self.fanout;
+        h.buckets[i].fetch_add(1, Relaxed);
+        h.sum_nanos
+            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        h.count.fetch_add(1, Relaxed);
+    }
+    /// The fan-out latency histogram so far.
+    pub fn fanout_histogram(&self) -> HistogramSnapshot {
+        let h = &self.fanout;
+        let buckets: Vec<(f64, u64)> = FANOUT_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&h.buckets)
+            .map(|(le, n)| (le, n.load(Relaxed)))
+            .collect();
+        HistogramSnapshot {
+            sum: h.sum_nanos.load(Relaxed) as f64 / 1e9,
+            // The count is the buckets' total, so `_count` and `le="+Inf"` always agree.
+            count: buckets.iter().map(|(_, n)| n).sum(),
+            buckets,
+        }
+    }
+    /// An async task (the game façade's) reached `state` (`PENDING`, `SUCCESS`, `FAILED`,
+    /// `TIMEOUT`, `NOT_FOUND`; case-insensitive; anything else counts as `other`).
+    pub fn task(&self, state: &str) {
+        let i = TASK_STATES
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case(state))
+            .unwrap_or(TASK_STATES.len() - 1);
+        self.tasks[i].fetch_add(1, Relaxed);
+    }
+    /// Tasks that reached each state so far.
+    pub fn tasks(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        TASK_STATES
+            .iter()
+            .zip(&self.tasks)
+            .map(|(k, v)| (*k, v.load(Relaxed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each observation lands in one bucket; the count is their total.
+    #[test]
+    fn fanout_histogram_buckets_observations() {
+        let s = Stats::default();
+        s.fanout(Duration::from_micros(3));
+        s.fanout(Duration::from_micros(300));
+        s.fanout(Duration::from_secs(1));
+        let h = s.fanout_histogram();
+        assert_eq!(h.count, 3);
+        assert_eq!(h.buckets.first(), Some(&(0.000_005, 1)));
+        assert_eq!(h.buckets.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(h.buckets.iter().map(|b| b.1).sum::<u64>(), 3);
+        assert!((h.sum - 1.000_303).abs() < 1e-9, "{}", h.sum);
+    }
+
+    /// Task states are matched case-insensitively; unknown ones land in `other`.
+    #[test]
+    fn task_states_are_normalised() {
+        let s = Stats::default();
+        s.task("PENDING");
+        s.task("success");
+        s.task("weird");
+        let t: Vec<_> = s.tasks().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(t, vec![("pending", 1), ("success", 1), ("other", 1)]);
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP surface: the router that puts the WebSocket endpoint, the operator API and the
-//! façades side by side over one [`App`].
+//! The HTTP surface: the router that puts the WebSocket endpoint, the operator API, metrics, the
+//! panel page and the façades side by side over one [`App`]. Every request is counted by route
+//! template, method and status ([`crate::metrics::track`]).
 
 pub mod error;
 pub mod ops;
@@ -18,7 +19,13 @@ pub fn router(app: App) -> Router {
         .route("/v1/rooms/{room}", get(ops::get))
         .route("/v1/rooms/{room}/leave", post(ops::leave))
         .route("/v1/rooms/{room}/kick", post(ops::kick))
+        .route("/metrics", get(crate::metrics::handler))
+        .merge(crate::panel::routes())
         .merge(crate::facade::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::track,
+        ))
         .with_state(app)
 }

@@ -104,6 +104,10 @@ impl Room {
                 self.check_idle();
             }
         }
+        // Members of a closed room are gone with it: keep the process-wide gauge true.
+        self.registry
+            .stats()
+            .members_add(-(self.members.len() as i64));
         // Leave the registry first (only if the entry is still ours), then refuse what is queued:
         // callers see `Closed`, re-resolve and land in a fresh room.
         self.registry.forget(&self.id, self.me.incarnation());
@@ -228,7 +232,10 @@ impl Room {
 
     /// Pushes one serialized event to every subscriber that is not lagging, then to the relay.
     pub(super) fn broadcast(&mut self, frame: Frame, kind: &'static str) {
-        if self.subs.broadcast(&frame, kind, self.registry.stats()) {
+        let started = std::time::Instant::now();
+        let lagging = self.subs.broadcast(&frame, kind, self.registry.stats());
+        self.registry.stats().fanout(started.elapsed());
+        if lagging {
             self.schedule_resync();
         }
         self.registry

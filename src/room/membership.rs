@@ -61,6 +61,7 @@ impl Room {
                 grace: None,
             };
             let became_host = self.members.insert(member);
+            self.registry.stats().members_add(1);
             let version = self.bump();
             let frame = {
                 let m = self.members.get(id.as_str()).map(Member::view);
@@ -125,6 +126,7 @@ impl Room {
                 }
             }
         }
+        self.registry.stats().members_add(added.len() as i64);
         if added.is_empty() && updated.is_empty() {
             return Ok(Added {
                 added,
@@ -234,6 +236,7 @@ impl Room {
         if gone.is_empty() {
             return None;
         }
+        self.registry.stats().members_add(-(gone.len() as i64));
         for m in &gone {
             if let Some(key) = &m.grace {
                 self.timers.remove(key);

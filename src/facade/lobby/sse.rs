@@ -13,12 +13,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::conn::Frame;
 use axum::extract::{Path, State};
 use axum::http::header::HeaderName;
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use crate::conn::Frame;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;

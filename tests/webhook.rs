@@ -1,0 +1,603 @@
+//! Leave webhooks against a real HTTP receiver (axum on 127.0.0.1:0) started by each test:
+//! envelope and signature, retries with the same delivery id after failures and timeouts,
+//! per-room order under failures, the event filter, counted drops when an endpoint stays down,
+//! and giving up after `max_attempts`.
+
+mod common;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use common::*;
+use hmac::{Hmac, Mac};
+use rollcall::config::WebhookConfig;
+use rollcall::ids::{MemberId, RoomId};
+use rollcall::protocol::MemberKind;
+use rollcall::room::{NewMember, RoomHandle, RoomKind, RoomSpec};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+
+const HOOK_SECRET: &str = "whsec-0123456789abcdef";
+
+/// What the receiver answers to one request.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Status(u16),
+    /// Sleep longer than the endpoint's timeout, then 200 (too late).
+    Hang,
+}
+
+/// One request the receiver got.
+#[derive(Debug)]
+struct Hit {
+    headers: HeaderMap,
+    body: Bytes,
+    json: Value,
+    /// What it answered (0: it hung past the client's timeout).
+    status: u16,
+}
+
+impl Hit {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn event(&self) -> &str {
+        self.json["event"].as_str().unwrap_or("")
+    }
+}
+
+#[derive(Clone)]
+struct Script {
+    answers: Arc<Mutex<VecDeque<Answer>>>,
+    /// Answer when the script is empty.
+    default: Answer,
+    /// Fail (500) every n-th request (0 = never), after the script.
+    fail_every: usize,
+    seen: Arc<Mutex<usize>>,
+    hits: mpsc::Sender<Hit>,
+}
+
+struct Receiver {
+    addr: SocketAddr,
+    hits: mpsc::Receiver<Hit>,
+}
+
+impl Receiver {
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+    /// The next request, within the read timeout.
+    async fn next(&mut self) -> Hit {
+        tokio::time::timeout(READ_TIMEOUT, self.hits.recv())
+            .await
+            .expect("a webhook request in time")
+            .expect("receiver alive")
+    }
+    /// The next request answered with a 2xx.
+    async fn next_ok(&mut self) -> Hit {
+        loop {
+            let h = self.next().await;
+            if (200..300).contains(&h.status) {
+                return h;
+            }
+        }
+    }
+    /// Asserts no request arrives for `wait`.
+    async fn silent(&mut self, wait: Duration) {
+        if let Ok(Some(h)) = tokio::time::timeout(wait, self.hits.recv()).await {
+            panic!("unexpected webhook: {}", h.json);
+        }
+    }
+}
+
+async fn hook(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let answer = {
+        let scripted = s.answers.lock().unwrap().pop_front();
+        let mut seen = s.seen.lock().unwrap();
+        *seen += 1;
+        match scripted {
+            Some(a) => a,
+            None if s.fail_every > 0 && *seen % s.fail_every == 0 => Answer::Status(500),
+            None => s.default,
+        }
+    };
+    let status = match answer {
+        Answer::Status(c) => c,
+        Answer::Hang => 0,
+    };
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Recorded on arrival, so records follow the order requests came in. The test may have
+    // stopped listening; then nobody needs the record.
+    let _ = s
+        .hits
+        .send(Hit {
+            headers,
+            body,
+            json,
+            status,
+        })
+        .await;
+    if status == 0 {
+        tokio::time::sleep(Duration::from_millis(2500)).await; // past the client's timeout
+        return StatusCode::OK;
+    }
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+async fn receiver(script: Vec<Answer>, default: Answer, fail_every: usize) -> Receiver {
+    let (tx, rx) = mpsc::channel(1024);
+    let state = Script {
+        answers: Arc::new(Mutex::new(script.into())),
+        default,
+        fail_every,
+        seen: Arc::new(Mutex::new(0)),
+        hits: tx,
+    };
+    let app = Router::new().route("/hook", post(hook)).with_state(state);
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(async move {
+        // Ends with the test's runtime.
+        let _ = axum::serve(tcp, app).await;
+    });
+    Receiver { addr, hits: rx }
+}
+
+/// An endpoint with fast retries, for tests.
+fn endpoint(url: String) -> WebhookConfig {
+    WebhookConfig {
+        name: Some("test-hook".into()),
+        timeout_secs: 1.0,
+        backoff_initial_secs: 0.02,
+        backoff_max_secs: 0.1,
+        max_attempts: 0,
+        ..WebhookConfig::new(url, HOOK_SECRET)
+    }
+}
+
+fn verify(hit: &Hit) {
+    let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(&hit.body);
+    let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(hit.header("x-rollcall-signature"), want, "signature");
+}
+
+async fn metric(s: &TestServer, name: &str, labels: &str) -> Option<f64> {
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name}{labels} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls a metric until it equals `want` (the workers count asynchronously).
+async fn metric_becomes(s: &TestServer, name: &str, labels: &str, want: f64) {
+    let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let v = metric(s, name, labels).await;
+        if v == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}{labels} is {v:?}, expected {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A video room as the video façade would create it, with phone callers added the way its
+/// `phone-participants/joined` call does.
+async fn video_room_with_phones(s: &TestServer, phones: &[(&str, &str)]) -> (RoomId, RoomHandle) {
+    let app = &s.running.as_ref().unwrap().app;
+    let id = RoomId::from(format!("video:{}", uuid::Uuid::new_v4()));
+    let h = app
+        .registry
+        .create(
+            &id,
+            RoomSpec {
+                kind: RoomKind::Video,
+                max_members: 100,
+                linger: None,
+                attrs: Default::default(),
+            },
+        )
+        .expect("a new room");
+    h.add_members(
+        phones
+            .iter()
+            .map(|(call, name)| NewMember {
+                id: MemberId::from(*call),
+                kind: MemberKind::Phone,
+                name: Some((*name).into()),
+                meta: Value::Null,
+            })
+            .collect(),
+    )
+    .await
+    .expect("phones added");
+    (id, h)
+}
+
+/// Joins and a leave reach the endpoint as signed Digital Samba envelopes, each with its own
+/// delivery id; the first join also makes the first host.
+#[tokio::test]
+async fn joined_and_left_arrive_signed_in_the_envelope() {
+    let mut rx = receiver(vec![], Answer::Status(200), 0).await;
+    let url = rx.url();
+    let s = start_with(move |f| f.webhooks = vec![endpoint(url)]).await;
+    let (_alice, _) = s.joined("alice", "wh1").await;
+    let (mut bob, _) = s.joined("bob", "wh1").await;
+    let msgs = bob.request(json!({"type": "leave", "room": "wh1"})).await;
+    assert_eq!(msgs.last().unwrap()["type"], "ack");
+
+    let mut hits = Vec::new();
+    for _ in 0..4 {
+        hits.push(rx.next().await);
+    }
+    let events: Vec<&str> = hits.iter().map(Hit::event).collect();
+    assert_eq!(
+        events,
+        [
+            "participant_joined",
+            "host_changed",
+            "participant_joined",
+            "participant_left"
+        ]
+    );
+    let mut ids = std::collections::HashSet::new();
+    for h in &hits {
+        verify(h);
+        let obj = h.json.as_object().expect("an object");
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["data", "event", "timestamp"]);
+        let ts = chrono::DateTime::parse_from_rfc3339(h.json["timestamp"].as_str().unwrap())
+            .expect("RFC 3339 timestamp");
+        assert_eq!(
+            h.header("x-rollcall-timestamp"),
+            ts.timestamp().to_string(),
+            "the header repeats the signed timestamp"
+        );
+        assert_eq!(h.header("x-rollcall-event"), h.event());
+        assert_eq!(h.header("x-rollcall-attempt"), "1");
+        assert!(h.header("content-type").starts_with("application/json"));
+        assert!(h.header("user-agent").starts_with("rollcall/"));
+        let id = uuid::Uuid::parse_str(h.header("x-rollcall-delivery")).expect("a uuid");
+        assert!(ids.insert(id), "delivery ids are unique");
+    }
+    let joined = &hits[0].json["data"];
+    assert_eq!(joined["room_id"], "wh1");
+    assert_eq!(joined["participant_id"], "alice");
+    assert_eq!(joined["name"], "alice name");
+    assert_eq!(joined["type"], "player");
+    assert_eq!(joined["version"], 1);
+    assert_eq!(hits[1].json["data"]["host"], "alice");
+    assert_eq!(hits[1].json["data"]["previous_host"], Value::Null);
+    let left = &hits[3].json["data"];
+    assert_eq!(left["participant_id"], "bob");
+    assert_eq!(left["name"], "bob name", "remembered from the join");
+    assert_eq!(left["type"], "player");
+    assert_eq!(left["reason"], "leave");
+    assert_eq!(left["by"], Value::Null);
+    assert_eq!(left["version"], 3);
+    metric_becomes(
+        &s,
+        "rollcall_webhook_deliveries_total",
+        "{endpoint=\"test-hook\"}",
+        4.0,
+    )
+    .await;
+    rx.silent(Duration::from_millis(100)).await;
+}
+
+/// A 500, then a timeout, then success: three attempts of the same delivery (same id, same
+/// signed bytes), counted as two failures and one delivery.
+#[tokio::test]
+async fn failed_delivery_is_retried_with_the_same_id() {
+    let mut rx = receiver(
+        vec![Answer::Status(500), Answer::Hang],
+        Answer::Status(200),
+        0,
+    )
+    .await;
+    let mut ep = endpoint(rx.url());
+    ep.events = vec!["participant_joined".into()];
+    let s = start_with(move |f| f.webhooks = vec![ep]).await;
+    let (_alice, _) = s.joined("alice", "wh2").await;
+
+    let first = rx.next().await;
+    let second = rx.next().await;
+    let third = rx.next().await;
+    assert_eq!((first.status, second.status, third.status), (500, 0, 200));
+    for (n, h) in [&first, &second, &third].iter().enumerate() {
+        assert_eq!(h.header("x-rollcall-attempt"), (n + 1).to_string());
+        assert_eq!(
+            h.header("x-rollcall-delivery"),
+            first.header("x-rollcall-delivery")
+        );
+        assert_eq!(h.body, first.body, "byte-identical retries");
+        verify(h);
+    }
+    assert_eq!(first.event(), "participant_joined");
+    metric_becomes(
+        &s,
+        "rollcall_webhook_failures_total",
+        "{endpoint=\"test-hook\"}",
+        2.0,
+    )
+    .await;
+    metric_becomes(
+        &s,
+        "rollcall_webhook_deliveries_total",
+        "{endpoint=\"test-hook\"}",
+        1.0,
+    )
+    .await;
+    rx.silent(Duration::from_millis(150)).await;
+}
+
+/// With four lanes and an endpoint failing every third request, each room's events are
+/// delivered complete and in the order the room emitted them.
+#[tokio::test]
+async fn events_of_a_room_stay_in_order_through_failures() {
+    let mut rx = receiver(vec![], Answer::Status(200), 3).await;
+    let ep = WebhookConfig {
+        concurrency: 4,
+        ..endpoint(rx.url())
+    };
+    let s = start_with(move |f| f.webhooks = vec![ep]).await;
+    let rooms = ["order-a", "order-b", "order-c"];
+    let n = 4;
+    let mut clients = Vec::new();
+    for i in 0..n {
+        for r in rooms {
+            let (c, _) = s.joined(&format!("m{i}"), r).await;
+            clients.push((r, c));
+        }
+    }
+    // Everyone leaves, in join order: each host leave also hands the host on.
+    for (r, c) in &mut clients {
+        let msgs = c.request(json!({"type": "leave", "room": *r})).await;
+        assert_eq!(msgs.last().unwrap()["type"], "ack");
+    }
+    // Per room: n joins + 1 first host + n leaves + (n - 1) host hand-overs.
+    let expected = rooms.len() * (3 * n);
+    let mut per_room: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+    for _ in 0..expected {
+        let h = rx.next_ok().await;
+        let d = &h.json["data"];
+        let room = d["room_id"].as_str().unwrap().to_owned();
+        let who = d["participant_id"]
+            .as_str()
+            .or(d["host"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        per_room.entry(room).or_default().push((
+            d["version"].as_u64().unwrap(),
+            format!("{}:{who}", h.event()),
+        ));
+    }
+    for r in rooms {
+        let got = &per_room[r];
+        let versions: Vec<u64> = got.iter().map(|(v, _)| *v).collect();
+        assert!(
+            versions.windows(2).all(|w| w[0] <= w[1]),
+            "room {r} out of order: {got:?}"
+        );
+        let mut want = Vec::new();
+        for i in 0..n {
+            want.push(format!("participant_joined:m{i}"));
+            if i == 0 {
+                want.push("host_changed:m0".to_owned());
+            }
+        }
+        for i in 0..n {
+            want.push(format!("participant_left:m{i}"));
+            if i + 1 < n {
+                want.push(format!("host_changed:m{}", i + 1));
+            }
+        }
+        let got_events: Vec<String> = got.iter().map(|(_, e)| e.clone()).collect();
+        assert_eq!(got_events, want, "room {r}");
+    }
+    assert!(
+        metric(
+            &s,
+            "rollcall_webhook_failures_total",
+            "{endpoint=\"test-hook\"}"
+        )
+        .await
+        .unwrap_or(0.0)
+            >= 1.0,
+        "the receiver failed some requests"
+    );
+}
+
+/// An endpoint that stays down: the queue holds `max_queue`, the rest is dropped and counted,
+/// and the room never waits for it.
+#[tokio::test]
+async fn a_full_queue_drops_and_counts() {
+    let mut rx = receiver(vec![], Answer::Status(503), 0).await;
+    let ep = WebhookConfig {
+        max_queue: 2,
+        concurrency: 1,
+        backoff_initial_secs: 30.0,
+        backoff_max_secs: 30.0,
+        ..endpoint(rx.url())
+    };
+    let s = start_with(move |f| f.webhooks = vec![ep]).await;
+    let started = std::time::Instant::now();
+    let mut clients = Vec::new();
+    for m in ["a", "b", "c", "d"] {
+        clients.push(s.joined(m, "down").await.0);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "joins never wait for webhooks"
+    );
+    // 4 joins + the first host = 5 deliveries: 2 held (one in flight), 3 dropped.
+    metric_becomes(
+        &s,
+        "rollcall_webhook_dropped_total",
+        "{endpoint=\"test-hook\",reason=\"queue_full\"}",
+        3.0,
+    )
+    .await;
+    metric_becomes(
+        &s,
+        "rollcall_webhook_queue_depth",
+        "{endpoint=\"test-hook\"}",
+        2.0,
+    )
+    .await;
+    let first = rx.next().await;
+    assert_eq!(first.status, 503);
+    assert_eq!(first.event(), "participant_joined");
+    rx.silent(Duration::from_millis(200)).await; // the next attempt is 30 s away
+    assert_eq!(
+        metric(
+            &s,
+            "rollcall_webhook_deliveries_total",
+            "{endpoint=\"test-hook\"}"
+        )
+        .await,
+        Some(0.0)
+    );
+}
+
+/// After `max_attempts` failures a delivery is given up, counted, and the next one goes out.
+#[tokio::test]
+async fn deliveries_are_given_up_after_max_attempts() {
+    let mut rx = receiver(
+        vec![Answer::Status(500), Answer::Status(500)],
+        Answer::Status(200),
+        0,
+    )
+    .await;
+    let ep = WebhookConfig {
+        max_attempts: 2,
+        concurrency: 1,
+        events: vec!["participant_joined".into()],
+        ..endpoint(rx.url())
+    };
+    let s = start_with(move |f| f.webhooks = vec![ep]).await;
+    let (_a, _) = s.joined("a", "giveup").await;
+    let (_b, _) = s.joined("b", "giveup").await;
+    let one = rx.next().await;
+    let two = rx.next().await;
+    let three = rx.next().await;
+    assert_eq!(one.json["data"]["participant_id"], "a");
+    assert_eq!(two.json["data"]["participant_id"], "a");
+    assert_eq!((one.status, two.status), (500, 500));
+    assert_eq!(three.json["data"]["participant_id"], "b");
+    assert_eq!(three.status, 200);
+    metric_becomes(
+        &s,
+        "rollcall_webhook_dropped_total",
+        "{endpoint=\"test-hook\",reason=\"gave_up\"}",
+        1.0,
+    )
+    .await;
+}
+
+/// The new-user story: phone callers in a video room; the backend removes one (`left`): the
+/// filtered endpoint gets exactly one `participant_left` naming the caller, and `/metrics`
+/// counts one `left` event with reason `left`.
+#[tokio::test]
+async fn phone_left_reaches_a_filtered_endpoint() {
+    let mut rx = receiver(vec![], Answer::Status(200), 0).await;
+    let mut ep = endpoint(rx.url());
+    ep.events = vec!["participant_left".into()];
+    let s = start_with(move |f| f.webhooks = vec![ep]).await;
+    let (room, _h) =
+        video_room_with_phones(&s, &[("call-1", "+1 555 0101"), ("call-2", "Reception")]).await;
+    let mut watcher = s.connect("watcher").await;
+    watcher.watch(room.as_str()).await;
+    let path = format!("/v1/rooms/{}/leave", room.as_str().replace(':', "%3A"));
+    let (st, body) = s.admin_post(&path, json!({"members": ["call-1"]})).await;
+    assert_eq!(st, 200, "{body}");
+    let ev = watcher.expect("left").await;
+    assert_eq!(ev["reason"], "left");
+
+    let h = rx.next().await;
+    verify(&h);
+    assert_eq!(h.event(), "participant_left");
+    let d = &h.json["data"];
+    assert_eq!(d["room_id"], room.as_str());
+    assert_eq!(d["participant_id"], "call-1");
+    assert_eq!(d["call_id"], "call-1");
+    assert_eq!(d["name"], "+1 555 0101");
+    assert_eq!(d["type"], "phone");
+    assert_eq!(d["reason"], "left");
+    rx.silent(Duration::from_millis(150)).await;
+    assert_eq!(
+        metric(
+            &s,
+            "rollcall_events_total",
+            "{type=\"left\",reason=\"left\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+}
+
+/// A host leaving hands the host on (`host_changed` after the `participant_left`), and a room
+/// closing with people in it announces `room_closed` listing them.
+#[tokio::test]
+async fn host_changes_and_room_close_are_announced() {
+    let mut rx = receiver(vec![], Answer::Status(200), 0).await;
+    let mut ep = endpoint(rx.url());
+    ep.events = vec![
+        "participant_left".into(),
+        "host_changed".into(),
+        "room_closed".into(),
+    ];
+    let s = start_with(move |f| f.webhooks = vec![ep]).await;
+    let (room, h) =
+        video_room_with_phones(&s, &[("p1", "One"), ("p2", "Two"), ("p3", "Three")]).await;
+    assert_eq!(rx.next().await.event(), "host_changed"); // p1, the first member
+    let r = h
+        .remove(
+            vec![MemberId::from("p1")],
+            rollcall::protocol::LeaveReason::Left,
+            None,
+            true,
+        )
+        .await
+        .expect("removed");
+    assert_eq!(r.removed.len(), 1);
+    let left = rx.next().await;
+    assert_eq!(left.event(), "participant_left");
+    assert_eq!(left.json["data"]["participant_id"], "p1");
+    let host = rx.next().await;
+    assert_eq!(host.event(), "host_changed");
+    assert_eq!(host.json["data"]["host"], "p2");
+    assert_eq!(host.json["data"]["previous_host"], "p1");
+    assert_eq!(host.json["data"]["version"], left.json["data"]["version"]);
+    h.close("ended").await.expect("closed");
+    let closed = rx.next().await;
+    assert_eq!(closed.event(), "room_closed");
+    assert_eq!(closed.json["data"]["room_id"], room.as_str());
+    assert_eq!(closed.json["data"]["reason"], "ended");
+    assert_eq!(closed.json["data"]["participants"], json!(["p2", "p3"]));
+}
