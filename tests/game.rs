@@ -346,6 +346,20 @@ async fn create_then_poll_with_a_reused_timestamp() {
         g.get("/api/task/status/nonsense").await,
         (200, json!({"status": "NOT_FOUND"}))
     );
+    // Tasks by state reach /metrics: two creates, both finished.
+    let metrics =
+        g.s.http
+            .get(g.s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    for state in ["pending", "success"] {
+        let line = format!("rollcall_tasks_total{{state=\"{state}\"}} 2");
+        assert!(metrics.contains(&line), "missing {line} in\n{metrics}");
+    }
 }
 
 /// Sync and async joins: one `joined` event per batch, already-joined players filtered out.

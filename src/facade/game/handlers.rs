@@ -106,19 +106,26 @@ async fn submit(
 ) -> Result<Value, GameError> {
     let game = &app.facades.game;
     let id = game.tasks.create(method, body);
+    app.stats.task("PENDING");
     let (runner, task) = (app.clone(), id.clone());
     let done = tokio::spawn(async move {
         let outcome = work.await;
         if let Err(e) = &outcome {
             tracing::info!(task = %task, method = method.as_str(), error = %e, "game task failed");
         }
+        runner
+            .stats
+            .task(if outcome.is_ok() { "SUCCESS" } else { "FAILED" });
         runner.facades.game.tasks.finish(&task, outcome);
     });
     if !sync {
         return Ok(json!({ "task": { "id": id, "status": "PENDING" } }));
     }
     match tokio::time::timeout(SYNC_WAIT, done).await {
-        Err(_) => Err(GameError::Timeout(id)),
+        Err(_) => {
+            app.stats.task("TIMEOUT");
+            Err(GameError::Timeout(id))
+        }
         Ok(Err(e)) => Err(GameError::Internal(format!("task {id} did not run: {e}"))),
         Ok(Ok(())) => {
             let mut status = game.tasks.status(id.as_str());
