@@ -35,6 +35,8 @@ pub struct AppInner {
     pub shutdown: CancellationToken,
     /// Socket tasks, awaited (with a bound) at shutdown.
     pub tracker: TaskTracker,
+    /// Open sockets, told to close at shutdown.
+    pub sockets: crate::conn::Sockets,
     /// The vendor façades' state.
     pub facades: crate::facade::Facades,
     /// The `/metrics` registry.
@@ -70,6 +72,7 @@ impl App {
             stats,
             shutdown,
             tracker: TaskTracker::new(),
+            sockets: crate::conn::Sockets::default(),
             metrics,
         })))
     }

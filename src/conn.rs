@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Weak;
 use std::sync::{Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
@@ -188,5 +189,40 @@ impl Conn {
     /// Empties the room list (on close), returning the handles to notify.
     pub fn take_rooms(&self) -> Vec<RoomHandle> {
         self.rooms().drain().map(|(_, h)| h).collect()
+    }
+}
+
+/// Every open socket of the process, so shutdown can tell each one to close through its own
+/// [`Conn::close`] (one uncontended notification per socket) instead of every socket polling a
+/// shared cancellation token on each wake-up.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    map: dashmap::DashMap<crate::ids::ConnId, Weak<Conn>>,
+}
+
+impl Sockets {
+    /// Records an open socket.
+    pub fn register(&self, conn: &std::sync::Arc<Conn>) {
+        self.map.insert(conn.id(), std::sync::Arc::downgrade(conn));
+    }
+    /// Forgets a closed socket.
+    pub fn unregister(&self, id: crate::ids::ConnId) {
+        self.map.remove(&id);
+    }
+    /// Open sockets.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// No open sockets.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// Asks every open socket to close with `code`.
+    pub fn close_all(&self, code: u16) {
+        for entry in self.map.iter() {
+            if let Some(conn) = entry.value().upgrade() {
+                conn.close(code);
+            }
+        }
     }
 }

@@ -56,11 +56,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = crate::http::router(app.clone());
     let stop = app.shutdown.clone();
+    let sockets_app = app.clone();
     let tracker = app.tracker.clone();
     let bound = app.settings.shutdown_timeout;
     let shutdown = async move {
         signal.await;
         stop.cancel();
+        sockets_app
+            .sockets
+            .close_all(crate::protocol::close::GOING_AWAY);
         tracker.close();
         if tokio::time::timeout(bound, tracker.wait()).await.is_err() {
             tracing::warn!(

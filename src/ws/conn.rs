@@ -32,7 +32,24 @@ enum Exit {
     Close(u16, &'static str),
 }
 
+/// Why a close code was sent, for the close frame's reason text.
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        close::GOING_AWAY => "server shutting down",
+        close::SLOW_CONSUMER => "slow consumer",
+        close::TOKEN_EXPIRED => "token expired",
+        close::TOO_BIG => "message too big",
+        _ => "closing",
+    }
+}
+
 /// Runs a connection until it closes, then detaches it from its rooms.
+///
+/// Hot path: a socket in a busy room wakes once per event batch. Everything that lives as long as
+/// the connection (the close signal, the token-expiry timer) is a future pinned once, outside
+/// the loop, so a wake-up registers no new timer and takes no shared lock; shutdown reaches each
+/// socket through its own [`Conn::close`] (see [`crate::conn::Sockets`]) rather than through one
+/// token every socket would poll.
 pub async fn run(
     mut socket: WebSocket,
     app: App,
@@ -40,6 +57,10 @@ pub async fn run(
     mut outbox: mpsc::Receiver<Frame>,
 ) {
     app.stats.socket(1);
+    app.sockets.register(&conn);
+    if app.shutdown.is_cancelled() {
+        conn.close(close::GOING_AWAY); // upgraded while the server was stopping
+    }
     let s = app.settings.clone();
     let mut ping = interval_at(Instant::now() + s.ping_interval, s.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -49,15 +70,18 @@ pub async fn run(
         Instant::now() + Duration::from_secs(left)
     });
     let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+    let closed = conn.closed();
+    tokio::pin!(closed);
+    let expiry = sleep_until(expires.unwrap_or(far));
+    tokio::pin!(expiry);
 
     let exit = loop {
         tokio::select! {
             biased;
-            code = conn.closed() => break Exit::Close(code, "slow consumer"),
-            _ = app.shutdown.cancelled() => break Exit::Close(close::GOING_AWAY, "server shutting down"),
+            code = &mut closed => break Exit::Close(code, close_reason(code)),
             frame = outbox.recv() => {
                 let Some(frame) = frame else { break Exit::PeerGone };
-                if let Err(exit) = guarded(&app, &conn, write_batch(&mut socket, frame, &mut outbox)).await {
+                if let Err(exit) = guarded(closed.as_mut(), write_batch(&mut socket, frame, &mut outbox)).await {
                     break exit;
                 }
             }
@@ -73,7 +97,7 @@ pub async fn run(
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 };
-                if let Err(exit) = guarded(&app, &conn, flush_then(&mut socket, &mut outbox, reply)).await {
+                if let Err(exit) = guarded(closed.as_mut(), flush_then(&mut socket, &mut outbox, reply)).await {
                     break exit;
                 }
             }
@@ -81,11 +105,11 @@ pub async fn run(
                 if last_seen.elapsed() >= s.heartbeat_timeout {
                     break Exit::TimedOut;
                 }
-                if let Err(exit) = guarded(&app, &conn, socket.send(Message::Ping(Bytes::new()))).await {
+                if let Err(exit) = guarded(closed.as_mut(), socket.send(Message::Ping(Bytes::new()))).await {
                     break exit;
                 }
             }
-            _ = sleep_until(expires.unwrap_or(far)) => break Exit::Close(close::TOKEN_EXPIRED, "token expired"),
+            _ = &mut expiry => break Exit::Close(close::TOKEN_EXPIRED, "token expired"),
         }
     };
     let timed_out = matches!(exit, Exit::TimedOut);
@@ -104,6 +128,7 @@ pub async fn run(
     for room in conn.take_rooms() {
         room.detach(conn.id(), timed_out).await;
     }
+    app.sockets.unregister(conn.id());
     app.stats.socket(-1);
     tracing::debug!(conn = %conn.id(), timed_out, "socket closed");
 }
@@ -117,17 +142,17 @@ fn is_too_big(e: &axum::Error) -> bool {
     )
 }
 
-/// Runs a write, but gives up on it when the room closes the socket or the server shuts down:
+/// Runs a write, but gives up on it when the socket is asked to close (slow consumer, shutdown):
 /// a peer that stopped reading must not pin its task in a write forever.
-async fn guarded<F>(app: &App, conn: &Conn, write: F) -> Result<(), Exit>
+async fn guarded<C, F>(closed: std::pin::Pin<&mut C>, write: F) -> Result<(), Exit>
 where
+    C: std::future::Future<Output = u16>,
     F: std::future::Future<Output = Result<(), axum::Error>>,
 {
     tokio::select! {
         biased;
-        code = conn.closed() => Err(Exit::Close(code, "slow consumer")),
-        _ = app.shutdown.cancelled() => Err(Exit::Close(close::GOING_AWAY, "server shutting down")),
         r = write => r.map_err(|_| Exit::PeerGone),
+        code = closed => Err(Exit::Close(code, close_reason(code))),
     }
 }
 
