@@ -291,8 +291,8 @@ fn declared_routes(file: &str) -> Vec<(String, String)> {
 
 /// Each operator route is in the document, and every route the core router and the panel
 /// declare is documented here or listed in [`ELSEWHERE`].
-#[tokio::test]
-async fn the_operator_surface_is_documented() {
+#[test]
+fn the_operator_surface_is_documented() {
     let doc = doc();
     let documented = doc.operations();
     let has = |m: &str, p: &str| documented.iter().any(|(dm, dp)| dm == m && dp == p);

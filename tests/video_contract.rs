@@ -249,8 +249,8 @@ async fn live_listings_answer_as_the_vendor_documents() {
 
     let token = room_token(
         KEY,
-        json!({"td": TEAM, "rd": id, "ud": 42, "u": "Web User",
-                                       "role": "moderator", "exp": now() + 600}),
+        json!({"td": TEAM, "rd": id, "ud": 42, "u": "Web User", "role": "moderator",
+               "exp": now() + 600}),
     );
     let mut web = s.connect_token(&token).await;
     web.join(&format!("video:{id}")).await;
@@ -401,8 +401,8 @@ async fn every_vendor_operation_is_served_or_deliberately_not() {
 
 /// The checker can fail: wrong types deep inside, nulls, the wrong `total_count` type, and the
 /// vendor's own `type: datetime` defect (README) are all reported with their paths.
-#[tokio::test]
-async fn the_checker_reports_what_breaks_the_schema() {
+#[test]
+fn the_checker_reports_what_breaks_the_schema() {
     let doc = vendor();
     let live = doc
         .json_schema("GET", "/api/v1/rooms/live/participants", 200)
