@@ -3,6 +3,7 @@
 //! `tests/lobby_sse.rs`.)
 
 mod common;
+mod contract_support;
 mod lobby_support;
 
 use common::*;

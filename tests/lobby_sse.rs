@@ -2,6 +2,7 @@
 //! server, and the new-user scenario (create, two joins, SSE + WebSocket, a kick).
 
 mod common;
+mod contract_support;
 mod lobby_support;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! matchmaking) and concurrency, each checked against what the lobby's WebSocket room sees.
 
 mod common;
+mod contract_support;
 mod lobby_support;
 
 use lobby_support::*;

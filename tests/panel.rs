@@ -5,30 +5,26 @@
 //! `ROLLCALL_REQUIRE_BROWSER=1` (CI) turns that into a failure. Binaries: `ROLLCALL_CHROMIUM`
 //! (default `/usr/bin/chromium`) and `ROLLCALL_CHROMEDRIVER` (default `chromedriver` on `PATH`).
 //!
-//! Phone callers come and go through [`PhoneBridge`]: today the native room API (the in-process
-//! `add_members` the video façade's `phone-participants/joined` calls, and the operator
-//! `POST /v1/rooms/{room}/leave`); switching to the video façade's REST calls only changes that
-//! type. A TCP proxy between browser and server lets the test cut the page's connection.
+//! The room is a video room of the Digital Samba-style façade (issue 5): created with
+//! `POST /api/v1/rooms`, its phone callers come and go through [`PhoneBridge`], the façade's own
+//! REST calls (`phone-participants/joined` and `/left`, dev team credentials), and its web
+//! participants join over the WebSocket with video room tokens (`td`/`rd`/`ud`/`u`, HS256 with the
+//! team's developer key). The host's page uses the host's own room token. A TCP proxy between
+//! browser and server lets the test cut the page's connection.
 
 mod common;
+mod panel_support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use fantoccini::{Client as Browser, Locator};
 use futures::FutureExt;
-use rollcall::ids::{MemberId, RoomId};
-use rollcall::protocol::MemberKind;
-use rollcall::room::NewMember;
+use panel_support::*;
+use rollcall::facade::video::{DEV_DEVELOPER_KEY, DEV_TEAM_ID};
+use rollcall::ids::RoomId;
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast;
-
-/// How long the page may take to show a change.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ----- the page without a browser ---------------------------------------------------------
 
@@ -74,190 +70,73 @@ async fn page_and_assets_are_served_from_the_binary() {
 
 // ----- helpers ----------------------------------------------------------------------------
 
-/// Adds and removes phone callers. Native today; the video façade's REST calls later.
+/// A video room of the dev team, and its phone callers, through the façade's REST calls exactly
+/// as the vendor's telephony middleware sends them.
 struct PhoneBridge<'a> {
     s: &'a TestServer,
-    room: RoomId,
+    /// The room's UUID (the `{room}` of the REST paths, the `rd` of its tokens).
+    uuid: String,
 }
 
-impl PhoneBridge<'_> {
-    /// Callers join (what `POST /api/v1/rooms/{room}/phone-participants/joined` does).
-    async fn joined(&self, callers: &[(&str, &str)]) {
-        let app = &self.s.running.as_ref().unwrap().app;
-        let h = app.registry.get(self.room.as_str()).expect("room exists");
-        h.add_members(
-            callers
-                .iter()
-                .map(|(id, name)| NewMember {
-                    id: MemberId::from(*id),
-                    kind: MemberKind::Phone,
-                    name: Some((*name).into()),
-                    meta: Value::Null,
-                })
-                .collect(),
-        )
-        .await
-        .expect("callers added");
+impl<'a> PhoneBridge<'a> {
+    /// A POST with the dev team's developer key (HTTP Basic, the curl `--user` form): status and
+    /// raw body.
+    async fn post(s: &TestServer, path: &str, body: Value) -> (u16, String) {
+        let r = s
+            .http
+            .post(s.url(path))
+            .basic_auth(DEV_TEAM_ID, Some(DEV_DEVELOPER_KEY))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
     }
-    /// Callers leave (what `POST /api/v1/rooms/{room}/phone-participants/left` does).
-    async fn left(&self, ids: &[&str]) {
-        let path = format!("/v1/rooms/{}/leave", encode(self.room.as_str()));
-        let (st, body) = self.s.admin_post(&path, json!({ "members": ids })).await;
+    /// `POST /api/v1/rooms`: a new video room (200 with the room object).
+    async fn create(s: &'a TestServer) -> Self {
+        let (st, body) = Self::post(s, "/api/v1/rooms", json!({"topic": "Panel test"})).await;
         assert_eq!(st, 200, "{body}");
+        let room: Value = serde_json::from_str(&body).expect("a room object");
+        let uuid = room["id"].as_str().expect("an id").to_owned();
+        Self { s, uuid }
+    }
+    /// The room's key on the WebSocket.
+    fn room(&self) -> RoomId {
+        RoomId::from(format!("video:{}", self.uuid))
+    }
+    /// A room token of a web participant (`ud` = member id, `u` = name).
+    fn web_token(&self, ud: &str, name: &str) -> String {
+        let claims = json!({"td": DEV_TEAM_ID, "rd": self.uuid, "ud": ud, "u": name,
+                            "exp": rollcall::auth::unix_now() + 3600});
+        rollcall::facade::video::token::sign(DEV_DEVELOPER_KEY, &claims).expect("a room token")
+    }
+    /// `POST /api/v1/rooms/{room}/phone-participants/joined`: 200, empty body.
+    async fn joined(&self, callers: &[(&str, &str)]) {
+        let body: Vec<Value> = callers
+            .iter()
+            .map(|(id, name)| json!({"call_id": id, "name": name}))
+            .collect();
+        let path = format!("/api/v1/rooms/{}/phone-participants/joined", self.uuid);
+        assert_eq!(
+            Self::post(self.s, &path, json!(body)).await,
+            (200, String::new())
+        );
+    }
+    /// `POST /api/v1/rooms/{room}/phone-participants/left` (a bare array of call ids): 200, empty
+    /// body.
+    async fn left(&self, ids: &[&str]) {
+        let path = format!("/api/v1/rooms/{}/phone-participants/left", self.uuid);
+        assert_eq!(
+            Self::post(self.s, &path, json!(ids)).await,
+            (200, String::new())
+        );
     }
 }
 
 /// Percent-encodes the one path-special character room names may hold.
 fn encode(room: &str) -> String {
     room.replace(':', "%3A")
-}
-
-/// A TCP proxy in front of the server whose connections the test can cut.
-struct Proxy {
-    addr: SocketAddr,
-    cut: broadcast::Sender<()>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (cut, _) = broadcast::channel::<()>(4);
-        let cuts = cut.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut stop = cuts.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = stop.recv() => {}
-                    }
-                });
-            }
-        });
-        Self { addr, cut }
-    }
-    /// Drops every open connection (new ones still go through).
-    fn cut(&self) {
-        // No receiver means no open connection: nothing to cut.
-        let _ = self.cut.send(());
-    }
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-}
-
-/// chromedriver (killed on drop) and a scratch Chromium profile (removed on drop).
-struct Driver {
-    child: tokio::process::Child,
-    port: u16,
-    profile: PathBuf,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // Best effort: the process may have exited already.
-        let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let p = Path::new(name);
-    if p.is_absolute() {
-        return p.is_file().then(|| p.to_owned());
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|c| c.is_file())
-    })
-}
-
-/// Chromium and chromedriver, or why not.
-fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
-    let chromium =
-        std::env::var("ROLLCALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let driver = std::env::var("ROLLCALL_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-    let chromium = which(&chromium).ok_or(format!("no Chromium at {chromium}"))?;
-    let driver = which(&driver).ok_or(format!("chromedriver not found ({driver})"))?;
-    Ok((chromium, driver))
-}
-
-async fn launch(chromium: &Path, driver: &Path) -> (Driver, Browser) {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = tokio::process::Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    let profile = std::env::temp_dir().join(format!(
-        "rollcall-panel-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    let d = Driver {
-        child,
-        port,
-        profile,
-    };
-    let status = format!("http://127.0.0.1:{}/status", d.port);
-    let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT;
-    while reqwest::get(&status).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "chromedriver did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1",
-                "--window-size=1100,760", "--lang=en-US",
-                format!("--user-data-dir={}", d.profile.display()),
-            ],
-        }),
-    );
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", d.port))
-        .await
-        .expect("a WebDriver session");
-    (d, browser)
-}
-
-/// Polls `check` until it returns `Some`, or fails with `what`.
-async fn until<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT;
-    loop {
-        if let Some(t) = check().await {
-            return t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The member ids shown, in order.
@@ -301,15 +180,13 @@ async fn page_state(b: &Browser) -> String {
     .to_owned()
 }
 
+/// The room's version, from the operator API.
 async fn server_version(s: &TestServer, room: &RoomId) -> u64 {
-    let app = &s.running.as_ref().unwrap().app;
-    app.registry
-        .get(room.as_str())
-        .expect("room")
-        .snapshot()
-        .await
-        .expect("snapshot")
-        .version
+    let (st, panel) = s
+        .admin_get(&format!("/v1/rooms/{}", encode(room.as_str())))
+        .await;
+    assert_eq!(st, 200, "{panel}");
+    panel["version"].as_u64().expect("a version")
 }
 
 async fn page_version_becomes(b: &Browser, want: u64) {
@@ -342,8 +219,9 @@ fn screenshot_path(name: &str) -> PathBuf {
 
 // ----- the browser test ----------------------------------------------------------------------
 
-/// A room with players and phone callers shows live: rows appear, a caller removed by the
-/// backend disappears, a kick clicked by the host reaches the other sockets as `left` `kick`,
+/// A video room with web participants and phone callers shows live: rows appear, a caller
+/// added through the façade's `phone-participants/joined` appears and one removed by `/left`
+/// disappears, a kick clicked by the host reaches the other sockets as `left` `kick`,
 /// a cut connection reconnects and resyncs, a version gap triggers `sync`, and an operator
 /// token gets kick buttons through the REST API.
 #[tokio::test]
@@ -376,14 +254,14 @@ async fn panel_shows_the_room_live_in_chromium() {
 }
 
 async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
-    let room = RoomId::from(format!(
-        "studio:{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
-    let token = |sub: &str, name: &str| rollcall::auth::sign_hs256(SECRET, sub, Some(name), 3600);
-    let mut alice = s.connect_token(&token("alice", "Alice Martin")).await;
+    let bridge = PhoneBridge::create(s).await;
+    let room = bridge.room();
+    let alice_token = bridge.web_token("alice", "Alice Martin");
+    let mut alice = s.connect_token(&alice_token).await;
     alice.join(room.as_str()).await;
-    let mut bob = s.connect_token(&token("bob", "Bruno Costa")).await;
+    let mut bob = s
+        .connect_token(&bridge.web_token("bob", "Bruno Costa"))
+        .await;
     bob.join(room.as_str()).await;
     let msgs = bob
         .request(
@@ -391,35 +269,16 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
         )
         .await;
     assert_eq!(msgs.last().unwrap()["type"], "ack");
-    let bridge = PhoneBridge {
-        s,
-        room: room.clone(),
-    };
     bridge
         .joined(&[("call-1", "+1 555 0101"), ("call-2", "Reception desk")])
         .await;
-    // A web participant, added as the video façade adds one (for the kind column).
-    let app = &s.running.as_ref().unwrap().app;
-    app.registry
-        .get(room.as_str())
-        .unwrap()
-        .add_members(vec![NewMember {
-            id: MemberId::from("dana"),
-            kind: MemberKind::Web,
-            name: Some("Dana Lee".into()),
-            meta: Value::Null,
-        }])
-        .await
-        .unwrap();
+    let mut dana = s.connect_token(&bridge.web_token("dana", "Dana Lee")).await;
+    dana.join(room.as_str()).await;
     alice.drain().await;
     bob.drain().await;
 
     // The host's own view: kick buttons through the socket.
-    let page = format!(
-        "/panel/{}#token={}",
-        encode(room.as_str()),
-        token("alice", "Alice Martin")
-    );
+    let page = format!("/panel/{}#token={alice_token}", encode(room.as_str()));
     b.goto(&proxy.url(&page)).await.expect("page loads");
     rows_become(b, &["alice", "bob", "call-1", "call-2", "dana"]).await;
     until("live", || async {
@@ -429,7 +288,7 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     page_version_becomes(b, server_version(s, &room).await).await;
     assert_eq!(text(b, "#room").await, room.as_str());
     assert_eq!(text(b, "#count").await, "5");
-    assert_eq!(text(b, "#kinds").await, "2 players · 1 web · 2 phones");
+    assert_eq!(text(b, "#kinds").await, "3 web · 2 phones");
     let alice_row = text(b, r#"li[data-id="alice"]"#).await;
     assert!(
         alice_row.contains("Alice Martin")
@@ -439,9 +298,7 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     );
     let bob_row = text(b, r#"li[data-id="bob"]"#).await;
     assert!(
-        bob_row.contains("Bruno Costa")
-            && bob_row.contains("player")
-            && bob_row.contains("mic: on"),
+        bob_row.contains("Bruno Costa") && bob_row.contains("web") && bob_row.contains("mic: on"),
         "{bob_row}"
     );
     assert!(!bob_row.contains("Host"));
@@ -459,7 +316,9 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     );
 
     let png = b.screenshot().await.expect("screenshot");
-    std::fs::write(screenshot_path("panel-screenshot.png"), png).expect("screenshot saved");
+    let shot = screenshot_path("panel-screenshot.png");
+    std::fs::write(&shot, png).expect("screenshot saved");
+    eprintln!("panel screenshots: {} (and -phone.png)", shot.display());
     b.set_window_size(390, 844).await.expect("phone width");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let png = b.screenshot().await.expect("screenshot");
@@ -475,6 +334,7 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
         (json!(["call-1"]), json!("left"))
     );
     assert_eq!(bob.expect("left").await["members"], json!(["call-1"]));
+    assert_eq!(dana.expect("left").await["members"], json!(["call-1"]));
     assert_eq!(text(b, "#count").await, "4");
 
     // The host kicks from the page: the other sockets see `left` `kick` by alice.
@@ -526,7 +386,7 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     assert!(!text(b, r#"li[data-id="alice"]"#).await.contains("bogus"));
 
     // Someone who is neither host nor operator gets no kick buttons.
-    let carol = token("carol", "Carol");
+    let carol = rollcall::auth::sign_hs256(SECRET, "carol", Some("Carol"), 3600);
     b.goto(&proxy.url(&format!(
         "/panel/{}?viewer=carol#token={carol}",
         encode(room.as_str())

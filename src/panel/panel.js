@@ -4,7 +4,8 @@
 // Protocol (protocol/README.md): `watch` → `panel` snapshot, then versioned events, each +1.
 // A version gap → `sync` (a fresh `panel`). A dropped socket → reconnect with backoff.
 // Kick buttons: with `admin`, through POST /v1/rooms/{room}/kick; for the room's host (the
-// token's member), through the socket's `kick` message.
+// token's member: `sub`, a game token's `plyrId`, a video room token's `ud`), through the
+// socket's `kick` message.
 (function () {
   'use strict';
 
@@ -49,6 +50,13 @@
       while (part.length % 4) part += '=';
       var bytes = Uint8Array.from(atob(part), function (c) { return c.charCodeAt(0); });
       var claims = JSON.parse(new TextDecoder().decode(bytes));
+      if (claims.td !== undefined || claims.rd !== undefined) {
+        // A video room token (protocol/video.md): the member is `ud` (a string or a number);
+        // without one the server makes a fresh id per connection, which the page cannot know.
+        if (typeof claims.ud === 'string' && claims.ud) return claims.ud;
+        if (typeof claims.ud === 'number') return String(claims.ud);
+        return null;
+      }
       if (typeof claims.plyrId === 'string' && claims.plyrId) return claims.plyrId.toLowerCase();
       if (typeof claims.sub === 'string' && claims.sub) return claims.sub;
     } catch (e) { /* not a JWT we can read: no "you", no host kick */ }

@@ -1,5 +1,6 @@
 //! Helpers for the lobby façade tests: a PlayFlow-style HTTP client (api-key header, `?name=`),
-//! an SSE reader bounded by the harness timeout, and the vendor's Lobby schema check.
+//! an SSE reader bounded by the harness timeout, and the vendor's Lobby schema check (through the
+//! shared checker in `tests/contract_support/`).
 #![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
@@ -8,6 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::{start_with, TestServer, READ_TIMEOUT};
+use crate::contract_support::Doc;
 
 /// The project key the test servers accept.
 pub const KEY: &str = "test-lobby-key-0001";
@@ -256,108 +258,49 @@ impl Sse {
 }
 
 /// The vendor's OpenAPI document for PlayFlow lobbies.
-pub fn vendor_spec() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/vendor/playflow-lobbies.openapi.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("vendor spec is JSON")
+pub fn vendor_spec() -> Doc {
+    Doc::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/vendor/playflow-lobbies.openapi.json"),
+    )
 }
 
 /// Statuses of the later vendor docs (the spec file predates matchmaking).
 pub const LATER_STATUSES: [&str; 5] = ["waiting", "in_queue", "match_found", "in_game", "finished"];
 
-/// Checks `lobby` against the vendor's Lobby schema: every required property present, each of
-/// the schema's type, nullability, enum, length and range rules; plus the four `matchmaking*`
-/// fields of the later docs. Returns the violations.
-pub fn lobby_violations(spec: &Value, lobby: &Value) -> Vec<String> {
-    let schema = &spec["components"]["schemas"]["Lobby"];
-    let mut out = Vec::new();
-    let Some(obj) = lobby.as_object() else {
-        return vec![format!("not an object: {lobby}")];
-    };
-    let required = schema["required"].as_array().expect("required list");
-    let mut names: Vec<&str> = required.iter().map(|r| r.as_str().unwrap()).collect();
-    names.extend([
-        "matchmakingMode",
-        "matchmakingStartedAt",
-        "matchmakingTicketId",
-        "matchmakingData",
-    ]);
-    for name in names {
-        let Some(v) = obj.get(name) else {
-            out.push(format!("missing {name}"));
-            continue;
-        };
-        let Some(p) = schema["properties"].get(name) else {
-            continue; // the later docs' matchmaking fields: presence only
-        };
-        if v.is_null() {
-            if p["nullable"] != true {
-                out.push(format!("{name} is null but not nullable"));
+/// The later docs' matchmaking fields: required, presence only (the file has no schema for them).
+pub const MATCHMAKING_FIELDS: [&str; 4] = [
+    "matchmakingMode",
+    "matchmakingStartedAt",
+    "matchmakingTicketId",
+    "matchmakingData",
+];
+
+/// Checks `lobby` against the vendor's Lobby schema with the shared contract checker: every
+/// required property present, each of the schema's type, nullability, enum, length, range and
+/// format rules; with the later docs' statuses as the `status` enum and their four
+/// `matchmaking*` fields required; timestamps as JavaScript's `toISOString` writes them (the
+/// vendor is NestJS). Returns the violations.
+pub fn lobby_violations(spec: &Doc, lobby: &Value) -> Vec<String> {
+    let mut schema = spec.0["components"]["schemas"]["Lobby"].clone();
+    schema["properties"]["status"]["enum"] = json!(LATER_STATUSES);
+    schema["required"]
+        .as_array_mut()
+        .expect("required list")
+        .extend(MATCHMAKING_FIELDS.map(|f| json!(f)));
+    let mut out = spec.violations(&schema, lobby);
+    for field in ["createdAt", "updatedAt"] {
+        if let Some(t) = lobby[field].as_str() {
+            if !(t.len() == 24 && t.ends_with('Z')) {
+                out.push(format!("$.{field}: {t:?} is not toISOString's form"));
             }
-            continue;
-        }
-        let ok = match p["type"].as_str() {
-            Some("string") => v.is_string(),
-            Some("number") => v.is_number(),
-            Some("boolean") => v.is_boolean(),
-            Some("object") => v.is_object(),
-            Some("array") => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
-            _ => true,
-        };
-        if !ok {
-            out.push(format!("{name} has the wrong type: {v}"));
-        }
-        if let Some(en) = p["enum"].as_array() {
-            let allowed: Vec<&str> = if name == "status" {
-                LATER_STATUSES.to_vec()
-            } else {
-                en.iter().filter_map(Value::as_str).collect()
-            };
-            if !v.as_str().is_some_and(|s| allowed.contains(&s)) {
-                out.push(format!("{name}={v} not in {allowed:?}"));
-            }
-        }
-        if let (Some(max), Some(s)) = (p["maxLength"].as_u64(), v.as_str()) {
-            if s.chars().count() as u64 > max {
-                out.push(format!("{name} longer than {max}"));
-            }
-        }
-        if let Some(n) = v.as_f64() {
-            if p["minimum"].as_f64().is_some_and(|m| n < m)
-                || p["maximum"].as_f64().is_some_and(|m| n > m)
-            {
-                out.push(format!("{name}={n} out of range"));
-            }
-        }
-        match p["format"].as_str() {
-            Some("uuid") if uuid_like(v) => {}
-            Some("uuid") => out.push(format!("{name} is not a uuid: {v}")),
-            Some("date-time")
-                if v.as_str()
-                    .is_some_and(|s| s.ends_with('Z') && s.len() == 24) => {}
-            Some("date-time") => out.push(format!("{name} is not an ISO date-time: {v}")),
-            _ => {}
         }
     }
     out
 }
 
-fn uuid_like(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| {
-        s.len() == 36
-            && s.chars().enumerate().all(|(i, c)| {
-                if [8, 13, 18, 23].contains(&i) {
-                    c == '-'
-                } else {
-                    c.is_ascii_hexdigit()
-                }
-            })
-    })
-}
-
 /// Asserts `lobby` satisfies the vendor schema.
-pub fn assert_vendor_lobby(spec: &Value, lobby: &Value) {
+pub fn assert_vendor_lobby(spec: &Doc, lobby: &Value) {
     let v = lobby_violations(spec, lobby);
     assert!(v.is_empty(), "vendor contract violations {v:?} in {lobby}");
 }
