@@ -241,6 +241,12 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
     r.add("leave_rate", "achieved leave rate (/s)", plan.len() as f64 / leave_secs);
     let h = fleet.left_lat.merged();
     r.latency("left_latency", "leave → `left` at each other member", &h);
+    for (code, reason) in REASONS.iter().enumerate().skip(1) {
+        let h = fleet.left_lat_by[code].merged();
+        if !h.is_empty() {
+            r.latency(&format!("left_latency_{reason}"), &format!("  of which reason `{reason}`"), &h);
+        }
+    }
     r.picture(&format!("churn: leave → left, {} rooms × {}", a.rooms, a.members), &h);
     r.add("left_deliveries", "`left` deliveries recorded", h.len());
     r.add("left_deliveries_expected", "`left` deliveries expected", expected_deliveries);
@@ -271,8 +277,6 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
     r.cpu(target.mode(), &use_);
     fleet.abort_all();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    if let Ok(t) = Arc::try_unwrap(target) {
-        t.stop().await;
-    }
+    target.stop().await;
     Ok(r)
 }

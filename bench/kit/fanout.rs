@@ -194,9 +194,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error>
     let all = cpu_all.stop();
     r.add("bench_cpu_total_secs", "load generator CPU incl. connect (s)", all.bench);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    if let Ok(t) = Arc::try_unwrap(target) {
-        t.stop().await;
-    }
+    target.stop().await;
     Ok(r)
 }
 

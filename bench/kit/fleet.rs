@@ -67,6 +67,8 @@ pub(crate) struct Fleet {
     pub(crate) clock: Clock,
     /// leave → `left` received by each other member, µs.
     pub(crate) left_lat: Hist,
+    /// The same, split by the leave's expected reason (index = code in [`REASONS`]).
+    pub(crate) left_lat_by: Vec<Hist>,
     /// `left` events whose reason was not the one the leave path must produce.
     pub(crate) wrong_reason: AtomicU64,
 }
@@ -94,6 +96,7 @@ impl Fleet {
             c: Arc::new(Counters::default()),
             clock: Clock::new(),
             left_lat: Hist::new(),
+            left_lat_by: REASONS.iter().map(|_| Hist::new()).collect(),
             wrong_reason: AtomicU64::new(0),
         })
     }
@@ -203,7 +206,9 @@ impl Fleet {
             }
             let t0 = o.left_t0.load(Relaxed);
             if t0 != 0 {
-                self.left_lat.record(g, now.saturating_sub(t0) / 1000);
+                let micros = now.saturating_sub(t0) / 1000;
+                self.left_lat.record(g, micros);
+                self.left_lat_by[usize::from(want)].record(g, micros);
                 Counters::inc(&self.c.samples);
             }
         });

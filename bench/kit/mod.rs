@@ -53,6 +53,9 @@ pub(crate) fn run_tag() -> String {
 /// Runs the scenario named on the command line.
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     let fds = raise_nofile();
+    if let Scenario::Worker(w) = &cli.scenario {
+        return worker::run(&cli.target, w, fds).await;
+    }
     eprintln!(
         "open-file limit {fds}: this process can hold about {} sockets{}",
         fds.saturating_sub(64),
@@ -69,7 +72,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Scenario::Idle(a) => idle::run(&cli.target, a).await?,
         Scenario::Storm(a) => storm::run(&cli.target, a).await?,
         Scenario::Rest(a) => rest::run(&cli.target, a).await?,
-        Scenario::Worker(w) => return worker::run(&cli.target, w, fds).await,
+        Scenario::Worker(_) => return Ok(()), // handled above
     };
     report.finish(&command, cli.json.as_deref(), cli.svg.as_deref())
 }

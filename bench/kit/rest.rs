@@ -118,8 +118,6 @@ pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     r.cpu(target.mode(), &use_);
     fleet.abort_all();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    if let Ok(t) = Arc::try_unwrap(target) {
-        t.stop().await;
-    }
+    target.stop().await;
     Ok(r)
 }

@@ -140,8 +140,6 @@ pub(crate) async fn run(t: &TargetArgs, a: &StormArgs) -> Result<Report, Error> 
     r.cpu(target.mode(), &use_);
     fleet.abort_all();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    if let Ok(t) = Arc::try_unwrap(target) {
-        t.stop().await;
-    }
+    target.stop().await;
     Ok(r)
 }

@@ -41,7 +41,9 @@ pub(crate) struct Target {
     pub(crate) sources: u8,
     /// Grace period of the server, when this tool started it.
     pub(crate) grace: Option<f64>,
-    server: Server,
+    mode: &'static str,
+    /// Taken by [`Target::stop`]; a `std` mutex, never held across `.await`.
+    server: std::sync::Mutex<Option<Server>>,
 }
 
 impl Target {
@@ -95,7 +97,12 @@ impl Target {
             pid,
             sources,
             grace,
-            server,
+            mode: match server {
+                Server::InProcess(_) => "in-process",
+                Server::Child(_) => "spawned child process",
+                Server::External => "external (--url)",
+            },
+            server: std::sync::Mutex::new(Some(server)),
         };
         t.wait_healthy().await?;
         Ok(t)
@@ -103,11 +110,7 @@ impl Target {
 
     /// How the server runs, for the report.
     pub(crate) fn mode(&self) -> &'static str {
-        match self.server {
-            Server::InProcess(_) => "in-process",
-            Server::Child(_) => "spawned child process",
-            Server::External => "external (--url)",
-        }
+        self.mode
     }
 
     /// `ws://host:port/v1/ws`.
@@ -186,9 +189,11 @@ impl Target {
         Ok(status)
     }
 
-    /// Stops a server this tool started.
-    pub(crate) async fn stop(self) {
-        match self.server {
+    /// Stops a server this tool started (once; later calls do nothing).
+    pub(crate) async fn stop(&self) {
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(server) = server else { return };
+        match server {
             Server::InProcess(r) => {
                 // The server is dropped either way; a failed clean shutdown changes no figure.
                 let _ = r.shutdown().await;
