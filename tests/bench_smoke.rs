@@ -23,7 +23,12 @@ async fn tiny_churn_is_exact_through_every_leave_path() {
         connect_rate: 2000.0,
         leaves: 8,
         leave_rate: 200.0,
-        paths: vec![LeavePath::Leave, LeavePath::Close, LeavePath::Kick, LeavePath::Rest],
+        paths: vec![
+            LeavePath::Leave,
+            LeavePath::Close,
+            LeavePath::Kick,
+            LeavePath::Rest,
+        ],
         settle_secs: 10.0,
     };
     let report = kit::churn::run(&target, &args).await.expect("churn runs");

@@ -43,7 +43,13 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         tokio::spawn(progress(
             "churn",
             fleet.c.clone(),
-            move || format!("leaves {} left-samples {}", d.load(Relaxed), Counters::get(&f.c.samples)),
+            move || {
+                format!(
+                    "leaves {} left-samples {}",
+                    d.load(Relaxed),
+                    Counters::get(&f.c.samples)
+                )
+            },
             stop.clone(),
         ));
     }
@@ -55,7 +61,8 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
     let sem = Arc::new(Semaphore::new(t.connect_concurrency.max(1)));
     let mut joins = Vec::with_capacity(n);
     for g in 0..n {
-        tokio::time::sleep_until(started + Duration::from_secs_f64(g as f64 / a.connect_rate)).await;
+        tokio::time::sleep_until(started + Duration::from_secs_f64(g as f64 / a.connect_rate))
+            .await;
         let permit = sem.clone().acquire_owned().await?;
         let (f, tg) = (fleet.clone(), target.clone());
         joins.push(tokio::spawn(async move {
@@ -68,12 +75,22 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
     for (g, j) in joins.into_iter().enumerate() {
         joined[g] = j.await.unwrap_or(false);
     }
-    let (server, _, caught_up) = fleet.settle(&target, Duration::from_secs_f64(a.settle_secs)).await?;
+    let (server, _, caught_up) = fleet
+        .settle(&target, Duration::from_secs_f64(a.settle_secs))
+        .await?;
     let join_secs = started.elapsed().as_secs_f64();
     let ok = joined.iter().filter(|j| **j).count();
-    r.add("members", "members (rooms × size)", format!("{n} ({} × {})", a.rooms, a.members));
+    r.add(
+        "members",
+        "members (rooms × size)",
+        format!("{n} ({} × {})", a.rooms, a.members),
+    );
     r.add("join_secs", "join phase incl. settle (s)", join_secs);
-    r.add("join_rate", "achieved join rate (/s)", ok as f64 / join_secs);
+    r.add(
+        "join_rate",
+        "achieved join rate (/s)",
+        ok as f64 / join_secs,
+    );
     r.must_be_zero("conn_failures", "connection failures", n as u64 - ok as u64);
     let mut pairs_missing = 0usize;
     let mut hosts = vec![None; a.rooms];
@@ -85,10 +102,21 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         hosts[room] = fleet.view(fleet.g_of(room, 0)).host.or(sv.host);
     }
     let server_members: usize = server.iter().flatten().map(|v| v.count).sum();
-    r.must_be_zero("join_server_missing", "members the server lacks after join", ok as u64 - server_members as u64);
-    r.must_be_zero("join_pairs_missing", "member pairs not seeing each other after join", pairs_missing as u64);
+    r.must_be_zero(
+        "join_server_missing",
+        "members the server lacks after join",
+        ok as u64 - server_members as u64,
+    );
+    r.must_be_zero(
+        "join_pairs_missing",
+        "member pairs not seeing each other after join",
+        pairs_missing as u64,
+    );
     if !caught_up {
-        r.warn("some clients had not reached the server's version when the join phase was judged".into());
+        r.warn(
+            "some clients had not reached the server's version when the join phase was judged"
+                .into(),
+        );
     }
 
     // ---- leave phase
@@ -119,9 +147,13 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         }
     }
     if plan.len() < a.leaves {
-        r.warn(format!("only {} leaves possible (asked {})", plan.len(), a.leaves));
+        r.warn(format!(
+            "only {} leaves possible (asked {})",
+            plan.len(),
+            a.leaves
+        ));
     }
-    let mut per_path = vec![0u64; 4];
+    let mut per_path = [0u64; 4];
     let started = Instant::now();
     let mut rest_calls = Vec::new();
     let mut dispatch_failures = 0u64;
@@ -131,14 +163,19 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         let g = fleet.g_of(room, i);
         let slot = &fleet.slots[g];
         slot.leaving.store(true, Relaxed);
-        let code = REASONS.iter().position(|x| *x == path.reason()).unwrap_or(0);
+        let code = REASONS
+            .iter()
+            .position(|x| *x == path.reason())
+            .unwrap_or(0);
         slot.reason.store(code as u8, Relaxed);
         slot.left_t0.store(fleet.clock.now(), Relaxed);
         let room_name = fleet.room_name(room);
         let ok = match path {
             LeavePath::Leave => fleet.send(
                 g,
-                Cmd::Text(format!(r#"{{"type":"leave","room":"{room_name}","ref":2}}"#)),
+                Cmd::Text(format!(
+                    r#"{{"type":"leave","room":"{room_name}","ref":2}}"#
+                )),
             ),
             LeavePath::Close => fleet.send(g, Cmd::Abort),
             LeavePath::Kick => match hosts[room] {
@@ -179,8 +216,9 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         let _ = c.await; // a panicked call was already counted as an error
     }
     let leave_secs = started.elapsed().as_secs_f64();
-    let (server, versions, caught_up) =
-        fleet.settle(&target, Duration::from_secs_f64(a.settle_secs)).await?;
+    let (server, versions, caught_up) = fleet
+        .settle(&target, Duration::from_secs_f64(a.settle_secs))
+        .await?;
     stop.cancel();
     let use_ = cpu.stop();
 
@@ -234,22 +272,46 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         expected_deliveries += (1..=leavers).map(|k| n_room - k).sum::<u64>();
     }
     r.add("leaves", "leaves", plan.len() as u64);
-    for p in [LeavePath::Leave, LeavePath::Close, LeavePath::Kick, LeavePath::Rest] {
-        r.add(&format!("leaves_{}", p.reason()), &format!("  via {p:?}"), per_path[p as usize]);
+    for p in [
+        LeavePath::Leave,
+        LeavePath::Close,
+        LeavePath::Kick,
+        LeavePath::Rest,
+    ] {
+        r.add(
+            &format!("leaves_{}", p.reason()),
+            &format!("  via {p:?}"),
+            per_path[p as usize],
+        );
     }
     r.add("leave_secs", "leave phase (s)", leave_secs);
-    r.add("leave_rate", "achieved leave rate (/s)", plan.len() as f64 / leave_secs);
+    r.add(
+        "leave_rate",
+        "achieved leave rate (/s)",
+        plan.len() as f64 / leave_secs,
+    );
     let h = fleet.left_lat.merged();
     r.latency("left_latency", "leave → `left` at each other member", &h);
     for (code, reason) in REASONS.iter().enumerate().skip(1) {
         let h = fleet.left_lat_by[code].merged();
         if !h.is_empty() {
-            r.latency(&format!("left_latency_{reason}"), &format!("  of which reason `{reason}`"), &h);
+            r.latency(
+                &format!("left_latency_{reason}"),
+                &format!("  of which reason `{reason}`"),
+                &h,
+            );
         }
     }
-    r.picture(&format!("churn: leave → left, {} rooms × {}", a.rooms, a.members), &h);
+    r.picture(
+        &format!("churn: leave → left, {} rooms × {}", a.rooms, a.members),
+        &h,
+    );
     r.add("left_deliveries", "`left` deliveries recorded", h.len());
-    r.add("left_deliveries_expected", "`left` deliveries expected", expected_deliveries);
+    r.add(
+        "left_deliveries_expected",
+        "`left` deliveries expected",
+        expected_deliveries,
+    );
     if h.len() < expected_deliveries {
         r.warn(format!(
             "{} expected `left` deliveries were not recorded (an abruptly closed socket misses the \
@@ -258,19 +320,71 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         ));
     }
     let c = &fleet.c;
-    r.must_be_zero("missing_events", "missing events (version gaps)", Counters::get(&c.gaps));
-    r.must_be_zero("duplicates", "duplicate events", Counters::get(&c.duplicates));
-    r.must_be_zero("out_of_order", "out-of-order events", Counters::get(&c.out_of_order));
-    r.must_be_zero("inconsistent", "events contradicting the view", Counters::get(&c.inconsistent));
-    r.must_be_zero("wrong_reason", "`left` with the wrong reason", fleet.wrong_reason.load(Relaxed));
-    r.must_be_zero("ghosts", "ghosts (leavers still in the server's room)", ghosts);
-    r.must_be_zero("server_unexpected", "server rooms differing from the plan otherwise (members)", unexpected);
-    r.must_be_zero("view_mismatch", "views differing from the server at the end (members)", view_diffs);
-    r.must_be_zero("stale_views", "views behind the server's version at the end", stale);
-    r.must_be_zero("no_own_left", "leavers whose socket never saw its own `left`", no_own_left);
-    r.must_be_zero("dispatch_failures", "leaves that could not be dispatched", dispatch_failures);
-    r.must_be_zero("errors", "errors (refusals, unexpected closes)", Counters::get(&c.errors));
-    r.add("resyncs", "resync panels (lagging sockets)", Counters::get(&c.resyncs));
+    r.must_be_zero(
+        "missing_events",
+        "missing events (version gaps)",
+        Counters::get(&c.gaps),
+    );
+    r.must_be_zero(
+        "duplicates",
+        "duplicate events",
+        Counters::get(&c.duplicates),
+    );
+    r.must_be_zero(
+        "out_of_order",
+        "out-of-order events",
+        Counters::get(&c.out_of_order),
+    );
+    r.must_be_zero(
+        "inconsistent",
+        "events contradicting the view",
+        Counters::get(&c.inconsistent),
+    );
+    r.must_be_zero(
+        "wrong_reason",
+        "`left` with the wrong reason",
+        fleet.wrong_reason.load(Relaxed),
+    );
+    r.must_be_zero(
+        "ghosts",
+        "ghosts (leavers still in the server's room)",
+        ghosts,
+    );
+    r.must_be_zero(
+        "server_unexpected",
+        "server rooms differing from the plan otherwise (members)",
+        unexpected,
+    );
+    r.must_be_zero(
+        "view_mismatch",
+        "views differing from the server at the end (members)",
+        view_diffs,
+    );
+    r.must_be_zero(
+        "stale_views",
+        "views behind the server's version at the end",
+        stale,
+    );
+    r.must_be_zero(
+        "no_own_left",
+        "leavers whose socket never saw its own `left`",
+        no_own_left,
+    );
+    r.must_be_zero(
+        "dispatch_failures",
+        "leaves that could not be dispatched",
+        dispatch_failures,
+    );
+    r.must_be_zero(
+        "errors",
+        "errors (refusals, unexpected closes)",
+        Counters::get(&c.errors),
+    );
+    r.add(
+        "resyncs",
+        "resync panels (lagging sockets)",
+        Counters::get(&c.resyncs),
+    );
     if !caught_up {
         r.warn("clients had not caught up with the server when the run was judged".into());
     }

@@ -36,10 +36,20 @@ pub(crate) struct TargetArgs {
     #[arg(long, global = true, conflicts_with = "spawn")]
     pub(crate) url: Option<String>,
     /// HS256 secret the target verifies socket tokens with.
-    #[arg(long, global = true, env = "ROLLCALL_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLCALL_JWT_SECRET",
+        hide_env_values = true
+    )]
     pub(crate) token_secret: Option<String>,
     /// The target's operator bearer token.
-    #[arg(long, global = true, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLCALL_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub(crate) admin_token: Option<String>,
     /// With `--url`: the server's pid on this machine, to read its memory and CPU from /proc.
     #[arg(long, global = true)]

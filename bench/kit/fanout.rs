@@ -63,7 +63,13 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error>
         tokio::spawn(progress(
             "fanout",
             sh.c.clone(),
-            move || format!("ready {} deliveries {}", s.ready.load(Relaxed), s.deliveries.load(Relaxed)),
+            move || {
+                format!(
+                    "ready {} deliveries {}",
+                    s.ready.load(Relaxed),
+                    s.deliveries.load(Relaxed)
+                )
+            },
             stop.clone(),
         ));
     }
@@ -74,7 +80,9 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error>
     let token = target.token(&format!("p{tag}-0-0"));
     let mut publisher = ws::connect(target.addr, &target.ws_url(), &token, None).await?;
     publisher
-        .send(Message::text(format!(r#"{{"type":"join","room":"{room}","ref":0}}"#)))
+        .send(Message::text(format!(
+            r#"{{"type":"join","room":"{room}","ref":0}}"#
+        )))
         .await?;
     loop {
         match publisher.next().await {
@@ -116,9 +124,21 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error>
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let ready = sh.ready.load(Relaxed);
-    r.add("watchers", "watchers ready", format!("{ready} of {}", a.watchers));
-    r.add("connect_rate", "watch rate (/s)", ready as f64 / connect_started.elapsed().as_secs_f64());
-    r.must_be_zero("conn_failures", "connection failures", Counters::get(&sh.c.conn_failures));
+    r.add(
+        "watchers",
+        "watchers ready",
+        format!("{ready} of {}", a.watchers),
+    );
+    r.add(
+        "connect_rate",
+        "watch rate (/s)",
+        ready as f64 / connect_started.elapsed().as_secs_f64(),
+    );
+    r.must_be_zero(
+        "conn_failures",
+        "connection failures",
+        Counters::get(&sh.c.conn_failures),
+    );
 
     // Publish.
     let cpu = CpuMeter::start(target.pid);
@@ -173,32 +193,85 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error>
     cancel.cancel();
     let deliveries = sh.deliveries.load(Relaxed);
     let span = (sh.last_at.load(Relaxed).saturating_sub(first_send)) as f64 / 1e9;
-    r.add("events", "events published (acked)", format!("{} ({acks})", a.events));
+    r.add(
+        "events",
+        "events published (acked)",
+        format!("{} ({acks})", a.events),
+    );
     r.add("publish_secs", "publish time (s)", publish_secs);
-    r.add("event_rate", "events per second", a.events as f64 / publish_secs);
+    r.add(
+        "event_rate",
+        "events per second",
+        a.events as f64 / publish_secs,
+    );
     r.add("deliveries", "deliveries", deliveries);
-    r.add("deliveries_expected", "deliveries expected", (a.events * ready) as u64);
-    r.add("deliveries_per_sec", "deliveries per second (first send → last delivery)", deliveries as f64 / span.max(1e-9));
+    r.add(
+        "deliveries_expected",
+        "deliveries expected",
+        (a.events * ready) as u64,
+    );
+    r.add(
+        "deliveries_per_sec",
+        "deliveries per second (first send → last delivery)",
+        deliveries as f64 / span.max(1e-9),
+    );
     let h = sh.lat.merged();
     r.latency("latency", "send → delivery", &h);
-    r.picture(&format!("fanout: 1 room × {ready} watchers, {} events", a.events), &h);
+    r.picture(
+        &format!("fanout: 1 room × {ready} watchers, {} events", a.events),
+        &h,
+    );
     let c = &sh.c;
-    r.must_be_zero("missing_events", "missing events (version gaps)", Counters::get(&c.gaps));
-    r.must_be_zero("duplicates", "duplicate events", Counters::get(&c.duplicates));
-    r.must_be_zero("out_of_order", "out-of-order events", Counters::get(&c.out_of_order));
-    r.must_be_zero("unfinished", "watchers without the last event at the end", (ready - sh.done.load(Relaxed).min(ready)) as u64);
+    r.must_be_zero(
+        "missing_events",
+        "missing events (version gaps)",
+        Counters::get(&c.gaps),
+    );
+    r.must_be_zero(
+        "duplicates",
+        "duplicate events",
+        Counters::get(&c.duplicates),
+    );
+    r.must_be_zero(
+        "out_of_order",
+        "out-of-order events",
+        Counters::get(&c.out_of_order),
+    );
+    r.must_be_zero(
+        "unfinished",
+        "watchers without the last event at the end",
+        (ready - sh.done.load(Relaxed).min(ready)) as u64,
+    );
     r.must_be_zero("errors", "errors", Counters::get(&c.errors));
-    r.add("resyncs", "resync panels (lagging watchers)", Counters::get(&c.resyncs));
-    r.add("resync_skipped", "events skipped by announced resyncs", Counters::get(&c.resync_skipped));
+    r.add(
+        "resyncs",
+        "resync panels (lagging watchers)",
+        Counters::get(&c.resyncs),
+    );
+    r.add(
+        "resync_skipped",
+        "events skipped by announced resyncs",
+        Counters::get(&c.resync_skipped),
+    );
     r.cpu(target.mode(), &use_);
     let all = cpu_all.stop();
-    r.add("bench_cpu_total_secs", "load generator CPU incl. connect (s)", all.bench);
+    r.add(
+        "bench_cpu_total_secs",
+        "load generator CPU incl. connect (s)",
+        all.bench,
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     target.stop().await;
     Ok(r)
 }
 
-async fn watcher(mut ws: ws::Ws, i: usize, room: String, s: Arc<Shared>, cancel: CancellationToken) {
+async fn watcher(
+    mut ws: ws::Ws,
+    i: usize,
+    room: String,
+    s: Arc<Shared>,
+    cancel: CancellationToken,
+) {
     let req = format!(r#"{{"type":"watch","room":"{room}","ref":1}}"#);
     if ws.send(Message::text(req)).await.is_err() {
         Counters::inc(&s.c.errors);
@@ -232,13 +305,18 @@ async fn watcher(mut ws: ws::Ws, i: usize, room: String, s: Arc<Shared>, cancel:
                 s.ready.fetch_add(1, Relaxed);
             } else {
                 Counters::inc(&s.c.resyncs);
-                s.c.resync_skipped.fetch_add(v.saturating_sub(last), Relaxed);
+                s.c.resync_skipped
+                    .fetch_add(v.saturating_sub(last), Relaxed);
             }
             panels += 1;
             last = v;
         } else {
             if v <= last {
-                Counters::inc(if v == last { &s.c.duplicates } else { &s.c.out_of_order });
+                Counters::inc(if v == last {
+                    &s.c.duplicates
+                } else {
+                    &s.c.out_of_order
+                });
                 continue;
             }
             if v > last + 1 {
@@ -247,7 +325,10 @@ async fn watcher(mut ws: ws::Ws, i: usize, room: String, s: Arc<Shared>, cancel:
             last = v;
             Counters::inc(&s.c.events);
             if f.ty == "state" {
-                if let Some(st) = f.state.and_then(|raw| serde_json::from_str::<Stamp>(raw.get()).ok()) {
+                if let Some(st) = f
+                    .state
+                    .and_then(|raw| serde_json::from_str::<Stamp>(raw.get()).ok())
+                {
                     s.lat.record(i, now.saturating_sub(st.t) / 1000);
                     s.deliveries.fetch_add(1, Relaxed);
                     s.last_at.fetch_max(now, Relaxed);

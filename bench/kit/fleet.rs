@@ -195,7 +195,9 @@ impl Fleet {
         let was_full = view.count == self.size;
         view.apply(&f, &self.c, |i| {
             let other = self.g_of(room, i);
-            let Some(o) = self.slots.get(other) else { return };
+            let Some(o) = self.slots.get(other) else {
+                return;
+            };
             let want = o.reason.load(Relaxed);
             if want != 0 && f.reason.as_deref() != Some(REASONS[usize::from(want)]) {
                 self.wrong_reason.fetch_add(1, Relaxed);
@@ -237,7 +239,10 @@ impl Fleet {
             for r in 0..self.rooms {
                 let panel = target.panel(&self.room_name(r)).await?;
                 let (v, ver) = match &panel {
-                    Some(p) => (Some(server_view(p, self.size)), p["version"].as_u64().unwrap_or(0)),
+                    Some(p) => (
+                        Some(server_view(p, self.size)),
+                        p["version"].as_u64().unwrap_or(0),
+                    ),
                     None => (None, 0),
                 };
                 if let Some(sv) = &v {
@@ -277,7 +282,11 @@ impl Fleet {
 pub(crate) fn server_view(panel: &Value, size: usize) -> View {
     let ids = panel["members"]
         .as_array()
-        .map(|a| a.iter().filter_map(|m| m["id"].as_str()).collect::<Vec<_>>())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["id"].as_str())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     View::from_ids(size, ids)
 }

@@ -34,7 +34,12 @@ enum Pool {
 }
 
 impl Pool {
-    async fn start(target: &Target, t: &TargetArgs, a: &IdleArgs, tag: &str) -> Result<Self, Error> {
+    async fn start(
+        target: &Target,
+        t: &TargetArgs,
+        a: &IdleArgs,
+        tag: &str,
+    ) -> Result<Self, Error> {
         let ep = Endpoint {
             addr: target.addr,
             ws_url: target.ws_url(),
@@ -63,28 +68,46 @@ impl Pool {
                 .spawn()?;
             let stdin = child.stdin.take().ok_or("worker stdin")?;
             let stdout = BufReader::new(child.stdout.take().ok_or("worker stdout")?).lines();
-            ws.push(WorkerProc { child, stdin, stdout, count });
+            ws.push(WorkerProc {
+                child,
+                stdin,
+                stdout,
+                count,
+            });
         }
         Ok(Self::Workers(ws))
     }
 
     /// Brings the held sockets to `k` of `n`; returns (joined, failed) in total.
-    async fn open_upto(&mut self, k: usize, n: usize, concurrency: usize) -> Result<(u64, u64), Error> {
+    async fn open_upto(
+        &mut self,
+        k: usize,
+        n: usize,
+        concurrency: usize,
+    ) -> Result<(u64, u64), Error> {
         match self {
             Self::Local(h) => {
                 h.open_upto(k, concurrency).await;
-                Ok((h.ok.load(std::sync::atomic::Ordering::Relaxed), h.failed.load(std::sync::atomic::Ordering::Relaxed)))
+                Ok((
+                    h.ok.load(std::sync::atomic::Ordering::Relaxed),
+                    h.failed.load(std::sync::atomic::Ordering::Relaxed),
+                ))
             }
             Self::Workers(ws) => {
                 for w in ws.iter_mut() {
                     let local = (k * w.count).div_ceil(n).min(w.count);
-                    w.stdin.write_all(format!("open {local}\n").as_bytes()).await?;
+                    w.stdin
+                        .write_all(format!("open {local}\n").as_bytes())
+                        .await?;
                     w.stdin.flush().await?;
                 }
                 let (mut ok, mut failed) = (0, 0);
                 for w in ws.iter_mut() {
                     let line = w.stdout.next_line().await?.ok_or("a worker exited")?;
-                    let mut it = line.split_whitespace().skip(1).map(|x| x.parse::<u64>().unwrap_or(0));
+                    let mut it = line
+                        .split_whitespace()
+                        .skip(1)
+                        .map(|x| x.parse::<u64>().unwrap_or(0));
                     ok += it.next().unwrap_or(0);
                     failed += it.next().unwrap_or(0);
                 }
@@ -106,7 +129,11 @@ impl Pool {
                     w.stdin.write_all(b"close\n").await?;
                     w.stdin.flush().await?;
                     if let Some(line) = w.stdout.next_line().await? {
-                        cpu += line.split_whitespace().nth(1).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+                        cpu += line
+                            .split_whitespace()
+                            .nth(1)
+                            .and_then(|x| x.parse::<f64>().ok())
+                            .unwrap_or(0.0);
                     }
                     drop(w.stdin);
                     let _ = w.child.wait().await; // it exits on EOF; its status changes nothing
@@ -123,9 +150,13 @@ fn slope(points: &[(f64, f64)]) -> Option<f64> {
     if points.len() < 2 {
         return None;
     }
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let (mx, my) = (sx / n, sy / n);
-    let (num, den) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + (x - mx) * (y - my), b + (x - mx).powi(2)));
+    let (num, den) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx).powi(2))
+    });
     (den > 0.0).then(|| num / den)
 }
 
@@ -180,16 +211,32 @@ pub(crate) async fn run(t: &TargetArgs, a: &IdleArgs) -> Result<Report, Error> {
     r.add("sockets", "joined sockets held", ok);
     r.add("server_sockets", "server's open sockets at the top", held);
     r.must_be_zero("conn_failures", "connection/join failures", failed);
-    r.add("connect_rate", "connect+join rate (/s)", ok as f64 / ramp.as_secs_f64().max(1e-9));
+    r.add(
+        "connect_rate",
+        "connect+join rate (/s)",
+        ok as f64 / ramp.as_secs_f64().max(1e-9),
+    );
     r.add("rss_base_kib", "server RSS before (KiB)", base);
     r.add("rss_peak_kib", "server RSS held (KiB)", peak);
     match slope(&fit) {
-        Some(s) => r.add("rss_per_socket_kib", "server RSS per socket, slope ≥1k (KiB)", s),
-        None => r.add("rss_per_socket_kib", "server RSS per socket, slope ≥1k (KiB)", serde_json::Value::Null),
+        Some(s) => r.add(
+            "rss_per_socket_kib",
+            "server RSS per socket, slope ≥1k (KiB)",
+            s,
+        ),
+        None => r.add(
+            "rss_per_socket_kib",
+            "server RSS per socket, slope ≥1k (KiB)",
+            serde_json::Value::Null,
+        ),
     }
     r.add("rss_after_close_kib", "server RSS after close (KiB)", after);
     let grown = peak.saturating_sub(base).max(1);
-    r.add("rss_returned_pct", "memory returned after close (%)", 100.0 * peak.saturating_sub(after) as f64 / grown as f64);
+    r.add(
+        "rss_returned_pct",
+        "memory returned after close (%)",
+        100.0 * peak.saturating_sub(after) as f64 / grown as f64,
+    );
     r.add("close_drain_secs", "all sockets gone after (s)", drained);
     r.add("samples", "samples (sockets, RSS KiB)", json!(samples));
     r.cpu(target.mode(), &use_);

@@ -133,14 +133,23 @@ impl Report {
     }
 
     /// Prints the table, writes `--json` and `--svg`.
-    pub(crate) fn finish(mut self, command: &str, json_path: Option<&Path>, svg: Option<&Path>) -> Result<(), Error> {
+    pub(crate) fn finish(
+        mut self,
+        command: &str,
+        json_path: Option<&Path>,
+        svg: Option<&Path>,
+    ) -> Result<(), Error> {
         let load_end = loadavg();
         let width = self.rows.iter().map(|(l, _)| l.len()).max().unwrap_or(10);
         let mut out = String::new();
         let _ = writeln!(out, "\n== rollcall-bench {} ==", self.scenario);
         let _ = writeln!(out, "{:width$}  {}", "date", self.date);
         let _ = writeln!(out, "{:width$}  {command}", "command");
-        let _ = writeln!(out, "{:width$}  {} -> {}", "load average", self.load_start, load_end);
+        let _ = writeln!(
+            out,
+            "{:width$}  {} -> {}",
+            "load average", self.load_start, load_end
+        );
         for (l, v) in &self.rows {
             let _ = writeln!(out, "{l:width$}  {v}");
         }
@@ -152,7 +161,8 @@ impl Report {
             self.json.insert("scenario".into(), json!(self.scenario));
             self.json.insert("date".into(), json!(self.date));
             self.json.insert("command".into(), json!(command));
-            self.json.insert("load_before".into(), json!(self.load_start));
+            self.json
+                .insert("load_before".into(), json!(self.load_start));
             self.json.insert("load_after".into(), json!(load_end));
             self.json.insert("warnings".into(), json!(self.warnings));
             std::fs::write(p, serde_json::to_vec_pretty(&Value::Object(self.json))?)?;
@@ -252,5 +262,7 @@ pub(crate) fn svg_histogram(title: &str, h: &Histogram<u64>) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

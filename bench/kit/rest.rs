@@ -66,7 +66,14 @@ pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     let started = Instant::now();
     let mut loops = Vec::new();
     for w in 0..a.concurrency.max(1) {
-        let (f, tg, lat, next, members, api) = (fleet.clone(), target.clone(), lat.clone(), next.clone(), members.clone(), a.api);
+        let (f, tg, lat, next, members, api) = (
+            fleet.clone(),
+            target.clone(),
+            lat.clone(),
+            next.clone(),
+            members.clone(),
+            a.api,
+        );
         loops.push(tokio::spawn(async move {
             loop {
                 let k = next.fetch_add(1, Relaxed);
@@ -101,16 +108,43 @@ pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     r.add("api", "call", format!("{:?}", a.api));
     r.add("requests", "requests", members.len() as u64);
     r.add("concurrency", "in flight", a.concurrency as u64);
-    r.add("requests_per_sec", "requests per second", h.len() as f64 / secs);
+    r.add(
+        "requests_per_sec",
+        "requests per second",
+        h.len() as f64 / secs,
+    );
     r.latency("request_latency", "request latency", &h);
-    r.picture(&format!("rest: {:?} leave, {} in flight", a.api, a.concurrency), &h);
-    r.latency("left_latency", "leave → `left` at the other members", &fleet.left_lat.merged());
+    r.picture(
+        &format!("rest: {:?} leave, {} in flight", a.api, a.concurrency),
+        &h,
+    );
+    r.latency(
+        "left_latency",
+        "leave → `left` at the other members",
+        &fleet.left_lat.merged(),
+    );
     let ghosts: usize = server.iter().flatten().map(|v| v.count).sum::<usize>()
         - (rooms * size - members.len()).min(server.iter().flatten().map(|v| v.count).sum());
-    r.must_be_zero("ghosts", "ghosts (removed members still in a room)", ghosts as u64);
-    r.must_be_zero("conn_failures", "connection failures", Counters::get(&fleet.c.conn_failures));
-    r.must_be_zero("missing_events", "missing events (version gaps)", Counters::get(&fleet.c.gaps));
-    r.must_be_zero("duplicates", "duplicate events", Counters::get(&fleet.c.duplicates));
+    r.must_be_zero(
+        "ghosts",
+        "ghosts (removed members still in a room)",
+        ghosts as u64,
+    );
+    r.must_be_zero(
+        "conn_failures",
+        "connection failures",
+        Counters::get(&fleet.c.conn_failures),
+    );
+    r.must_be_zero(
+        "missing_events",
+        "missing events (version gaps)",
+        Counters::get(&fleet.c.gaps),
+    );
+    r.must_be_zero(
+        "duplicates",
+        "duplicate events",
+        Counters::get(&fleet.c.duplicates),
+    );
     r.must_be_zero("errors", "errors", Counters::get(&fleet.c.errors));
     if !settled {
         r.warn("clients had not caught up with the server when the run was judged".into());

@@ -27,7 +27,9 @@ async fn connect_all(fleet: &Arc<Fleet>, target: &Arc<Target>, concurrency: usiz
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(fleet.slots.len());
     for g in 0..fleet.slots.len() {
-        let Ok(permit) = sem.clone().acquire_owned().await else { break };
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
         let (f, t) = (fleet.clone(), target.clone());
         tasks.push(tokio::spawn(async move {
             let ok = f.connect(&t, g).await;
@@ -55,14 +57,33 @@ pub(crate) async fn run(t: &TargetArgs, a: &StormArgs) -> Result<Report, Error> 
     let target = Arc::new(Target::start(t, 5.0, n).await?);
     let fleet = Fleet::new(a.rooms, a.members);
     let stop = CancellationToken::new();
-    tokio::spawn(progress("storm", fleet.c.clone(), String::new, stop.clone()));
+    tokio::spawn(progress(
+        "storm",
+        fleet.c.clone(),
+        String::new,
+        stop.clone(),
+    ));
     let mut r = Report::new("storm");
-    r.add("sockets", "sockets (rooms × members)", format!("{n} ({} × {})", a.rooms, a.members));
-    r.add("grace_secs", "server reconnect grace (s)", target.grace.map_or(serde_json::Value::Null, Into::into));
+    r.add(
+        "sockets",
+        "sockets (rooms × members)",
+        format!("{n} ({} × {})", a.rooms, a.members),
+    );
+    r.add(
+        "grace_secs",
+        "server reconnect grace (s)",
+        target.grace.map_or(serde_json::Value::Null, Into::into),
+    );
     let ok = connect_all(&fleet, &target, t.connect_concurrency).await;
-    let (_, _, settled) = fleet.settle(&target, Duration::from_secs_f64(a.timeout_secs)).await?;
+    let (_, _, settled) = fleet
+        .settle(&target, Duration::from_secs_f64(a.timeout_secs))
+        .await?;
     if ok < n || !settled || full(&fleet) < n {
-        return Err(format!("before the storm: {ok} of {n} joined, {} views complete", full(&fleet)).into());
+        return Err(format!(
+            "before the storm: {ok} of {n} joined, {} views complete",
+            full(&fleet)
+        )
+        .into());
     }
     let before = Counters::get(&fleet.c.gaps);
 
@@ -115,25 +136,64 @@ pub(crate) async fn run(t: &TargetArgs, a: &StormArgs) -> Result<Report, Error> 
     }
     r.add("reconnected", "reconnected", format!("{back} of {n}"));
     r.add("reconnect_secs", "all reconnects done (s)", reconnect_secs);
-    r.add("all_true_first_secs", "every panel true, first seen (s)", first_all_true);
+    r.add(
+        "all_true_first_secs",
+        "every panel true, first seen (s)",
+        first_all_true,
+    );
     r.add(
         "all_true_secs",
         "every panel true (last member's last transition, s)",
-        if never == 0 { (last.saturating_sub(t0)) as f64 / 1e9 } else { f64::NAN },
+        if never == 0 {
+            (last.saturating_sub(t0)) as f64 / 1e9
+        } else {
+            f64::NAN
+        },
     );
     let h = times.merged();
     r.latency("panel_true", "drop → member's panel true", &h);
-    r.picture(&format!("storm: drop → panel true, {} × {}", a.rooms, a.members), &h);
+    r.picture(
+        &format!("storm: drop → panel true, {} × {}", a.rooms, a.members),
+        &h,
+    );
     r.must_be_zero("never_true", "members whose panel never became true", never);
-    r.must_be_zero("conn_failures", "connection failures", Counters::get(&fleet.c.conn_failures));
+    r.must_be_zero(
+        "conn_failures",
+        "connection failures",
+        Counters::get(&fleet.c.conn_failures),
+    );
     r.must_be_zero("ghosts", "ghosts (server members beyond the room)", ghosts);
-    r.must_be_zero("missing_members", "members missing from the server", missing);
-    r.must_be_zero("view_mismatch", "views differing from the server (members)", diffs);
+    r.must_be_zero(
+        "missing_members",
+        "members missing from the server",
+        missing,
+    );
+    r.must_be_zero(
+        "view_mismatch",
+        "views differing from the server (members)",
+        diffs,
+    );
     r.must_be_zero("stale_views", "views behind the server's version", stale);
-    r.must_be_zero("missing_events", "missing events (version gaps)", Counters::get(&fleet.c.gaps) - before);
-    r.must_be_zero("duplicates", "duplicate events", Counters::get(&fleet.c.duplicates));
-    r.must_be_zero("out_of_order", "out-of-order events", Counters::get(&fleet.c.out_of_order));
-    r.add("errors", "errors (incl. the old sockets' refused sends)", Counters::get(&fleet.c.errors));
+    r.must_be_zero(
+        "missing_events",
+        "missing events (version gaps)",
+        Counters::get(&fleet.c.gaps) - before,
+    );
+    r.must_be_zero(
+        "duplicates",
+        "duplicate events",
+        Counters::get(&fleet.c.duplicates),
+    );
+    r.must_be_zero(
+        "out_of_order",
+        "out-of-order events",
+        Counters::get(&fleet.c.out_of_order),
+    );
+    r.add(
+        "errors",
+        "errors (incl. the old sockets' refused sends)",
+        Counters::get(&fleet.c.errors),
+    );
     if !settled {
         r.warn("clients had not caught up with the server when the run was judged".into());
     }

@@ -49,7 +49,11 @@ pub(crate) struct Target {
 impl Target {
     /// Starts (or locates) the server. `grace` is the scenario's default reconnect grace for a
     /// server this tool starts; `clients` sizes the automatic source-address count.
-    pub(crate) async fn start(args: &TargetArgs, grace: f64, clients: usize) -> Result<Self, Error> {
+    pub(crate) async fn start(
+        args: &TargetArgs,
+        grace: f64,
+        clients: usize,
+    ) -> Result<Self, Error> {
         let grace = args.grace_secs.unwrap_or(grace);
         let sources = match args.sources {
             0 => u8::try_from(clients / 25_000 + 1).unwrap_or(u8::MAX),
@@ -74,12 +78,28 @@ impl Target {
             let (child, base) = spawn_child(grace).await?;
             let pid = child.id();
             let s = Server::Child(child);
-            (base, OWN_SECRET.into(), OWN_ADMIN.into(), Some(pid), s, Some(grace))
+            (
+                base,
+                OWN_SECRET.into(),
+                OWN_ADMIN.into(),
+                Some(pid),
+                s,
+                Some(grace),
+            )
         } else {
-            let running = rollcall::server::spawn(Settings::from_file(own_config("127.0.0.1:0", grace))?).await?;
+            let running =
+                rollcall::server::spawn(Settings::from_file(own_config("127.0.0.1:0", grace))?)
+                    .await?;
             let base = format!("http://{}", running.addr);
             let s = Server::InProcess(running);
-            (base, OWN_SECRET.into(), OWN_ADMIN.into(), None, s, Some(grace))
+            (
+                base,
+                OWN_SECRET.into(),
+                OWN_ADMIN.into(),
+                None,
+                s,
+                Some(grace),
+            )
         };
         let host = base
             .strip_prefix("http://")
@@ -241,7 +261,9 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         .into());
     }
     // Pick a free port, release it, hand it to the child (a tiny race, fine for a bench).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let listen = format!("127.0.0.1:{port}");
     let f = own_config(&listen, grace);
     let toml = format!(
@@ -267,6 +289,10 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
-    eprintln!("spawned {} (pid {}) on {listen}", server.display(), child.id());
+    eprintln!(
+        "spawned {} (pid {}) on {listen}",
+        server.display(),
+        child.id()
+    );
     Ok((child, format!("http://{listen}")))
 }

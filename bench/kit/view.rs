@@ -83,7 +83,12 @@ impl View {
     /// Applies a `panel` or an event, counting anomalies in `c`. `on_left` is called with each
     /// member index a `left` event removes. Returns false when the frame was not applied
     /// (a duplicate or out-of-order version, or an event before any panel).
-    pub(crate) fn apply(&mut self, f: &Frame<'_>, c: &Counters, mut on_left: impl FnMut(usize)) -> bool {
+    pub(crate) fn apply(
+        &mut self,
+        f: &Frame<'_>,
+        c: &Counters,
+        mut on_left: impl FnMut(usize),
+    ) -> bool {
         let Some(v) = f.version else { return false };
         if f.ty == "panel" {
             if self.panels > 0 {

@@ -73,7 +73,9 @@ impl Holder {
         while self.held < k {
             let g = self.first + self.held;
             self.held += 1;
-            let Ok(permit) = sem.clone().acquire_owned().await else { break };
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
             let (ep, cancel, ok, failed, pending) = (
                 self.ep.clone(),
                 self.cancel.clone(),
@@ -116,14 +118,26 @@ impl Holder {
     }
 }
 
-async fn hold_one(ep: &Endpoint, g: usize, member: &str, room: &str) -> Result<super::ws::Ws, Error> {
+async fn hold_one(
+    ep: &Endpoint,
+    g: usize,
+    member: &str,
+    room: &str,
+) -> Result<super::ws::Ws, Error> {
     let token = rollcall::auth::sign_hs256(&ep.secret, member, None, 86_400);
     let source = (ep.sources > 1 && ep.addr.ip().is_loopback()).then(|| {
-        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1 + (g % usize::from(ep.sources)) as u8))
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (g % usize::from(ep.sources)) as u8,
+        ))
     });
     let mut ws = super::ws::connect(ep.addr, &ep.ws_url, &token, source).await?;
-    ws.send(Message::text(format!(r#"{{"type":"join","room":"{room}","ref":1}}"#)))
-        .await?;
+    ws.send(Message::text(format!(
+        r#"{{"type":"join","room":"{room}","ref":1}}"#
+    )))
+    .await?;
     while let Some(m) = ws.next().await {
         if let Message::Text(t) = m? {
             if t.contains(r#""type":"ack""#) {
@@ -167,7 +181,10 @@ pub(crate) async fn run(t: &TargetArgs, w: &WorkerArgs, fds: u64) -> Result<(), 
     let mut out = tokio::io::stdout();
     while let Some(line) = lines.next_line().await? {
         let mut words = line.split_whitespace();
-        match (words.next(), words.next().and_then(|k| k.parse::<usize>().ok())) {
+        match (
+            words.next(),
+            words.next().and_then(|k| k.parse::<usize>().ok()),
+        ) {
             (Some("open"), Some(k)) => {
                 let Some(h) = holder.as_mut() else { break };
                 h.open_upto(k, t.connect_concurrency).await;

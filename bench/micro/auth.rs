@@ -50,7 +50,10 @@ fn jwt(c: &mut Criterion) {
     let v = verifier();
     let hs = sign_hs256(SECRET, "player-42", Some("Player 42"), 3600);
     let es = es256_token();
-    assert!(v.verify(&hs).is_ok() && v.verify(&es).is_ok(), "both tokens verify");
+    assert!(
+        v.verify(&hs).is_ok() && v.verify(&es).is_ok(),
+        "both tokens verify"
+    );
     let mut g = c.benchmark_group("jwt_verify");
     g.throughput(Throughput::Elements(1));
     g.bench_function("hs256", |b| b.iter(|| v.verify(black_box(&hs))));
