@@ -1,0 +1,78 @@
+//! The load tool's library: scenarios over real WebSocket clients against a real server.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap subcommands), one struct per scenario.
+//! - [`target`]: the server under test — in-process, a spawned `rollcall` child, or `--url` —
+//!   plus tokens and the operator REST calls.
+//! - [`procstat`]: `/proc` readings (resident memory, CPU time) and the load average.
+//! - [`ws`]: connecting one client (source address, small buffers) and parsing server frames.
+//! - [`stats`]: counters and the sharded latency histogram shared by client tasks.
+//! - [`fleet`]: R rooms × M member clients, one task each, checked against the server.
+//! - [`view`]: one client's view of its room, checked for gaps, duplicates and order.
+//! - [`report`]: the summary table, `--json` and the SVG histogram.
+//! - [`churn`], [`fanout`], [`idle`], [`storm`], [`rest`]: the scenarios.
+//! - [`worker`]: re-exec'd worker processes that hold sockets for runs above one process's
+//!   open-file cap.
+
+pub(crate) mod churn;
+pub(crate) mod cli;
+pub(crate) mod fanout;
+pub(crate) mod fleet;
+pub(crate) mod idle;
+pub(crate) mod procstat;
+pub(crate) mod report;
+pub(crate) mod rest;
+pub(crate) mod stats;
+pub(crate) mod storm;
+pub(crate) mod target;
+pub(crate) mod view;
+pub(crate) mod worker;
+pub(crate) mod ws;
+
+use cli::{Cli, Scenario};
+
+/// Errors are reported, not matched on: a boxed error with a readable message is enough here.
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Raises the soft open-file limit to the hard one and returns it.
+pub(crate) fn raise_nofile() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .map(|(s, _)| s)
+            .unwrap_or(1024),
+    }
+}
+
+/// A short random tag so room and member names never collide with an earlier run's (bans,
+/// lingering rooms) on a long-lived server.
+pub(crate) fn run_tag() -> String {
+    format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// Runs the scenario named on the command line.
+pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
+    let fds = raise_nofile();
+    if let Scenario::Worker(w) = &cli.scenario {
+        return worker::run(&cli.target, w, fds).await;
+    }
+    eprintln!(
+        "open-file limit {fds}: this process can hold about {} sockets{}",
+        fds.saturating_sub(64),
+        if cli.target.spawn || cli.target.url.is_some() {
+            ""
+        } else {
+            " (in-process: client and server ends share it, so half that many clients)"
+        }
+    );
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let report = match &cli.scenario {
+        Scenario::Churn(a) => churn::run(&cli.target, a).await?,
+        Scenario::Fanout(a) => fanout::run(&cli.target, a).await?,
+        Scenario::Idle(a) => idle::run(&cli.target, a).await?,
+        Scenario::Storm(a) => storm::run(&cli.target, a).await?,
+        Scenario::Rest(a) => rest::run(&cli.target, a).await?,
+        Scenario::Worker(_) => return Ok(()), // handled above
+    };
+    report.finish(&command, cli.json.as_deref(), cli.svg.as_deref())
+}
