@@ -22,6 +22,22 @@ const SPARE_FDS: u64 = 64;
 
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 63\r\n\r\n{\"error\":\"at_capacity\",\"message\":\"the server is at capacity.\"}\n";
 
+/// Pending handshakes the kernel may queue. The default of 128 (mio) drops SYNs during a
+/// reconnect storm, and every dropped client waits a full second to retry (bench/RESULTS.md).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener with [`LISTEN_BACKLOG`].
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Raises the soft open-file limit to the hard limit; returns the resulting soft limit.
 pub fn raise_fd_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {

@@ -129,7 +129,7 @@ fn init_tracing(format: &str) {
 async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let fd_limit = rollcall::listener::raise_fd_limit();
     let cap = rollcall::listener::capacity(settings.max_connections, fd_limit);
-    let tcp = tokio::net::TcpListener::bind(settings.listen).await?;
+    let tcp = rollcall::listener::bind(settings.listen)?;
     let addr = tcp.local_addr()?;
     if settings.jwt_secret_is_dev {
         tracing::warn!(

@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
@@ -38,7 +37,7 @@ pub async fn spawn(
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     let fd_limit = crate::listener::raise_fd_limit();
     let cap = capacity(settings.max_connections, fd_limit);
-    let tcp = TcpListener::bind(settings.listen).await?;
+    let tcp = crate::listener::bind(settings.listen)?;
     let addr = tcp.local_addr()?;
     let app = App::new(settings)?;
     let token = app.shutdown.clone();
