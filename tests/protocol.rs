@@ -223,10 +223,10 @@ async fn authentication_happens_before_the_upgrade() {
     assert_eq!(c.recv().await["type"], "pong");
 }
 
-/// A socket whose token expires while open is closed with 4001.
+/// A socket whose token expires while open is closed with 4001 (checked on the ping tick).
 #[tokio::test]
 async fn token_expiry_closes_with_4001() {
-    let s = start().await;
+    let s = start_with(|f| f.ping_interval_secs = 0.2).await;
     let token = rollcall::auth::sign_hs256(SECRET, "alice", None, 1);
     let mut c = s.connect_token(&token).await;
     let code = tokio::time::timeout(Duration::from_secs(4), c.closed())

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::SinkExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::app::App;
 use crate::conn::{Conn, Frame};
@@ -46,8 +46,9 @@ fn close_reason(code: u16) -> &'static str {
 /// Runs a connection until it closes, then detaches it from its rooms.
 ///
 /// Hot path: a socket in a busy room wakes once per event batch. Everything that lives as long as
-/// the connection (the close signal, the token-expiry timer) is a future pinned once, outside
-/// the loop, so a wake-up registers no new timer and takes no shared lock; shutdown reaches each
+/// the connection (the close signal) is a future pinned once, outside the loop, and the one
+/// timer (the ping tick, which also checks token expiry) is an `Interval`, so a wake-up
+/// registers no new timer and takes no shared lock; shutdown reaches each
 /// socket through its own [`Conn::close`] (see [`crate::conn::Sockets`]) rather than through one
 /// token every socket would poll.
 pub async fn run(
@@ -65,15 +66,10 @@ pub async fn run(
     let mut ping = interval_at(Instant::now() + s.ping_interval, s.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_seen = Instant::now();
-    let expires = conn.identity().exp.map(|exp| {
-        let left = exp.saturating_sub(crate::auth::unix_now());
-        Instant::now() + Duration::from_secs(left)
-    });
-    let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+    // Token expiry is checked on the ping tick: one timer per socket instead of two.
+    let expires = conn.identity().exp.unwrap_or(u64::MAX);
     let closed = conn.closed();
     tokio::pin!(closed);
-    let expiry = sleep_until(expires.unwrap_or(far));
-    tokio::pin!(expiry);
 
     let exit = loop {
         tokio::select! {
@@ -105,11 +101,13 @@ pub async fn run(
                 if last_seen.elapsed() >= s.heartbeat_timeout {
                     break Exit::TimedOut;
                 }
+                if crate::auth::unix_now() >= expires {
+                    break Exit::Close(close::TOKEN_EXPIRED, "token expired");
+                }
                 if let Err(exit) = guarded(closed.as_mut(), socket.send(Message::Ping(Bytes::new()))).await {
                     break exit;
                 }
             }
-            _ = &mut expiry => break Exit::Close(close::TOKEN_EXPIRED, "token expired"),
         }
     };
     let timed_out = matches!(exit, Exit::TimedOut);

@@ -78,7 +78,7 @@ pub async fn upgrade(
         // Small buffers: the library defaults (128 KiB each) would cost far more than the
         // whole per-socket budget. Reads grow on demand up to the message limit; writes are
         // coalesced up to 4 KiB per syscall when a socket has a backlog of events.
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(s.max_message_bytes.max(64 * 1024) * 4)
         .max_message_size(s.max_message_bytes)
