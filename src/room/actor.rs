@@ -32,6 +32,46 @@ use crate::protocol::{LeaveReason, MemberView, ServerMsg};
 /// How often a room retries lagging subscribers.
 pub const RESYNC_EVERY: Duration = Duration::from_millis(50);
 
+/// A room's timers (grace periods, idle exit, resync). The timer wheel costs ~6 KiB, so it is
+/// allocated only while a timer is pending and dropped when the last one fired or was removed
+/// (a quiet room of ten members otherwise pays ~0.6 KiB per socket for an empty wheel; see
+/// bench/RESULTS.md). Keys never outlive the wheel: it is dropped only when empty.
+#[derive(Default)]
+pub(super) struct Timers(Option<DelayQueue<Timer>>);
+
+impl Timers {
+    pub(super) fn insert(&mut self, timer: Timer, after: Duration) -> delay_queue::Key {
+        self.0
+            .get_or_insert_with(DelayQueue::new)
+            .insert(timer, after)
+    }
+
+    pub(super) fn remove(&mut self, key: &delay_queue::Key) {
+        if let Some(q) = &mut self.0 {
+            q.remove(key);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(DelayQueue::is_empty)
+    }
+
+    /// The next expired timer (pending forever when there is none: guard with `is_empty`).
+    async fn next(&mut self) -> Option<Timer> {
+        match &mut self.0 {
+            Some(q) => q.next().await.map(|e| e.into_inner()),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Gives the wheel back when nothing is pending.
+    fn trim(&mut self) {
+        if self.0.as_ref().is_some_and(DelayQueue::is_empty) {
+            self.0 = None;
+        }
+    }
+}
+
 pub(super) enum Timer {
     Grace(MemberId),
     Idle,
@@ -48,7 +88,7 @@ pub struct Room {
     pub(super) members: Members,
     pub(super) subs: Subscribers,
     pub(super) bans: HashMap<MemberId, Instant>,
-    pub(super) timers: DelayQueue<Timer>,
+    pub(super) timers: Timers,
     pub(super) idle_key: Option<delay_queue::Key>,
     pub(super) resync_key: Option<delay_queue::Key>,
     pub(super) created_at: i64,
@@ -76,7 +116,7 @@ impl Room {
             members: Members::default(),
             subs: Subscribers::default(),
             bans: HashMap::new(),
-            timers: DelayQueue::new(),
+            timers: Timers::default(),
             idle_key: None,
             resync_key: None,
             created_at: now,
@@ -98,11 +138,12 @@ impl Room {
                     // Unreachable while `self.me` holds a sender; kept for robustness.
                     None => break,
                 },
-                Some(t) = self.timers.next(), if !self.timers.is_empty() => self.on_timer(t.into_inner()),
+                Some(t) = self.timers.next(), if !self.timers.is_empty() => self.on_timer(t),
             }
             if !self.exit {
                 self.check_idle();
             }
+            self.timers.trim();
         }
         // Members of a closed room are gone with it: keep the process-wide gauge true.
         self.registry
