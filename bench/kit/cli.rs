@@ -205,15 +205,31 @@ pub(crate) struct RestArgs {
     /// Which REST leave call to make.
     #[arg(long, value_enum, default_value = "operator")]
     pub(crate) api: RestApi,
+    /// `--api game`: the PLYR API key (`apikey` header).
+    #[arg(long, default_value = "dev-game-key")]
+    pub(crate) game_api_key: String,
+    /// `--api game`: the key's HMAC secret.
+    #[arg(long, default_value = "dev-game-secret", hide_default_value = true)]
+    pub(crate) game_secret: String,
+    /// `--api game`: the key's game id (`gameId` claim of the session tokens).
+    #[arg(long, default_value = "devgame")]
+    pub(crate) game_id: String,
+    /// `--api game`: PEM (PKCS#8) ES256 private key that signs the players' session JWTs; the
+    /// server must hold its public half (the embedded default's dev pair lives in
+    /// `src/facade/game/dev-keys/`).
+    #[arg(long)]
+    pub(crate) session_key: Option<std::path::PathBuf>,
 }
 
-/// The REST leave calls `rest` can make. The game (`/game/leave`, HMAC-signed) and lobby
-/// (`DELETE /lobbies/...`) façades are built on other branches; each becomes one more variant
-/// here and one more arm in `rest::request`.
+/// The REST leave calls `rest` can make. Another façade's call (lobby `DELETE`) is one more
+/// variant here and one more setup/call pair like `game.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RestApi {
-    /// `POST /v1/rooms/{room}/leave` with the operator token.
+    /// `POST /v1/rooms/{room}/leave` with the operator token (members hold sockets).
     Operator,
+    /// PLYR-style `POST /game/leave` with `sync: true`, HMAC-signed, one session JWT per call
+    /// (players added by `/game/create` + `/game/join`; one watcher socket per room).
+    Game,
 }
 
 /// `worker` (internal): holds sockets `first .. first + count` for a parent `idle` run and obeys

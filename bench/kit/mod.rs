@@ -10,7 +10,8 @@
 //! - [`fleet`]: R rooms × M member clients, one task each, checked against the server.
 //! - [`view`]: one client's view of its room, checked for gaps, duplicates and order.
 //! - [`report`]: the summary table, `--json` and the SVG histogram.
-//! - [`churn`], [`fanout`], [`idle`], [`storm`], [`rest`]: the scenarios.
+//! - [`churn`], [`fanout`], [`idle`], [`storm`], [`rest`]: the scenarios; [`game`]: `rest`
+//!   through the PLYR-style game façade (signed requests, ES256 session tokens).
 //! - [`worker`]: re-exec'd worker processes that hold sockets for runs above one process's
 //!   open-file cap.
 
@@ -18,6 +19,7 @@ pub(crate) mod churn;
 pub(crate) mod cli;
 pub(crate) mod fanout;
 pub(crate) mod fleet;
+pub(crate) mod game;
 pub(crate) mod idle;
 pub(crate) mod procstat;
 pub(crate) mod report;
