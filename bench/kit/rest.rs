@@ -3,8 +3,8 @@
 //! (auth, the room actor, one `left` fanned out). Measured: requests per second and the
 //! request latency; also the leave → `left` latency at the other members.
 //!
-//! `--api operator` runs here; `--api game` (signed `/game/leave`) sets up game rooms through
-//! the façade and runs in `game.rs`. Another façade's call is one more [`RestApi`] variant.
+//! `--api operator` runs here; the façade calls (`game`, `lobby-leave`, `lobby-kick`) set up
+//! their rooms through the façade itself and run in `facade_rest.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -30,8 +30,8 @@ async fn call(target: &Target, fleet: &Fleet, g: usize) -> Result<u16, Error> {
 
 /// Runs `rest` and reports.
 pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
-    if a.api == RestApi::Game {
-        return super::game::run(t, a).await;
+    if a.api != RestApi::Operator {
+        return super::facade_rest::run(t, a).await;
     }
     let rooms = a.rooms.max(1);
     let size = a.requests.div_ceil(rooms).max(1);
