@@ -205,15 +205,46 @@ pub(crate) struct RestArgs {
     /// Which REST leave call to make.
     #[arg(long, value_enum, default_value = "operator")]
     pub(crate) api: RestApi,
+    /// `--api game`: the PLYR API key (`apikey` header).
+    #[arg(long, default_value = "dev-game-key")]
+    pub(crate) game_api_key: String,
+    /// `--api game`: the key's HMAC secret.
+    #[arg(long, default_value = "dev-game-secret", hide_default_value = true)]
+    pub(crate) game_secret: String,
+    /// `--api game`: the key's game id (`gameId` claim of the session tokens).
+    #[arg(long, default_value = "devgame")]
+    pub(crate) game_id: String,
+    /// `--api lobby-*`: the `api-key` header.
+    #[arg(
+        long,
+        default_value = "rollcall-dev-lobby-key",
+        hide_default_value = true
+    )]
+    pub(crate) lobby_api_key: String,
+    /// `--api lobby-*`: the lobby configuration (`?name=`).
+    #[arg(long, default_value = "default")]
+    pub(crate) lobby_config: String,
+    /// `--api game`: PEM (PKCS#8) ES256 private key that signs the players' session JWTs; the
+    /// server must hold its public half (the embedded default's dev pair lives in
+    /// `src/facade/game/dev-keys/`).
+    #[arg(long)]
+    pub(crate) session_key: Option<std::path::PathBuf>,
 }
 
-/// The REST leave calls `rest` can make. The game (`/game/leave`, HMAC-signed) and lobby
-/// (`DELETE /lobbies/...`) façades are built on other branches; each becomes one more variant
-/// here and one more arm in `rest::request`.
+/// The REST leave calls `rest` can make. Another façade's call is one more variant here and
+/// one more client in `facade_rest.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RestApi {
-    /// `POST /v1/rooms/{room}/leave` with the operator token.
+    /// `POST /v1/rooms/{room}/leave` with the operator token (members hold sockets).
     Operator,
+    /// PLYR-style `POST /game/leave` with `sync: true`, HMAC-signed, one session JWT per call
+    /// (players added by `/game/create` + `/game/join`; one watcher socket per room).
+    Game,
+    /// PlayFlow-style `DELETE /lobbies/{id}/players/{player}?requesterId={player}`: a player
+    /// leaves (lobbies made by `POST /lobbies`, players added by `POST /lobbies/{id}/players`).
+    LobbyLeave,
+    /// The same route with `requesterId={host}&isKick=true`: the host kicks a player.
+    LobbyKick,
 }
 
 /// `worker` (internal): holds sockets `first .. first + count` for a parent `idle` run and obeys

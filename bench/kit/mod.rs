@@ -10,15 +10,20 @@
 //! - [`fleet`]: R rooms × M member clients, one task each, checked against the server.
 //! - [`view`]: one client's view of its room, checked for gaps, duplicates and order.
 //! - [`report`]: the summary table, `--json` and the SVG histogram.
-//! - [`churn`], [`fanout`], [`idle`], [`storm`], [`rest`]: the scenarios.
+//! - [`churn`], [`fanout`], [`idle`], [`storm`], [`rest`]: the scenarios; [`facade_rest`]: `rest`
+//!   through a vendor façade, with its clients [`game`] (PLYR-style: signed requests, ES256
+//!   session tokens) and [`lobby`] (PlayFlow-style: `api-key`, leave and host kick).
 //! - [`worker`]: re-exec'd worker processes that hold sockets for runs above one process's
 //!   open-file cap.
 
 pub(crate) mod churn;
 pub(crate) mod cli;
+pub(crate) mod facade_rest;
 pub(crate) mod fanout;
 pub(crate) mod fleet;
+pub(crate) mod game;
 pub(crate) mod idle;
+pub(crate) mod lobby;
 pub(crate) mod procstat;
 pub(crate) mod report;
 pub(crate) mod rest;

@@ -3,8 +3,8 @@
 //! (auth, the room actor, one `left` fanned out). Measured: requests per second and the
 //! request latency; also the leave → `left` latency at the other members.
 //!
-//! Adding a façade's leave call (signed `/game/leave`, lobby `DELETE`) is one more
-//! [`RestApi`] variant and one more arm in [`call`].
+//! `--api operator` runs here; the façade calls (`game`, `lobby-leave`, `lobby-kick`) set up
+//! their rooms through the façade itself and run in `facade_rest.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -22,16 +22,17 @@ use super::stats::{progress, Counters, Hist};
 use super::target::Target;
 use super::Error;
 
-/// One leave call for member `g`; the HTTP status.
-async fn call(api: RestApi, target: &Target, fleet: &Fleet, g: usize) -> Result<u16, Error> {
+/// One operator leave call for member `g`; the HTTP status.
+async fn call(target: &Target, fleet: &Fleet, g: usize) -> Result<u16, Error> {
     let room = fleet.room_name(fleet.room_of(g));
-    match api {
-        RestApi::Operator => target.rest_leave(&room, &fleet.member_id(g)).await,
-    }
+    target.rest_leave(&room, &fleet.member_id(g)).await
 }
 
 /// Runs `rest` and reports.
 pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
+    if a.api != RestApi::Operator {
+        return super::facade_rest::run(t, a).await;
+    }
     let rooms = a.rooms.max(1);
     let size = a.requests.div_ceil(rooms).max(1);
     let target = Arc::new(Target::start(t, 5.0, rooms * size).await?);
@@ -66,13 +67,12 @@ pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     let started = Instant::now();
     let mut loops = Vec::new();
     for w in 0..a.concurrency.max(1) {
-        let (f, tg, lat, next, members, api) = (
+        let (f, tg, lat, next, members) = (
             fleet.clone(),
             target.clone(),
             lat.clone(),
             next.clone(),
             members.clone(),
-            a.api,
         );
         loops.push(tokio::spawn(async move {
             loop {
@@ -83,7 +83,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
                 slot.reason.store(4, Relaxed); // `left`
                 slot.left_t0.store(f.clock.now(), Relaxed);
                 let t0 = Instant::now();
-                match call(api, &tg, &f, g).await {
+                match call(&tg, &f, g).await {
                     Ok(200) => lat.record(w, t0.elapsed().as_micros() as u64),
                     Ok(s) => {
                         eprintln!("leave {g}: HTTP {s}");
