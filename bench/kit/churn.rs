@@ -320,21 +320,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         ));
     }
     let c = &fleet.c;
-    r.must_be_zero(
-        "missing_events",
-        "missing events (version gaps)",
-        Counters::get(&c.gaps),
-    );
-    r.must_be_zero(
-        "duplicates",
-        "duplicate events",
-        Counters::get(&c.duplicates),
-    );
-    r.must_be_zero(
-        "out_of_order",
-        "out-of-order events",
-        Counters::get(&c.out_of_order),
-    );
+    r.stream_anomalies(c);
     r.must_be_zero(
         "inconsistent",
         "events contradicting the view",

@@ -222,21 +222,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error>
         &h,
     );
     let c = &sh.c;
-    r.must_be_zero(
-        "missing_events",
-        "missing events (version gaps)",
-        Counters::get(&c.gaps),
-    );
-    r.must_be_zero(
-        "duplicates",
-        "duplicate events",
-        Counters::get(&c.duplicates),
-    );
-    r.must_be_zero(
-        "out_of_order",
-        "out-of-order events",
-        Counters::get(&c.out_of_order),
-    );
+    r.stream_anomalies(c);
     r.must_be_zero(
         "unfinished",
         "watchers without the last event at the end",

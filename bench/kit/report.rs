@@ -132,6 +132,23 @@ impl Report {
         }
     }
 
+    /// The stream anomalies every scenario reports, each expected to be 0: version gaps,
+    /// duplicates and out-of-order events.
+    pub(crate) fn stream_anomalies(&mut self, c: &crate::kit::stats::Counters) {
+        use crate::kit::stats::Counters as C;
+        self.must_be_zero(
+            "missing_events",
+            "missing events (version gaps)",
+            C::get(&c.gaps),
+        );
+        self.must_be_zero("duplicates", "duplicate events", C::get(&c.duplicates));
+        self.must_be_zero(
+            "out_of_order",
+            "out-of-order events",
+            C::get(&c.out_of_order),
+        );
+    }
+
     /// Prints the table, writes `--json` and `--svg`.
     pub(crate) fn finish(
         mut self,
