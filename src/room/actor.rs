@@ -92,6 +92,10 @@ pub struct Room {
     pub(super) idle_key: Option<delay_queue::Key>,
     pub(super) resync_key: Option<delay_queue::Key>,
     pub(super) created_at: i64,
+    /// The last serialized `panel` and its version. Every change a panel shows bumps the
+    /// version, so a panel at the same version is byte-identical: a reconnect storm, syncs and
+    /// silent re-attaches reuse it instead of serializing every member again.
+    panel_cache: Option<(u64, Frame)>,
     pub(super) updated_at: i64,
     pub(super) exit: bool,
 }
@@ -120,6 +124,7 @@ impl Room {
             idle_key: None,
             resync_key: None,
             created_at: now,
+            panel_cache: None,
             updated_at: now,
             exit: false,
         };
@@ -284,14 +289,21 @@ impl Room {
             .publish(&self.id, self.version, &frame);
     }
 
-    fn panel_frame(&self) -> Frame {
-        ServerMsg::Panel {
+    fn panel_frame(&mut self) -> Frame {
+        if let Some((version, frame)) = &self.panel_cache {
+            if *version == self.version {
+                return frame.clone();
+            }
+        }
+        let frame = ServerMsg::Panel {
             room: Cow::Borrowed(self.id.as_str()),
             version: self.version,
             host: self.members.host().map(|h| Cow::Borrowed(h.as_str())),
             members: self.members.views(),
         }
-        .to_frame()
+        .to_frame();
+        self.panel_cache = Some((self.version, frame.clone()));
+        frame
     }
 
     pub(super) fn send_panel(&mut self, conn: ConnId) {
