@@ -266,3 +266,24 @@ async fn batches_are_atomic_and_single_events() {
         .unwrap();
     assert_eq!(none.version, None, "nobody left: no event");
 }
+
+/// A panel at an unchanged version is reused; any change (here a state update) shows in the next.
+#[tokio::test(start_paused = true)]
+async fn panels_follow_every_change() {
+    let reg = registry(|_| {});
+    let room = reg.get_or_spawn(&"cache".into(), native(&reg));
+    let (a, mut arx) = conn("alice", 64);
+    room.join(a.clone(), None).await.unwrap();
+    room.sync(a.clone()).await.unwrap();
+    room.sync(a.clone()).await.unwrap();
+    let frames: Vec<Value> = std::iter::from_fn(|| next(&mut arx)).collect();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[1], frames[2], "same version, same panel");
+    room.state(a.clone(), json!({"hp": 7})).await.unwrap();
+    room.sync(a.clone()).await.unwrap();
+    let frames: Vec<Value> = std::iter::from_fn(|| next(&mut arx)).collect();
+    assert_eq!(frames[0]["type"], "state");
+    assert_eq!(frames[1]["type"], "panel");
+    assert_eq!(frames[1]["version"], 2);
+    assert_eq!(frames[1]["members"][0]["state"], json!({"hp": 7}));
+}
