@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
 use serde::Deserialize;
 
 /// The HS256 secret used when none is configured. Logged loudly at start: for development only.
@@ -223,87 +222,6 @@ impl Default for FileConfig {
     }
 }
 
-/// Command line and environment. Every flag also reads `ROLLCALL_<NAME>`.
-#[derive(Debug, Parser)]
-#[command(
-    name = "rollcall",
-    version,
-    about = "A real-time WebSocket presence server"
-)]
-pub struct Cli {
-    /// TOML configuration file (see rollcall.example.toml).
-    #[arg(long, env = "ROLLCALL_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:7700].
-    #[arg(long, env = "ROLLCALL_LISTEN")]
-    pub listen: Option<String>,
-    /// HS256 secret for socket tokens [default: the dev secret, with a warning].
-    #[arg(long, env = "ROLLCALL_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// Bearer token for the operator REST endpoints [default: the dev token, with a warning].
-    #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// Reconnect grace period in seconds (0 = leave at once).
-    #[arg(long, env = "ROLLCALL_GRACE_SECS")]
-    pub grace_secs: Option<f64>,
-    /// Seconds between WebSocket pings.
-    #[arg(long, env = "ROLLCALL_PING_INTERVAL_SECS")]
-    pub ping_interval_secs: Option<f64>,
-    /// Seconds of silence before a peer is declared dead.
-    #[arg(long, env = "ROLLCALL_HEARTBEAT_TIMEOUT_SECS")]
-    pub heartbeat_timeout_secs: Option<f64>,
-    /// Seconds a kick bars the member from the room.
-    #[arg(long, env = "ROLLCALL_BAN_SECS")]
-    pub ban_secs: Option<f64>,
-    /// Simultaneous TCP connections (0 = the open-file limit decides).
-    #[arg(long, env = "ROLLCALL_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Members per room.
-    #[arg(long, env = "ROLLCALL_MAX_MEMBERS_PER_ROOM")]
-    pub max_members_per_room: Option<usize>,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "ROLLCALL_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
-    /// A helper command instead of serving.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// Helper commands.
-#[derive(Debug, clap::Subcommand)]
-pub enum Command {
-    /// Print a development token: an HS256 socket token (`--sub`), a PLYR-style session token
-    /// (`--plyr-id`), or a video room token (`--video-room`).
-    #[command(group(clap::ArgGroup::new("kind").required(true).args(["sub", "plyr_id", "video_room"])))]
-    Token {
-        /// The member id (`sub` claim) of an HS256 socket token signed with the configured secret.
-        #[arg(long)]
-        sub: Option<String>,
-        /// A PLYR-style ES256 session token for this player, signed with the built-in
-        /// development key pair (accepted while no `[game] session_public_key_file` is set).
-        #[arg(long)]
-        plyr_id: Option<String>,
-        /// The session token's `gameId` [default: the first game API key's game, or `devgame`].
-        #[arg(long, requires = "plyr_id")]
-        game: Option<String>,
-        /// A video room token (HS256 with the team's developer key) for this room UUID.
-        #[arg(long)]
-        video_room: Option<String>,
-        /// The video room's team [default: the first configured team, or `dev-team`].
-        #[arg(long, requires = "video_room")]
-        team: Option<String>,
-        /// The video participant's user id (`ud` claim) [default: the server assigns one].
-        #[arg(long, requires = "video_room")]
-        user_id: Option<String>,
-        /// Display name (`name` claim; `u` for video room tokens).
-        #[arg(long)]
-        name: Option<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 86_400)]
-        ttl_secs: u64,
-    },
-}
-
 /// Validated settings, read by every layer.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -388,7 +306,7 @@ pub(crate) fn at_least(field: &'static str, v: usize, min: usize) -> Result<usiz
 
 impl Settings {
     /// Loads the file (if any), applies the environment and flags, validates.
-    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+    pub fn load(cli: &crate::cli::Cli) -> Result<Self, ConfigError> {
         let mut file = match &cli.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),

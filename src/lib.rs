@@ -5,6 +5,7 @@
 //! and pushed to every subscriber's bounded outbox.
 //!
 //! # Layout
+//! - [`cli`]: command-line flags and the helper commands (`rollcall token`).
 //! - [`config`]: defaults < TOML file < `ROLLCALL_*` env < flags, validated into [`config::Settings`].
 //! - [`ids`]: newtype ids (`RoomId`, `MemberId`, `ConnId`).
 //! - [`protocol`]: the WebSocket wire types, error codes and close codes (spec in `protocol/`).
@@ -26,6 +27,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod facade;

@@ -1,7 +1,8 @@
 //! The `rollcall` binary: parse configuration, set up logging, serve until SIGINT/SIGTERM.
 
 use clap::Parser;
-use rollcall::config::{Cli, Command, Settings};
+use rollcall::cli::{Cli, Command};
+use rollcall::config::Settings;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
