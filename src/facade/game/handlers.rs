@@ -88,6 +88,36 @@ fn required_room(body: &Map<String, Value>) -> Result<String, GameError> {
         .ok_or_else(|| GameError::BadRequest("roomId is required".into()))
 }
 
+/// What join and leave share, in the vendor's check order: a signed body, its verified
+/// `sessionJwts` (the players), its `roomId`, and the live room.
+struct PlayerBatch {
+    req: Signed,
+    players: Vec<String>,
+    room_no: String,
+    handle: RoomHandle,
+}
+
+fn player_batch(
+    app: &App,
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<PlayerBatch, GameError> {
+    let req = signed_post(app, headers, raw)?;
+    let players = app.facades.game.sessions.verify_batch(
+        req.body.get("sessionJwts"),
+        &req.key.game_id,
+        unix_now(),
+    )?;
+    let room_no = required_room(&req.body)?;
+    let handle = live_room(app, &req.key, &room_no)?;
+    Ok(PlayerBatch {
+        req,
+        players,
+        room_no,
+        handle,
+    })
+}
+
 fn live_room(app: &App, key: &ApiKey, room_no: &str) -> Result<RoomHandle, GameError> {
     app.registry
         .get(ops::room_key(&key.game_id, room_no).as_str())
@@ -170,13 +200,12 @@ async fn join(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, GameError> {
-    let req = signed_post(&app, &headers, raw)?;
-    let game = &app.facades.game;
-    let players =
-        game.sessions
-            .verify_batch(req.body.get("sessionJwts"), &req.key.game_id, unix_now())?;
-    let room_no = required_room(&req.body)?;
-    let handle = live_room(&app, &req.key, &room_no)?;
+    let PlayerBatch {
+        req,
+        players,
+        room_no,
+        handle,
+    } = player_batch(&app, &headers, raw)?;
     let new = ops::not_members(&handle, players).await?;
     if new.is_empty() {
         return Ok(Json(json!({ "message": "All players are already joined" })));
@@ -203,13 +232,12 @@ async fn leave(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, GameError> {
-    let req = signed_post(&app, &headers, raw)?;
-    let game = &app.facades.game;
-    let players =
-        game.sessions
-            .verify_batch(req.body.get("sessionJwts"), &req.key.game_id, unix_now())?;
-    let room_no = required_room(&req.body)?;
-    let handle = live_room(&app, &req.key, &room_no)?;
+    let PlayerBatch {
+        req,
+        players,
+        room_no,
+        handle,
+    } = player_batch(&app, &headers, raw)?;
     let missing = ops::not_members(&handle, players.clone()).await?;
     if !missing.is_empty() {
         return Err(GameError::NotJoined(missing));
