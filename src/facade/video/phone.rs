@@ -267,13 +267,13 @@ pub async fn joined(
     let (_, h) = resolve(&app, &team, key).await?;
     let callers = parse_joined(&body::json_body(b)?)?;
     let r = in_actor(&h, move |ops| {
-        let snap = ops.snapshot();
+        // Per-id kind lookups: no copy of the whole room inside the actor.
         let clash: Vec<usize> = callers
             .iter()
             .enumerate()
             .filter(|(_, c)| {
-                snap.member(&c.call_id)
-                    .is_some_and(|m| m.kind != MemberKind::Phone)
+                ops.kind_of(&c.call_id)
+                    .is_some_and(|k| k != MemberKind::Phone)
             })
             .map(|(i, _)| i)
             .collect();
@@ -310,13 +310,9 @@ pub async fn left(
     let (_, h) = resolve(&app, &team, key).await?;
     let ids = parse_left(&body::json_body(b)?)?;
     in_actor(&h, move |ops| {
-        let snap = ops.snapshot();
         let phones: Vec<MemberId> = ids
             .into_iter()
-            .filter(|id| {
-                snap.member(id.as_str())
-                    .is_some_and(|m| m.kind == MemberKind::Phone)
-            })
+            .filter(|id| ops.kind_of(id.as_str()) == Some(MemberKind::Phone))
             .collect();
         ops.remove(&phones, LeaveReason::Left, None)
     })
