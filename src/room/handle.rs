@@ -2,9 +2,14 @@
 //!
 //! Every method sends one [`Command`] and awaits its reply. A closed mailbox or a dropped reply
 //! becomes [`RoomError::Closed`], never a panic; callers that resolved the handle through the
-//! registry retry once on `Closed` (the room was exiting as they called).
+//! registry retry once on `Closed` (the room was exiting as they called). A caller that pipelines
+//! (a socket with several requests in flight) uses [`RoomHandle::request`], which waits for
+//! mailbox space only and hands back the [`Answer`] to await later.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -143,6 +148,30 @@ pub enum Command {
     },
 }
 
+/// A room's answer to a command sent with [`RoomHandle::request`]: a future of the reply.
+#[derive(Debug)]
+pub struct Answer<T>(oneshot::Receiver<Result<T, RoomError>>);
+
+impl<T> Answer<T> {
+    /// The reply if the room has answered already, without waiting.
+    pub fn now(&mut self) -> Option<Result<T, RoomError>> {
+        match self.0.try_recv() {
+            Ok(r) => Some(r),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(RoomError::Closed)),
+        }
+    }
+}
+
+impl<T> Future for Answer<T> {
+    type Output = Result<T, RoomError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(RoomError::Closed)))
+    }
+}
+
 /// A cloneable handle to one room actor.
 #[derive(Clone, Debug)]
 pub struct RoomHandle {
@@ -170,13 +199,22 @@ impl RoomHandle {
         self.incarnation
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RoomError> {
+    /// Sends a command, waiting for mailbox space but not for the room's work: the reply is the
+    /// returned [`Answer`]. Commands sent through one handle are handled in the order sent.
+    pub async fn request<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<Answer<T>, RoomError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(make(reply))
             .await
             .map_err(|_| RoomError::Closed)?;
-        rx.await.map_err(|_| RoomError::Closed)?
+        Ok(Answer(rx))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RoomError> {
+        self.request(make).await?.await
     }
 
     /// A socket joins as its member.

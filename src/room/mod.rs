@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use handle::{Command, Joiner, NewMember, RoomHandle};
+pub use handle::{Answer, Command, Joiner, NewMember, RoomHandle};
 pub use registry::Registry;
 
 use crate::ids::MemberId;

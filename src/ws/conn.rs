@@ -1,30 +1,60 @@
 //! One WebSocket connection: a single task that reads requests, writes its outbox, pings, and
 //! on exit tells every room it was in.
 //!
-//! Requests are handled one at a time. Each request gets exactly one reply (`ack`, `error` or
-//! `pong`), written only after everything already queued in the outbox: the room pushes a
-//! request's effects (the `panel` of a join, the `left` of a leave) before it answers, so a
-//! client always sees the effects of a request before its `ack`.
+//! Requests are pipelined: up to [`MAX_IN_FLIGHT`] may be with rooms at once (what may and may
+//! not overlap is decided in [`super::requests`]), so one publisher is not held to one event per
+//! fan-out sweep. Each request gets exactly one reply (`ack`, `error` or `pong`), in request
+//! order, written only after everything already queued in the outbox: a room pushes a request's
+//! effects (the `panel` of a join, the `left` of a leave) before it answers, so a client always
+//! sees the effects of a request before its `ack`.
 
-use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::SinkExt;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
+use super::requests::{self, error, Later, Step};
 use crate::app::App;
 use crate::conn::{Conn, Frame};
-use crate::ids::{valid_room_name, RoomId, RESERVED_PREFIXES};
-use crate::protocol::{close, ClientMsg, ErrorCode, ServerMsg};
-use crate::room::{RoomError, RoomHandle, RoomKind, RoomSpec};
+use crate::protocol::{close, ErrorCode};
 
 /// Frames written per flush when the outbox has a backlog.
 const BATCH: usize = 64;
+
+/// Requests one socket may have unanswered; beyond this the task stops reading, and TCP pushes
+/// back on the client.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// A request whose reply is not written yet.
+enum Pending {
+    /// Known already.
+    Ready(Frame),
+    /// A room is working on it.
+    Room(Later),
+}
+
+impl Pending {
+    fn now(&mut self) -> Option<Frame> {
+        match self {
+            Pending::Ready(f) => Some(f.clone()),
+            Pending::Room(l) => l.now(),
+        }
+    }
+}
+
+/// The oldest unwritten reply, once it is known. Cancel-safe: nothing is removed here.
+async fn first_reply(pending: &mut VecDeque<Pending>) -> Frame {
+    match pending.front_mut() {
+        Some(Pending::Ready(f)) => f.clone(),
+        Some(Pending::Room(l)) => l.reply().await,
+        None => std::future::pending().await,
+    }
+}
 
 enum Exit {
     PeerGone,
@@ -70,31 +100,47 @@ pub async fn run(
     let expires = conn.identity().exp.unwrap_or(u64::MAX);
     let closed = conn.closed();
     tokio::pin!(closed);
+    let mut pending = VecDeque::new();
 
     let exit = loop {
         tokio::select! {
             biased;
             code = &mut closed => break Exit::Close(code, close_reason(code)),
+            reply = first_reply(&mut pending), if !pending.is_empty() => {
+                pending.pop_front();
+                if let Err(exit) = guarded(closed.as_mut(), write_replies(&mut socket, &mut outbox, reply, &mut pending)).await {
+                    break exit;
+                }
+            }
             frame = outbox.recv() => {
                 let Some(frame) = frame else { break Exit::PeerGone };
                 if let Err(exit) = guarded(closed.as_mut(), write_batch(&mut socket, frame, &mut outbox)).await {
                     break exit;
                 }
             }
-            msg = socket.recv() => {
+            msg = socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
                 last_seen = Instant::now();
-                let reply = match msg {
+                let step = match msg {
                     None | Some(Ok(Message::Close(_))) => break Exit::PeerGone,
                     Some(Err(e)) if is_too_big(&e) => break Exit::Close(close::TOO_BIG, "message too big"),
                     Some(Err(_)) => break Exit::PeerGone,
-                    Some(Ok(Message::Text(text))) => Box::pin(handle(&app, &conn, text.as_str())).await,
+                    Some(Ok(Message::Text(text))) => Box::pin(requests::step(&app, &conn, text.as_str())).await,
                     Some(Ok(Message::Binary(_))) => {
-                        error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol")
+                        Step::Now(error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol"))
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 };
-                if let Err(exit) = guarded(closed.as_mut(), flush_then(&mut socket, &mut outbox, reply)).await {
-                    break exit;
+                match step {
+                    Step::Now(f) => pending.push_back(Pending::Ready(f)),
+                    Step::Later(l) => pending.push_back(Pending::Room(l)),
+                    Step::Alone(sub) => {
+                        // It changes which rooms this socket is in: every earlier reply first.
+                        if let Err(exit) = guarded(closed.as_mut(), write_all_replies(&mut socket, &mut outbox, &mut pending)).await {
+                            break exit;
+                        }
+                        let reply = Box::pin(requests::subscribe(&app, &conn, sub)).await;
+                        pending.push_back(Pending::Ready(reply));
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -173,8 +219,8 @@ async fn write_batch(
     socket.flush().await
 }
 
-/// Writes everything queued, then the reply.
-async fn flush_then(
+/// Feeds everything queued in the outbox, then `reply` (not flushed).
+async fn feed_after_outbox(
     socket: &mut WebSocket,
     outbox: &mut mpsc::Receiver<Frame>,
     reply: Frame,
@@ -182,241 +228,35 @@ async fn flush_then(
     while let Ok(f) = outbox.try_recv() {
         socket.feed(text_frame(f)).await?;
     }
-    socket.feed(text_frame(reply)).await?;
+    socket.feed(text_frame(reply)).await
+}
+
+/// Writes `first` (after the outbox), then every following reply that is already known, in one
+/// flush.
+async fn write_replies(
+    socket: &mut WebSocket,
+    outbox: &mut mpsc::Receiver<Frame>,
+    first: Frame,
+    pending: &mut VecDeque<Pending>,
+) -> Result<(), axum::Error> {
+    feed_after_outbox(socket, outbox, first).await?;
+    while let Some(reply) = pending.front_mut().and_then(Pending::now) {
+        pending.pop_front();
+        feed_after_outbox(socket, outbox, reply).await?;
+    }
     socket.flush().await
 }
 
-fn error(reference: Option<&Value>, code: ErrorCode, message: impl Into<String>) -> Frame {
-    ServerMsg::Error {
-        reference: reference.map(Cow::Borrowed),
-        code,
-        message: Cow::Owned(message.into()),
-    }
-    .to_frame()
-}
-
-fn ack(reference: Option<&Value>) -> Frame {
-    ServerMsg::Ack {
-        reference: reference.map(Cow::Borrowed),
-    }
-    .to_frame()
-}
-
-/// Parses and runs one request; returns its reply frame.
-async fn handle(app: &App, conn: &Arc<Conn>, text: &str) -> Frame {
-    let msg = match serde_json::from_str::<ClientMsg>(text) {
-        Ok(m) => m,
-        Err(e) => return parse_error(text, &e),
-    };
-    let (reference, result) = match msg {
-        ClientMsg::Ping { reference } => {
-            return ServerMsg::Pong {
-                reference: reference.as_ref().map(Cow::Borrowed),
-            }
-            .to_frame();
-        }
-        ClientMsg::Join {
-            room,
-            state,
-            reference,
-        } => {
-            let r = match state_size_ok(app, state.as_ref()) {
-                Err(e) => Err(e),
-                Ok(()) => subscribe(app, conn, &room, true, state).await,
-            };
-            (reference, r)
-        }
-        ClientMsg::Watch { room, reference } => {
-            (reference, subscribe(app, conn, &room, false, None).await)
-        }
-        ClientMsg::Leave { room, reference } => {
-            let c = conn.clone();
-            (
-                reference,
-                in_room(conn, &room, move |h| async move { h.leave(c).await }).await,
-            )
-        }
-        ClientMsg::Kick {
-            room,
-            member,
-            reference,
-        } => {
-            let by = conn.member().clone();
-            (
-                reference,
-                in_room(conn, &room, move |h| async move {
-                    h.kick(Some(by), member.as_str().into()).await
-                })
-                .await,
-            )
-        }
-        ClientMsg::State {
-            room,
-            state,
-            reference,
-        } => {
-            let r = match state_size_ok(app, Some(&state)) {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    let c = conn.clone();
-                    in_room(conn, &room, move |h| async move { h.state(c, state).await }).await
-                }
-            };
-            (reference, r)
-        }
-        ClientMsg::Sync { room, reference } => {
-            let c = conn.clone();
-            (
-                reference,
-                in_room(conn, &room, move |h| async move { h.sync(c).await }).await,
-            )
-        }
-    };
-    match result {
-        Ok(()) => ack(reference.as_ref()),
-        Err((code, message)) => error(reference.as_ref(), code, message),
-    }
-}
-
-type Outcome = Result<(), (ErrorCode, String)>;
-
-fn room_err(e: RoomError) -> (ErrorCode, String) {
-    (e.code(), e.to_string())
-}
-
-fn state_size_ok(app: &App, state: Option<&Value>) -> Outcome {
-    let Some(state) = state else { return Ok(()) };
-    let size = serde_json::to_vec(state)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    let max = app.settings.max_state_bytes;
-    if size > max {
-        return Err((
-            ErrorCode::StateTooLarge,
-            format!("state is {size} bytes; the limit is {max}"),
-        ));
+/// Waits for every unanswered request and writes the replies, in order.
+async fn write_all_replies(
+    socket: &mut WebSocket,
+    outbox: &mut mpsc::Receiver<Frame>,
+    pending: &mut VecDeque<Pending>,
+) -> Result<(), axum::Error> {
+    while !pending.is_empty() {
+        let first = first_reply(pending).await;
+        pending.pop_front();
+        write_replies(socket, outbox, first, pending).await?;
     }
     Ok(())
-}
-
-/// Runs `f` on a room this socket is in.
-async fn in_room<F, Fut>(conn: &Conn, room: &str, f: F) -> Outcome
-where
-    F: FnOnce(RoomHandle) -> Fut,
-    Fut: std::future::Future<Output = Result<(), RoomError>>,
-{
-    match conn.room(room) {
-        None => Err((
-            ErrorCode::NotMember,
-            format!("this socket is not in room {room:?}"),
-        )),
-        Some(h) => f(h).await.map_err(room_err),
-    }
-}
-
-/// `join` (member) or `watch` (subscriber only).
-async fn subscribe(
-    app: &App,
-    conn: &Arc<Conn>,
-    room: &str,
-    join: bool,
-    state: Option<Value>,
-) -> Outcome {
-    if !valid_room_name(room) {
-        return Err((
-            ErrorCode::InvalidRoom,
-            "room names are 1-128 characters of [A-Za-z0-9_.:@-]".into(),
-        ));
-    }
-    if let Some(only) = &conn.identity().only_room {
-        if only.as_str() != room {
-            return Err((
-                ErrorCode::Forbidden,
-                format!("this token only admits room {only}"),
-            ));
-        }
-    }
-    if conn.room(room).is_none() && conn.room_count() >= app.settings.max_rooms_per_socket {
-        return Err((
-            ErrorCode::TooManyRooms,
-            format!(
-                "a socket may be in at most {} rooms",
-                app.settings.max_rooms_per_socket
-            ),
-        ));
-    }
-    let id = RoomId::from(room);
-    if RESERVED_PREFIXES.iter().any(|p| room.starts_with(p)) {
-        // Façade rooms are created by their REST APIs only: never spawn one here.
-        let not_found = || {
-            (
-                ErrorCode::RoomNotFound,
-                format!("room {room:?} does not exist"),
-            )
-        };
-        let h = app.registry.get(room).ok_or_else(not_found)?;
-        let r = if join {
-            h.join(conn.clone(), state).await
-        } else {
-            h.watch(conn.clone()).await
-        };
-        return r.map_err(|e| {
-            if e == RoomError::Closed {
-                not_found()
-            } else {
-                room_err(e)
-            }
-        });
-    }
-    let settings = &app.settings;
-    let spec = || RoomSpec {
-        kind: RoomKind::Native,
-        max_members: settings.max_members_per_room,
-        linger: Some(settings.room_idle),
-        attrs: Default::default(),
-    };
-    let r = if join {
-        app.registry
-            .with_room(&id, spec, |h| {
-                let (c, st) = (conn.clone(), state.clone());
-                async move { h.join(c, st).await }
-            })
-            .await
-    } else {
-        app.registry
-            .with_room(&id, spec, |h| {
-                let c = conn.clone();
-                async move { h.watch(c).await }
-            })
-            .await
-    };
-    r.map(|_| ()).map_err(room_err)
-}
-
-/// Classifies a request that did not parse: not JSON, unknown `type`, or a bad field.
-fn parse_error(text: &str, e: &serde_json::Error) -> Frame {
-    let Ok(v) = serde_json::from_str::<Value>(text) else {
-        return error(None, ErrorCode::BadJson, format!("not JSON: {e}"));
-    };
-    let reference = v.get("ref");
-    match v.get("type").and_then(Value::as_str) {
-        None => error(
-            reference,
-            ErrorCode::BadRequest,
-            "a request is a JSON object with a string `type`",
-        ),
-        Some(t)
-            if !matches!(
-                t,
-                "join" | "watch" | "leave" | "kick" | "state" | "sync" | "ping"
-            ) =>
-        {
-            error(
-                reference,
-                ErrorCode::UnknownType,
-                format!("unknown type {t:?}"),
-            )
-        }
-        Some(_) => error(reference, ErrorCode::BadRequest, e.to_string()),
-    }
 }

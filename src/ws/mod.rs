@@ -2,6 +2,7 @@
 //! per-connection task in [`conn`].
 
 pub mod conn;
+mod requests;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};

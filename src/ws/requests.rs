@@ -1,0 +1,321 @@
+//! What one request does: parsing, the checks made before any room is asked, and the room
+//! command it becomes.
+//!
+//! A request is one of three [`Step`]s. Its reply may be known at once (`ping`, a refusal decided
+//! here). It may go to a room the socket is already in without waiting for the room's work
+//! (`state`, `sync`, `leave`, `kick`): those are pipelined, and a room handles one socket's
+//! commands in the order sent, so the result is the same as one at a time. Or it must run alone
+//! (`join`, `watch`): it changes which rooms the socket is in, which later requests depend on,
+//! so it waits for every earlier reply and finishes before the next request is read.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::app::App;
+use crate::conn::{Conn, Frame};
+use crate::ids::{valid_room_name, RoomId, RESERVED_PREFIXES};
+use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use crate::room::{Answer, Command, RoomError, RoomKind, RoomSpec};
+
+/// What a request turned into.
+pub(super) enum Step {
+    /// The reply is known now.
+    Now(Frame),
+    /// The request is with a room; the reply comes when the room answers.
+    Later(Later),
+    /// A `join` or `watch`, to run alone with [`subscribe`].
+    Alone(Subscribe),
+}
+
+/// A request a room is working on.
+pub(super) struct Later {
+    reference: Option<Value>,
+    answer: Answer<()>,
+}
+
+impl Later {
+    /// The reply, if the room has answered.
+    pub(super) fn now(&mut self) -> Option<Frame> {
+        self.answer.now().map(|r| reply(self.reference.as_ref(), r))
+    }
+
+    /// Waits for the room's answer. Cancel-safe: the answer stays here until it arrives.
+    pub(super) async fn reply(&mut self) -> Frame {
+        let r = (&mut self.answer).await;
+        reply(self.reference.as_ref(), r)
+    }
+}
+
+/// A `join` (member) or `watch` (subscriber only) request.
+pub(super) struct Subscribe {
+    room: String,
+    join: bool,
+    state: Option<Value>,
+    reference: Option<Value>,
+}
+
+fn reply(reference: Option<&Value>, r: Result<(), RoomError>) -> Frame {
+    match r {
+        Ok(()) => ack(reference),
+        Err(e) => {
+            let (code, message) = room_err(e);
+            error(reference, code, message)
+        }
+    }
+}
+
+pub(super) fn error(
+    reference: Option<&Value>,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Frame {
+    ServerMsg::Error {
+        reference: reference.map(Cow::Borrowed),
+        code,
+        message: Cow::Owned(message.into()),
+    }
+    .to_frame()
+}
+
+fn ack(reference: Option<&Value>) -> Frame {
+    ServerMsg::Ack {
+        reference: reference.map(Cow::Borrowed),
+    }
+    .to_frame()
+}
+
+/// Parses one request and starts it: see [`Step`]. Waits for room mailbox space, never for a
+/// room's work.
+pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
+    let msg = match serde_json::from_str::<ClientMsg>(text) {
+        Ok(m) => m,
+        Err(e) => return Step::Now(parse_error(text, &e)),
+    };
+    let c = conn.clone();
+    match msg {
+        ClientMsg::Ping { reference } => Step::Now(
+            ServerMsg::Pong {
+                reference: reference.as_ref().map(Cow::Borrowed),
+            }
+            .to_frame(),
+        ),
+        ClientMsg::Join {
+            room,
+            state,
+            reference,
+        } => match state_size_ok(app, state.as_ref()) {
+            Err((code, message)) => Step::Now(error(reference.as_ref(), code, message)),
+            Ok(()) => Step::Alone(Subscribe {
+                room,
+                join: true,
+                state,
+                reference,
+            }),
+        },
+        ClientMsg::Watch { room, reference } => Step::Alone(Subscribe {
+            room,
+            join: false,
+            state: None,
+            reference,
+        }),
+        ClientMsg::Leave { room, reference } => {
+            to_room(conn, &room, reference, |reply| Command::Leave {
+                conn: c,
+                reply,
+            })
+            .await
+        }
+        ClientMsg::Kick {
+            room,
+            member,
+            reference,
+        } => {
+            let by = Some(conn.member().clone());
+            let target = member.as_str().into();
+            to_room(conn, &room, reference, |reply| Command::Kick {
+                by,
+                target,
+                reply,
+            })
+            .await
+        }
+        ClientMsg::State {
+            room,
+            state,
+            reference,
+        } => match state_size_ok(app, Some(&state)) {
+            Err((code, message)) => Step::Now(error(reference.as_ref(), code, message)),
+            Ok(()) => {
+                to_room(conn, &room, reference, |reply| Command::State {
+                    conn: c,
+                    state,
+                    reply,
+                })
+                .await
+            }
+        },
+        ClientMsg::Sync { room, reference } => {
+            to_room(conn, &room, reference, |reply| Command::Sync {
+                conn: c,
+                reply,
+            })
+            .await
+        }
+    }
+}
+
+/// Sends a command to a room this socket is in, without waiting for its answer.
+async fn to_room(
+    conn: &Conn,
+    room: &str,
+    reference: Option<Value>,
+    make: impl FnOnce(crate::room::handle::Reply<()>) -> Command,
+) -> Step {
+    let Some(h) = conn.room(room) else {
+        let message = format!("this socket is not in room {room:?}");
+        return Step::Now(error(reference.as_ref(), ErrorCode::NotMember, message));
+    };
+    match h.request(make).await {
+        Ok(answer) => Step::Later(Later { reference, answer }),
+        Err(e) => Step::Now(reply(reference.as_ref(), Err(e))),
+    }
+}
+
+/// Runs a `join` or `watch` to the end; returns its reply.
+pub(super) async fn subscribe(app: &App, conn: &Arc<Conn>, s: Subscribe) -> Frame {
+    let r = subscribe_to(app, conn, &s.room, s.join, s.state).await;
+    match r {
+        Ok(()) => ack(s.reference.as_ref()),
+        Err((code, message)) => error(s.reference.as_ref(), code, message),
+    }
+}
+
+type Outcome = Result<(), (ErrorCode, String)>;
+
+fn room_err(e: RoomError) -> (ErrorCode, String) {
+    (e.code(), e.to_string())
+}
+
+fn state_size_ok(app: &App, state: Option<&Value>) -> Outcome {
+    let Some(state) = state else { return Ok(()) };
+    let size = serde_json::to_vec(state)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    let max = app.settings.max_state_bytes;
+    if size > max {
+        return Err((
+            ErrorCode::StateTooLarge,
+            format!("state is {size} bytes; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `join` (member) or `watch` (subscriber only).
+async fn subscribe_to(
+    app: &App,
+    conn: &Arc<Conn>,
+    room: &str,
+    join: bool,
+    state: Option<Value>,
+) -> Outcome {
+    if !valid_room_name(room) {
+        return Err((
+            ErrorCode::InvalidRoom,
+            "room names are 1-128 characters of [A-Za-z0-9_.:@-]".into(),
+        ));
+    }
+    if let Some(only) = &conn.identity().only_room {
+        if only.as_str() != room {
+            return Err((
+                ErrorCode::Forbidden,
+                format!("this token only admits room {only}"),
+            ));
+        }
+    }
+    if conn.room(room).is_none() && conn.room_count() >= app.settings.max_rooms_per_socket {
+        return Err((
+            ErrorCode::TooManyRooms,
+            format!(
+                "a socket may be in at most {} rooms",
+                app.settings.max_rooms_per_socket
+            ),
+        ));
+    }
+    let id = RoomId::from(room);
+    if RESERVED_PREFIXES.iter().any(|p| room.starts_with(p)) {
+        // Façade rooms are created by their REST APIs only: never spawn one here.
+        let not_found = || {
+            (
+                ErrorCode::RoomNotFound,
+                format!("room {room:?} does not exist"),
+            )
+        };
+        let h = app.registry.get(room).ok_or_else(not_found)?;
+        let r = if join {
+            h.join(conn.clone(), state).await
+        } else {
+            h.watch(conn.clone()).await
+        };
+        return r.map_err(|e| {
+            if e == RoomError::Closed {
+                not_found()
+            } else {
+                room_err(e)
+            }
+        });
+    }
+    let settings = &app.settings;
+    let spec = || RoomSpec {
+        kind: RoomKind::Native,
+        max_members: settings.max_members_per_room,
+        linger: Some(settings.room_idle),
+        attrs: Default::default(),
+    };
+    let r = if join {
+        app.registry
+            .with_room(&id, spec, |h| {
+                let (c, st) = (conn.clone(), state.clone());
+                async move { h.join(c, st).await }
+            })
+            .await
+    } else {
+        app.registry
+            .with_room(&id, spec, |h| {
+                let c = conn.clone();
+                async move { h.watch(c).await }
+            })
+            .await
+    };
+    r.map(|_| ()).map_err(room_err)
+}
+
+/// Classifies a request that did not parse: not JSON, unknown `type`, or a bad field.
+fn parse_error(text: &str, e: &serde_json::Error) -> Frame {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return error(None, ErrorCode::BadJson, format!("not JSON: {e}"));
+    };
+    let reference = v.get("ref");
+    match v.get("type").and_then(Value::as_str) {
+        None => error(
+            reference,
+            ErrorCode::BadRequest,
+            "a request is a JSON object with a string `type`",
+        ),
+        Some(t)
+            if !matches!(
+                t,
+                "join" | "watch" | "leave" | "kick" | "state" | "sync" | "ping"
+            ) =>
+        {
+            error(
+                reference,
+                ErrorCode::UnknownType,
+                format!("unknown type {t:?}"),
+            )
+        }
+        Some(_) => error(reference, ErrorCode::BadRequest, e.to_string()),
+    }
+}
