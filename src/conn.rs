@@ -12,9 +12,10 @@ use std::sync::Weak;
 use std::sync::{Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::ids::{ConnId, MemberId, RoomId};
+use crate::outbox::{Outbox, Receiver};
 use crate::protocol::MemberKind;
 use crate::room::RoomHandle;
 
@@ -35,9 +36,9 @@ pub struct Identity {
 
 /// One serialized server message (a JSON text frame), shared by every outbox it is pushed to.
 ///
-/// A thin pointer on purpose: outboxes are `mpsc` channels whose blocks hold 32 slots, so the
-/// slot size is paid per socket (8 bytes here instead of 32 for a `Bytes`). The text is validated
-/// as UTF-8 once, when it is built, not once per delivery.
+/// A thin pointer on purpose: an outbox slot is paid per queued frame per socket (8 bytes here
+/// instead of 32 for a `Bytes`). The text is validated as UTF-8 once, when it is built, not once
+/// per delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame(std::sync::Arc<Utf8Bytes>);
 
@@ -79,7 +80,7 @@ pub enum Push {
 pub struct Conn {
     id: ConnId,
     identity: Identity,
-    outbox: mpsc::Sender<Frame>,
+    outbox: Outbox,
     /// Rooms this connection is subscribed to. Written by room actors (attach/detach) and read by
     /// the socket task; a std mutex because it is held for a map operation, never across `.await`.
     rooms: Mutex<HashMap<RoomId, RoomHandle>>,
@@ -89,20 +90,21 @@ pub struct Conn {
 
 impl Conn {
     /// A connection and the receiving end of its outbox.
-    pub fn new(
-        identity: Identity,
-        capacity: usize,
-    ) -> (std::sync::Arc<Self>, mpsc::Receiver<Frame>) {
-        let (outbox, rx) = mpsc::channel(capacity);
-        let conn = Self {
+    pub fn new(identity: Identity, capacity: usize) -> (std::sync::Arc<Self>, Receiver) {
+        let conn = std::sync::Arc::new(Self {
             id: ConnId::next(),
             identity,
-            outbox,
+            outbox: Outbox::new(capacity),
             rooms: Mutex::new(HashMap::new()),
             close_code: AtomicU16::new(0),
             close: Notify::new(),
-        };
-        (std::sync::Arc::new(conn), rx)
+        });
+        let rx = Receiver::new(conn.clone());
+        (conn, rx)
+    }
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// This connection's id.
@@ -122,21 +124,17 @@ impl Conn {
 
     /// Queues one frame without waiting.
     pub fn push(&self, frame: Frame) -> Push {
-        match self.outbox.try_send(frame) {
-            Ok(()) => Push::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => Push::Full,
-            Err(mpsc::error::TrySendError::Closed(_)) => Push::Gone,
-        }
+        self.outbox.push(frame)
     }
 
     /// Free slots in the outbox.
     pub fn free_slots(&self) -> usize {
-        self.outbox.capacity()
+        self.outbox.free_slots()
     }
 
     /// Total slots in the outbox.
     pub fn capacity(&self) -> usize {
-        self.outbox.max_capacity()
+        self.outbox.capacity()
     }
 
     /// Asks the socket task to close with `code` (first request wins).

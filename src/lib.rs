@@ -11,6 +11,7 @@
 //! - [`protocol`]: the WebSocket wire types, error codes and close codes (spec in `protocol/`).
 //! - [`room`]: the room actor, its handle, the member set and the registry.
 //! - [`conn`]: the subscriber seam: what a room may do to a socket (push, close, attach).
+//! - [`outbox`]: a connection's bounded frame queue, the fan-out hot path.
 //! - [`relay`]: the cluster seam: where events go beyond this node (webhooks; later a cluster).
 //! - [`auth`]: JWT verification with pinned algorithms; constant-time secret comparison.
 //! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
@@ -35,6 +36,7 @@ pub mod http;
 pub mod ids;
 pub mod listener;
 pub mod metrics;
+pub mod outbox;
 pub mod panel;
 pub mod protocol;
 pub mod relay;

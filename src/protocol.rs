@@ -256,6 +256,29 @@ impl ServerMsg<'_> {
     }
 }
 
+/// A `panel` whose member rows are already serialized: the same JSON as [`ServerMsg::Panel`]
+/// (a test holds the two byte for byte), built from a room's cached rows.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "panel")]
+pub struct PanelRows<'a> {
+    /// Room name.
+    pub room: &'a str,
+    /// The room version this snapshot reflects.
+    pub version: u64,
+    /// The host's member id, if the room has members.
+    pub host: Option<&'a str>,
+    /// Serialized [`MemberView`]s in join order.
+    pub members: Vec<&'a serde_json::value::RawValue>,
+}
+
+impl PanelRows<'_> {
+    /// Serializes the panel into a shared frame.
+    pub fn to_frame(&self) -> crate::conn::Frame {
+        // Strings, numbers and raw JSON only: serializing cannot fail.
+        crate::conn::Frame::new(serde_json::to_string(self).expect("panels serialize"))
+    }
+}
+
 /// The `code` of an `error` message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -75,6 +75,7 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
     for (g, j) in joins.into_iter().enumerate() {
         joined[g] = j.await.unwrap_or(false);
     }
+    let t_started = fleet.clock.now() - started.elapsed().as_nanos() as u64;
     let (server, _, caught_up) = fleet
         .settle(&target, Duration::from_secs_f64(a.settle_secs))
         .await?;
@@ -85,12 +86,28 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         "members (rooms × size)",
         format!("{n} ({} × {})", a.rooms, a.members),
     );
-    r.add("join_secs", "join phase incl. settle (s)", join_secs);
+    r.add(
+        "join_offered_rate",
+        "offered join rate (/s)",
+        a.connect_rate,
+    );
+    let panels_secs = fleet.last_join_at.load(Relaxed).saturating_sub(t_started) as f64 / 1e9;
     r.add(
         "join_rate",
-        "achieved join rate (/s)",
-        ok as f64 / join_secs,
+        "achieved join rate (/s: joins ÷ time to the last join's panel)",
+        ok as f64 / panels_secs.max(1e-9),
     );
+    r.latency(
+        "join_latency",
+        "connect → the join's `panel`",
+        &fleet.join_lat.merged(),
+    );
+    r.add(
+        "join_settle_secs",
+        "every view equal to the server's, after the last panel (s)",
+        join_secs - panels_secs,
+    );
+    r.add("join_secs", "join phase incl. settle (s)", join_secs);
     r.must_be_zero("conn_failures", "connection failures", n as u64 - ok as u64);
     let mut pairs_missing = 0usize;
     let mut hosts = vec![None; a.rooms];

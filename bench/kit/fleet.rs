@@ -46,6 +46,8 @@ pub(crate) struct Slot {
     pub(crate) left_t0: AtomicU64,
     /// When the view last became complete (clock ns), 0 = never.
     pub(crate) full_at: AtomicU64,
+    /// When the current connection's connect started (clock ns), until its first `panel`.
+    join_t0: AtomicU64,
 }
 
 /// `left` reasons by code (index 0 unused).
@@ -71,6 +73,10 @@ pub(crate) struct Fleet {
     pub(crate) left_lat_by: Vec<Hist>,
     /// `left` events whose reason was not the one the leave path must produce.
     pub(crate) wrong_reason: AtomicU64,
+    /// connect start → the join's `panel`, µs.
+    pub(crate) join_lat: Hist,
+    /// When the latest join got its `panel` (clock ns).
+    pub(crate) last_join_at: AtomicU64,
 }
 
 impl Fleet {
@@ -86,6 +92,7 @@ impl Fleet {
                 reason: AtomicU8::new(0),
                 left_t0: AtomicU64::new(0),
                 full_at: AtomicU64::new(0),
+                join_t0: AtomicU64::new(0),
             })
             .collect();
         Arc::new(Self {
@@ -98,6 +105,8 @@ impl Fleet {
             left_lat: Hist::new(),
             left_lat_by: REASONS.iter().map(|_| Hist::new()).collect(),
             wrong_reason: AtomicU64::new(0),
+            join_lat: Hist::new(),
+            last_join_at: AtomicU64::new(0),
         })
     }
 
@@ -138,6 +147,7 @@ impl Fleet {
     /// Connects member `g` (a fresh view, a new epoch) and sends its `join`. False on failure.
     pub(crate) async fn connect(self: &Arc<Self>, target: &Target, g: usize) -> bool {
         let token = target.token(&self.member_id(g));
+        self.slots[g].join_t0.store(self.clock.now(), Relaxed);
         let ws = match ws::connect(target.addr, &target.ws_url(), &token, target.source(g)).await {
             Ok(ws) => ws,
             Err(e) => {
@@ -190,6 +200,13 @@ impl Fleet {
         let me = self.idx_of(g);
         let room = self.room_of(g);
         let now = self.clock.now();
+        if &*f.ty == "panel" {
+            let t0 = slot.join_t0.swap(0, Relaxed);
+            if t0 != 0 {
+                self.join_lat.record(g, now.saturating_sub(t0) / 1000);
+                self.last_join_at.fetch_max(now, Relaxed);
+            }
+        }
         let mut own = false;
         let mut view = lock(&slot.view);
         let was_full = view.count == self.size;

@@ -15,12 +15,7 @@ use rollcall::room::{Registry, RoomHandle, RoomKind, RoomSpec};
 use rollcall::stats::Stats;
 use serde_json::json;
 
-fn conn(
-    member: &str,
-) -> (
-    Arc<Conn>,
-    tokio::sync::mpsc::Receiver<rollcall::conn::Frame>,
-) {
+fn conn(member: &str) -> (Arc<Conn>, rollcall::outbox::Receiver) {
     Conn::new(
         Identity {
             member: member.into(),
@@ -59,7 +54,11 @@ fn populate(rt: &tokio::runtime::Runtime, h: &RoomHandle, subs: usize) -> Arc<Co
         for i in 0..subs {
             let (c, mut rx) = conn(&format!("m{i}"));
             h.join(c.clone(), None).await.expect("join");
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            tokio::spawn(async move {
+                loop {
+                    rx.recv().await;
+                }
+            });
             first.get_or_insert(c);
         }
         first.expect("at least one member")

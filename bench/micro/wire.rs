@@ -106,7 +106,7 @@ fn fanout(c: &mut Criterion) {
                     }
                     total += t.elapsed();
                     for rx in &mut rxs {
-                        while rx.try_recv().is_ok() {}
+                        while rx.try_recv().is_some() {}
                     }
                 }
                 total

@@ -21,16 +21,19 @@ use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::fanout::Subscribers;
-use super::handle::{Command, Joiner};
+use super::handle::{Command, Joiner, Reply};
 use super::members::Members;
 pub use super::ops::Ops;
 use super::{now_ms, Registry, RoomError, RoomHandle, RoomSpec, Snapshot};
 use crate::conn::{Conn, Frame};
 use crate::ids::{ConnId, MemberId, RoomId};
-use crate::protocol::{LeaveReason, MemberView, ServerMsg};
+use crate::protocol::{LeaveReason, MemberView, PanelRows};
 
 /// How often a room retries lagging subscribers.
 pub const RESYNC_EVERY: Duration = Duration::from_millis(50);
+
+/// Most socket joins announced in one `joined` event (see [`Room::join_sockets`]).
+const JOIN_BATCH: usize = 256;
 
 /// A room's timers (grace periods, idle exit, resync). The timer wheel costs ~6 KiB, so it is
 /// allocated only while a timer is pending and dropped when the last one fired or was removed
@@ -139,6 +142,12 @@ impl Room {
         while !self.exit {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
+                    Some(Command::Join { who: Joiner::Socket { conn, state }, reply }) => {
+                        let next = self.join_run((conn, state, reply), &mut rx);
+                        if let Some(cmd) = next {
+                            self.handle(cmd);
+                        }
+                    }
                     Some(cmd) => self.handle(cmd),
                     // Unreachable while `self.me` holds a sender; kept for robustness.
                     None => break,
@@ -164,14 +173,46 @@ impl Room {
         tracing::debug!("room stopped");
     }
 
+    /// Handles `first` and every join queued right behind it as one batch (see
+    /// [`Room::join_sockets`]); returns the command that ended the run, if any.
+    fn join_run(
+        &mut self,
+        first: (Arc<Conn>, Option<serde_json::Value>, Reply<()>),
+        rx: &mut mpsc::Receiver<Command>,
+    ) -> Option<Command> {
+        let (conn, state, reply) = first;
+        let (mut joins, mut replies) = (vec![(conn, state)], vec![reply]);
+        let mut next = None;
+        while joins.len() < JOIN_BATCH {
+            match rx.try_recv() {
+                Ok(Command::Join {
+                    who: Joiner::Socket { conn, state },
+                    reply,
+                }) => {
+                    joins.push((conn, state));
+                    replies.push(reply);
+                }
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        for (reply, r) in replies.into_iter().zip(self.join_sockets(joins)) {
+            let _ = reply.send(r); // the caller may have given up; nothing to undo
+        }
+        next
+    }
+
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Join {
                 who: Joiner::Socket { conn, state },
                 reply,
             } => {
-                let r = self.join_socket(conn, state);
-                let _ = reply.send(r); // the caller may have given up; nothing to undo
+                let r = self.join_sockets(vec![(conn, state)]).pop();
+                let _ = reply.send(r.unwrap_or(Err(RoomError::Closed))); // as below
             }
             Command::AddMembers { members, reply } => {
                 let _ = reply.send(self.add_members(members)); // as above
@@ -295,11 +336,12 @@ impl Room {
                 return frame.clone();
             }
         }
-        let frame = ServerMsg::Panel {
-            room: Cow::Borrowed(self.id.as_str()),
+        let host = self.members.host().cloned();
+        let frame = PanelRows {
+            room: self.id.as_str(),
             version: self.version,
-            host: self.members.host().map(|h| Cow::Borrowed(h.as_str())),
-            members: self.members.views(),
+            host: host.as_ref().map(MemberId::as_str),
+            members: self.members.rows(),
         }
         .to_frame();
         self.panel_cache = Some((self.version, frame.clone()));
@@ -325,17 +367,8 @@ impl Room {
 
     fn resync(&mut self) {
         let limit = self.registry.settings().slow_consumer;
-        let (id, version, members) = (&self.id, self.version, &self.members);
-        let panel = || {
-            ServerMsg::Panel {
-                room: Cow::Borrowed(id.as_str()),
-                version,
-                host: members.host().map(|h| Cow::Borrowed(h.as_str())),
-                members: members.views(),
-            }
-            .to_frame()
-        };
-        if self.subs.resync(panel, limit, self.registry.stats()) {
+        let panel = self.panel_frame();
+        if self.subs.resync(|| panel, limit, self.registry.stats()) {
             self.schedule_resync();
         }
     }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use indexmap::IndexMap;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio_util::time::delay_queue;
 
@@ -41,7 +42,16 @@ pub struct Member {
     pub binding: Binding,
     /// Pending grace-period timer, while it has no socket.
     pub grace: Option<delay_queue::Key>,
+    /// The serialized panel row, once a panel needed it.
+    pub row: RowCache,
 }
+
+/// A member's panel row as JSON, kept between panels: a `panel` of a big room is then a copy of
+/// its rows instead of a fresh serialization of every one (each join of a 1,000-member room sends
+/// the joiner a new panel). Cleared by [`Members::get_mut`], the only way to change a member, so
+/// it cannot go stale.
+#[derive(Debug, Default)]
+pub struct RowCache(Option<Box<RawValue>>);
 
 impl Member {
     /// The member's panel row, borrowing from the member.
@@ -80,9 +90,11 @@ impl Members {
     pub fn get(&self, id: &str) -> Option<&Member> {
         self.map.get(id)
     }
-    /// A member, mutably.
+    /// A member, mutably (its cached panel row is dropped: the caller may change the row).
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Member> {
-        self.map.get_mut(id)
+        let m = self.map.get_mut(id)?;
+        m.row.0 = None;
+        Some(m)
     }
     /// Whether `id` is a member.
     pub fn contains(&self, id: &str) -> bool {
@@ -95,6 +107,20 @@ impl Members {
     /// Panel rows in join order.
     pub fn views(&self) -> Vec<MemberView<'_>> {
         self.map.values().map(Member::view).collect()
+    }
+
+    /// Panel rows in join order, serialized (each row once, then from its [`RowCache`]).
+    pub fn rows(&mut self) -> Vec<&RawValue> {
+        for m in self.map.values_mut() {
+            if m.row.0.is_none() {
+                // A row is strings, numbers and a JSON value: it always serializes.
+                m.row.0 = serde_json::value::to_raw_value(&m.view()).ok();
+            }
+        }
+        self.map
+            .values()
+            .filter_map(|m| m.row.0.as_deref())
+            .collect()
     }
 
     /// Appends a new member (the caller checked it is not one). Returns true when it became host
@@ -172,6 +198,7 @@ mod tests {
             conns: Vec::new(),
             binding: Binding::Api,
             grace: None,
+            row: RowCache::default(),
         }
     }
 
@@ -209,5 +236,50 @@ mod tests {
         let (_, change) = ms.remove_many(&HashSet::from(["b", "d"]));
         assert_eq!(change, Some(None));
         assert!(ms.host().is_none());
+    }
+
+    fn panel_json(ms: &mut Members) -> (String, String) {
+        let host = ms.host().cloned();
+        let host = host.as_ref().map(MemberId::as_str);
+        let plain = crate::protocol::ServerMsg::Panel {
+            room: Cow::Borrowed("r"),
+            version: 7,
+            host: host.map(Cow::Borrowed),
+            members: ms.views(),
+        }
+        .to_frame();
+        let rows = crate::protocol::PanelRows {
+            room: "r",
+            version: 7,
+            host,
+            members: ms.rows(),
+        }
+        .to_frame();
+        (plain.as_str().to_owned(), rows.as_str().to_owned())
+    }
+
+    /// A panel built from cached rows is byte for byte the panel serialized afresh, and a change
+    /// through `get_mut` is never hidden by a stale row.
+    #[test]
+    fn cached_rows_make_the_same_panel_and_follow_changes() {
+        let mut ms = Members::default();
+        let (empty_plain, empty_rows) = panel_json(&mut ms);
+        assert_eq!(empty_plain, empty_rows);
+        for id in ["a", "b\"q\"", "ç\u{1}"] {
+            ms.insert(member(id));
+        }
+        if let Some(m) = ms.get_mut("a") {
+            m.name = Some("Ann \"the\" host".into());
+            m.state = serde_json::json!({"x": [1, 2.5, null], "emoji": "🎲"});
+            m.kind = MemberKind::Web;
+        }
+        let (plain, rows) = panel_json(&mut ms);
+        assert_eq!(plain, rows);
+        if let Some(m) = ms.get_mut("b\"q\"") {
+            m.state = serde_json::json!("ready");
+        }
+        let (plain, rows) = panel_json(&mut ms);
+        assert_eq!(plain, rows);
+        assert!(rows.contains(r#""state":"ready""#), "{rows}");
     }
 }

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::conn::Frame;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::config::{FileConfig, Settings};
@@ -24,7 +22,7 @@ fn registry(tweak: impl FnOnce(&mut FileConfig)) -> Registry {
     )
 }
 
-fn conn(member: &str, cap: usize) -> (Arc<Conn>, mpsc::Receiver<Frame>) {
+fn conn(member: &str, cap: usize) -> (Arc<Conn>, crate::outbox::Receiver) {
     Conn::new(
         Identity {
             member: member.into(),
@@ -46,10 +44,8 @@ fn native(r: &Registry) -> impl Fn() -> RoomSpec + '_ {
     }
 }
 
-fn next(rx: &mut mpsc::Receiver<Frame>) -> Option<Value> {
-    rx.try_recv()
-        .ok()
-        .map(|b| serde_json::from_slice(&b).unwrap())
+fn next(rx: &mut crate::outbox::Receiver) -> Option<Value> {
+    rx.try_recv().map(|b| serde_json::from_slice(&b).unwrap())
 }
 
 /// Lets the actor run until it is idle (paused time: no real waiting).
@@ -286,4 +282,64 @@ async fn panels_follow_every_change() {
     assert_eq!(frames[1]["type"], "panel");
     assert_eq!(frames[1]["version"], 2);
     assert_eq!(frames[1]["members"][0]["state"], json!({"hp": 7}));
+}
+
+/// Joins already queued together become one `joined` event (one version); each joiner gets the
+/// panel of that version and not the event; refusals in the batch change nothing.
+#[tokio::test(start_paused = true)]
+async fn queued_joins_are_announced_in_one_event() {
+    let reg = registry(|f| f.max_members_per_room = 2);
+    let room = reg.get_or_spawn(&"batch".into(), native(&reg));
+    let (w, mut wrx) = conn("watcher", 16);
+    room.watch(w.clone()).await.unwrap();
+    while next(&mut wrx).is_some() {}
+
+    let (a1, mut a1rx) = conn("alice", 16);
+    let (b, mut brx) = conn("bob", 16);
+    let (a2, mut a2rx) = conn("alice", 16);
+    let (c, mut crx) = conn("carol", 16);
+    let mut answers = Vec::new();
+    for who in [&a1, &b, &a2, &c] {
+        let who = who.clone();
+        let answer = room
+            .request(|reply| Command::Join {
+                who: Joiner::Socket {
+                    conn: who,
+                    state: None,
+                },
+                reply,
+            })
+            .await
+            .unwrap();
+        answers.push(answer);
+    }
+    let mut results = Vec::new();
+    for a in answers {
+        results.push(a.await);
+    }
+    assert_eq!(results, [Ok(()), Ok(()), Ok(()), Err(RoomError::Full)]);
+
+    let joined = next(&mut wrx).expect("one joined event");
+    assert_eq!(joined["type"], "joined");
+    assert_eq!(joined["version"], 1);
+    assert_eq!(joined["host"], "alice");
+    let ids: Vec<&str> = joined["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["alice", "bob"]);
+    assert!(next(&mut wrx).is_none(), "exactly one event");
+    for rx in [&mut a1rx, &mut brx, &mut a2rx] {
+        let panel = next(rx).expect("a panel");
+        assert_eq!(panel["type"], "panel");
+        assert_eq!(panel["version"], 1);
+        assert_eq!(panel["members"].as_array().unwrap().len(), 2);
+        assert!(next(rx).is_none(), "the panel, not the event");
+    }
+    assert!(
+        next(&mut crx).is_none(),
+        "a refused join gets nothing from the room"
+    );
 }

@@ -15,12 +15,12 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::SinkExt;
-use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::requests::{self, error, Later, Step};
 use crate::app::App;
 use crate::conn::{Conn, Frame};
+use crate::outbox::Receiver;
 use crate::protocol::{close, ErrorCode};
 
 /// Frames written per flush when the outbox has a backlog.
@@ -81,12 +81,7 @@ fn close_reason(code: u16) -> &'static str {
 /// registers no new timer and takes no shared lock; shutdown reaches each
 /// socket through its own [`Conn::close`] (see [`crate::conn::Sockets`]) rather than through one
 /// token every socket would poll.
-pub async fn run(
-    mut socket: WebSocket,
-    app: App,
-    conn: Arc<Conn>,
-    mut outbox: mpsc::Receiver<Frame>,
-) {
+pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: Receiver) {
     app.stats.socket(1);
     app.sockets.register(&conn);
     if app.shutdown.is_cancelled() {
@@ -113,7 +108,6 @@ pub async fn run(
                 }
             }
             frame = outbox.recv() => {
-                let Some(frame) = frame else { break Exit::PeerGone };
                 if let Err(exit) = guarded(closed.as_mut(), write_batch(&mut socket, frame, &mut outbox)).await {
                     break exit;
                 }
@@ -207,13 +201,13 @@ fn text_frame(frame: Frame) -> Message {
 async fn write_batch(
     socket: &mut WebSocket,
     first: Frame,
-    outbox: &mut mpsc::Receiver<Frame>,
+    outbox: &mut Receiver,
 ) -> Result<(), axum::Error> {
     socket.feed(text_frame(first)).await?;
     for _ in 1..BATCH {
         match outbox.try_recv() {
-            Ok(f) => socket.feed(text_frame(f)).await?,
-            Err(_) => break,
+            Some(f) => socket.feed(text_frame(f)).await?,
+            None => break,
         }
     }
     socket.flush().await
@@ -222,10 +216,10 @@ async fn write_batch(
 /// Feeds everything queued in the outbox, then `reply` (not flushed).
 async fn feed_after_outbox(
     socket: &mut WebSocket,
-    outbox: &mut mpsc::Receiver<Frame>,
+    outbox: &mut Receiver,
     reply: Frame,
 ) -> Result<(), axum::Error> {
-    while let Ok(f) = outbox.try_recv() {
+    while let Some(f) = outbox.try_recv() {
         socket.feed(text_frame(f)).await?;
     }
     socket.feed(text_frame(reply)).await
@@ -235,7 +229,7 @@ async fn feed_after_outbox(
 /// flush.
 async fn write_replies(
     socket: &mut WebSocket,
-    outbox: &mut mpsc::Receiver<Frame>,
+    outbox: &mut Receiver,
     first: Frame,
     pending: &mut VecDeque<Pending>,
 ) -> Result<(), axum::Error> {
@@ -250,7 +244,7 @@ async fn write_replies(
 /// Waits for every unanswered request and writes the replies, in order.
 async fn write_all_replies(
     socket: &mut WebSocket,
-    outbox: &mut mpsc::Receiver<Frame>,
+    outbox: &mut Receiver,
     pending: &mut VecDeque<Pending>,
 ) -> Result<(), axum::Error> {
     while !pending.is_empty() {

@@ -235,11 +235,10 @@ mod tests {
             .unwrap()
     }
 
-    async fn next(rx: &mut tokio::sync::mpsc::Receiver<crate::conn::Frame>) -> Value {
+    async fn next(rx: &mut crate::outbox::Receiver) -> Value {
         let frame = tokio::time::timeout(Duration::from_secs(3600), rx.recv())
             .await
-            .expect("an event in time")
-            .expect("the watcher is open");
+            .expect("an event in time");
         serde_json::from_slice(&frame).expect("JSON")
     }
 

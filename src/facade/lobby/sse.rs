@@ -13,7 +13,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::conn::Frame;
 use axum::extract::{Path, State};
 use axum::http::header::HeaderName;
 use axum::http::HeaderValue;
@@ -22,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use super::error::LobbyError;
 use super::extract::Ctx;
@@ -61,7 +59,7 @@ impl Drop for Guard {
 struct Feed {
     app: App,
     guard: Guard,
-    rx: mpsc::Receiver<Frame>,
+    rx: crate::outbox::Receiver,
     first: Option<Event>,
     last: u64,
     done: bool,
@@ -103,14 +101,14 @@ impl Feed {
         let id = self.guard.entry.id;
         loop {
             let frame = tokio::select! {
-                f = self.rx.recv() => f?,
+                f = self.rx.recv() => f,
                 _ = self.guard.conn.closed() => return None,
                 _ = self.app.shutdown.cancelled() => return None,
             };
             // Coalesce whatever else is already queued.
             let mut newest = 0;
             let mut closed = false;
-            for f in std::iter::once(frame).chain(std::iter::from_fn(|| self.rx.try_recv().ok())) {
+            for f in std::iter::once(frame).chain(std::iter::from_fn(|| self.rx.try_recv())) {
                 match serde_json::from_slice::<Head>(&f) {
                     Ok(h) if h.kind == "closed" => closed = true,
                     Ok(h) => newest = newest.max(h.version.unwrap_or(0)),
