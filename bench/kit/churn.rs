@@ -102,6 +102,11 @@ pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> 
         "connect → the join's `panel`",
         &fleet.join_lat.merged(),
     );
+    r.latency(
+        "connect_latency",
+        "  of which connect → upgraded",
+        &fleet.connect_lat.merged(),
+    );
     r.add(
         "join_settle_secs",
         "every view equal to the server's, after the last panel (s)",

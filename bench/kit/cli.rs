@@ -83,9 +83,43 @@ pub(crate) enum Scenario {
     Storm(StormArgs),
     /// Sustained REST leave calls: requests per second and latency.
     Rest(RestArgs),
+    /// This machine's floor: a raw TCP fan-out (no WebSocket, no JSON, no server logic) of the
+    /// same shape as `fanout`, to compare latency and delivery-rate targets against.
+    Floor(FloorArgs),
     /// (internal) a worker process holding a share of the sockets.
     #[command(hide = true)]
     Worker(WorkerArgs),
+    /// (internal) the writing side of `floor`.
+    #[command(hide = true)]
+    FloorServer(FloorServerArgs),
+}
+
+/// `floor`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FloorArgs {
+    /// Reading sockets.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) sockets: usize,
+    /// Messages sent to every socket.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) events: usize,
+    /// Events per second; 0 = as fast as possible.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) rate: f64,
+}
+
+/// `floor-server` (internal): the same settings, for the child.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FloorServerArgs {
+    /// Connections to accept.
+    #[arg(long)]
+    pub(crate) sockets: usize,
+    /// Messages per socket.
+    #[arg(long)]
+    pub(crate) events: usize,
+    /// Events per second; 0 = as fast as possible.
+    #[arg(long)]
+    pub(crate) rate: f64,
 }
 
 /// How a member leaves in `churn`.

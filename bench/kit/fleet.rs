@@ -75,6 +75,8 @@ pub(crate) struct Fleet {
     pub(crate) wrong_reason: AtomicU64,
     /// connect start → the join's `panel`, µs.
     pub(crate) join_lat: Hist,
+    /// connect start → WebSocket upgraded (TCP connect, HTTP upgrade, token check), µs.
+    pub(crate) connect_lat: Hist,
     /// When the latest join got its `panel` (clock ns).
     pub(crate) last_join_at: AtomicU64,
 }
@@ -106,6 +108,7 @@ impl Fleet {
             left_lat_by: REASONS.iter().map(|_| Hist::new()).collect(),
             wrong_reason: AtomicU64::new(0),
             join_lat: Hist::new(),
+            connect_lat: Hist::new(),
             last_join_at: AtomicU64::new(0),
         })
     }
@@ -160,6 +163,9 @@ impl Fleet {
         };
         Counters::inc(&self.c.opened);
         let slot = &self.slots[g];
+        let t0 = slot.join_t0.load(Relaxed);
+        self.connect_lat
+            .record(g, self.clock.now().saturating_sub(t0) / 1000);
         let epoch = slot.epoch.fetch_add(1, Relaxed) + 1;
         *lock(&slot.view) = View::new(self.size);
         let (tx, rx) = mpsc::channel(8);

@@ -13,6 +13,8 @@
 //! - [`churn`], [`fanout`], [`idle`], [`storm`], [`rest`]: the scenarios; [`facade_rest`]: `rest`
 //!   through a vendor façade, with its clients [`game`] (PLYR-style: signed requests, ES256
 //!   session tokens) and [`lobby`] (PlayFlow-style: `api-key`, leave and host kick).
+//! - [`floor`]: the machine's own floor (raw TCP fan-out to a re-exec'd child), to read the other
+//!   scenarios' latencies against.
 //! - [`worker`]: re-exec'd worker processes that hold sockets for runs above one process's
 //!   open-file cap.
 
@@ -21,6 +23,7 @@ pub(crate) mod cli;
 pub(crate) mod facade_rest;
 pub(crate) mod fanout;
 pub(crate) mod fleet;
+pub(crate) mod floor;
 pub(crate) mod game;
 pub(crate) mod idle;
 pub(crate) mod lobby;
@@ -61,10 +64,16 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     if let Scenario::Worker(w) = &cli.scenario {
         return worker::run(&cli.target, w, fds).await;
     }
+    if let Scenario::FloorServer(a) = &cli.scenario {
+        return floor::serve(a).await;
+    }
     eprintln!(
         "open-file limit {fds}: this process can hold about {} sockets{}",
         fds.saturating_sub(64),
-        if cli.target.spawn || cli.target.url.is_some() {
+        if cli.target.spawn
+            || cli.target.url.is_some()
+            || matches!(cli.scenario, Scenario::Floor(_))
+        {
             ""
         } else {
             " (in-process: client and server ends share it, so half that many clients)"
@@ -77,7 +86,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Scenario::Idle(a) => idle::run(&cli.target, a).await?,
         Scenario::Storm(a) => storm::run(&cli.target, a).await?,
         Scenario::Rest(a) => rest::run(&cli.target, a).await?,
-        Scenario::Worker(_) => return Ok(()), // handled above
+        Scenario::Floor(a) => floor::run(a).await?,
+        Scenario::Worker(_) | Scenario::FloorServer(_) => return Ok(()), // handled above
     };
     report.finish(&command, cli.json.as_deref(), cli.svg.as_deref())
 }

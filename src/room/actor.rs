@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::fanout::Subscribers;
-use super::handle::{Command, Joiner, Reply};
+use super::handle::{Command, Joiner};
 use super::members::Members;
 pub use super::ops::Ops;
 use super::{now_ms, Registry, RoomError, RoomHandle, RoomSpec, Snapshot};
@@ -31,9 +31,6 @@ use crate::protocol::{LeaveReason, MemberView, PanelRows};
 
 /// How often a room retries lagging subscribers.
 pub const RESYNC_EVERY: Duration = Duration::from_millis(50);
-
-/// Most socket joins announced in one `joined` event (see [`Room::join_sockets`]).
-const JOIN_BATCH: usize = 256;
 
 /// A room's timers (grace periods, idle exit, resync). The timer wheel costs ~6 KiB, so it is
 /// allocated only while a timer is pending and dropped when the last one fired or was removed
@@ -143,8 +140,7 @@ impl Room {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(Command::Join { who: Joiner::Socket { conn, state }, reply }) => {
-                        let next = self.join_run((conn, state, reply), &mut rx);
-                        if let Some(cmd) = next {
+                        if let Some(cmd) = self.on_join((conn, state, reply), &mut rx) {
                             self.handle(cmd);
                         }
                     }
@@ -171,38 +167,6 @@ impl Room {
             refuse(cmd);
         }
         tracing::debug!("room stopped");
-    }
-
-    /// Handles `first` and every join queued right behind it as one batch (see
-    /// [`Room::join_sockets`]); returns the command that ended the run, if any.
-    fn join_run(
-        &mut self,
-        first: (Arc<Conn>, Option<serde_json::Value>, Reply<()>),
-        rx: &mut mpsc::Receiver<Command>,
-    ) -> Option<Command> {
-        let (conn, state, reply) = first;
-        let (mut joins, mut replies) = (vec![(conn, state)], vec![reply]);
-        let mut next = None;
-        while joins.len() < JOIN_BATCH {
-            match rx.try_recv() {
-                Ok(Command::Join {
-                    who: Joiner::Socket { conn, state },
-                    reply,
-                }) => {
-                    joins.push((conn, state));
-                    replies.push(reply);
-                }
-                Ok(other) => {
-                    next = Some(other);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        for (reply, r) in replies.into_iter().zip(self.join_sockets(joins)) {
-            let _ = reply.send(r); // the caller may have given up; nothing to undo
-        }
-        next
     }
 
     fn handle(&mut self, cmd: Command) {

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::time::Instant;
@@ -20,94 +19,6 @@ use crate::ids::{ConnId, MemberId};
 use crate::protocol::{LeaveReason, ServerMsg};
 
 impl Room {
-    /// Sockets join, in order, as one step: every new member is announced in **one** `joined`
-    /// event (one version), then each joining socket is subscribed and gets the panel of that
-    /// version (one serialization for all of them). The actor hands over every join already
-    /// queued in its mailbox, so a join storm costs each member one event per batch instead of
-    /// one per joiner. Returns one result per join, in order.
-    pub(super) fn join_sockets(
-        &mut self,
-        joins: Vec<(Arc<Conn>, Option<Value>)>,
-    ) -> Vec<Result<(), RoomError>> {
-        let mut results = Vec::with_capacity(joins.len());
-        let mut fresh: Vec<MemberId> = Vec::new();
-        let mut new_host = None;
-        let mut attach: Vec<(Arc<Conn>, Option<MemberId>)> = Vec::new();
-        for (conn, state) in joins {
-            let id = conn.member().clone();
-            if self.subs.member_of(conn.id()) == Some(&id) {
-                attach.push((conn, None)); // already joined on this socket: just a panel
-                results.push(Ok(()));
-                continue;
-            }
-            if self.banned(&id) {
-                results.push(Err(RoomError::Banned));
-                continue;
-            }
-            if let Some(member) = self.members.get_mut(id.as_str()) {
-                // Another socket of the same member, a reconnect within grace, or a REST-added
-                // member attaching its socket: one member, no event.
-                if let Some(key) = member.grace.take() {
-                    self.timers.remove(&key);
-                }
-                member.conns.push(conn.id());
-            } else {
-                if !self.spec.open_join() {
-                    results.push(Err(RoomError::Forbidden));
-                    continue;
-                }
-                if self.members.len() >= self.spec.max_members {
-                    results.push(Err(RoomError::Full));
-                    continue;
-                }
-                let ident = conn.identity();
-                let member = Member {
-                    id: id.clone(),
-                    kind: ident.kind,
-                    name: ident.name.clone(),
-                    meta: Value::Null,
-                    state: state.unwrap_or(Value::Null),
-                    joined_at: now_ms(),
-                    conns: vec![conn.id()],
-                    binding: Binding::Socket,
-                    grace: None,
-                    row: RowCache::default(),
-                };
-                if self.members.insert(member) {
-                    new_host = Some(id.clone());
-                }
-                fresh.push(id.clone());
-            }
-            attach.push((conn, Some(id)));
-            results.push(Ok(()));
-        }
-        if !fresh.is_empty() {
-            self.registry.stats().members_add(fresh.len() as i64);
-            let version = self.bump();
-            let frame = ServerMsg::Joined {
-                room: Cow::Borrowed(self.id.as_str()),
-                version,
-                members: fresh
-                    .iter()
-                    .filter_map(|id| self.members.get(id.as_str()).map(Member::view))
-                    .collect(),
-                host: new_host.as_ref().map(|h| Cow::Borrowed(h.as_str())),
-            }
-            .to_frame();
-            // Before the joiners subscribe: their panel, not this event, tells them.
-            self.broadcast(frame, "joined");
-        }
-        for (conn, member) in &attach {
-            if let Some(id) = member {
-                self.subscribe(conn, Some(id.clone()));
-            }
-        }
-        for (conn, _) in &attach {
-            self.send_panel(conn.id());
-        }
-        results
-    }
-
     pub(super) fn add_members(&mut self, new: Vec<NewMember>) -> Result<Added, RoomError> {
         let mut seen = HashSet::new();
         let new: Vec<NewMember> = new

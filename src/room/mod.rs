@@ -11,6 +11,7 @@
 pub mod actor;
 mod fanout;
 pub mod handle;
+mod joins;
 pub mod members;
 mod membership;
 pub mod ops;
