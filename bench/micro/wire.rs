@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the wire hot path: serializing one `ServerMsg` event (done once per
 //! event, whatever the audience) and fanning the resulting `Frame` out to N `Conn` outboxes
-//! (`Conn::push` = `try_send` of a refcounted clone, done once per subscriber).
+//! (`Conn::push` = a refcounted clone into the outbox, done once per subscriber), and a room's
+//! `panel` built from its members' cached rows.
 //!
 //! Run: `cargo bench --bench micro_wire`.
 
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rollcall::conn::{Conn, Identity, Push};
-use rollcall::protocol::{LeaveReason, MemberKind, MemberView, ServerMsg};
+use rollcall::protocol::{LeaveReason, MemberKind, MemberView, PanelRows, ServerMsg};
+use rollcall::room::members::{Binding, Member, Members, RowCache};
 use serde_json::{json, Value};
 
 fn views(n: usize, state: &Value) -> Vec<MemberView<'_>> {
@@ -62,8 +64,41 @@ fn serialize(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("panel", n), &panel, |b, p| {
             b.iter(|| black_box(p).to_frame())
         });
+        // What a room does: the same panel from its members' cached rows.
+        let mut members = members(n, &state);
+        members.rows(); // the first panel serializes each row once
+        g.bench_function(BenchmarkId::new("panel_cached_rows", n), |b| {
+            b.iter(|| {
+                PanelRows {
+                    room: "room-1",
+                    version: 7,
+                    host: Some("member-00000"),
+                    members: members.rows(),
+                }
+                .to_frame()
+            })
+        });
     }
     g.finish();
+}
+
+fn members(n: usize, state: &Value) -> Members {
+    let mut ms = Members::default();
+    for i in 0..n {
+        ms.insert(Member {
+            id: format!("member-{i:05}").into(),
+            kind: MemberKind::Player,
+            name: Some(format!("Player {i}")),
+            meta: Value::Null,
+            state: state.clone(),
+            joined_at: 1_700_000_000_000 + i as i64,
+            conns: Vec::new(),
+            binding: Binding::Socket,
+            grace: None,
+            row: RowCache::default(),
+        });
+    }
+    ms
 }
 
 fn fanout(c: &mut Criterion) {
