@@ -1,7 +1,7 @@
 //! The subscriber seam: what a room actor may do to a connection, and nothing more.
 //!
 //! A room never awaits a socket. It holds an `Arc<Conn>` per subscriber and can only
-//! push pre-serialized frames into the connection's bounded outbox (`try_send`), ask it to close
+//! push pre-serialized frames into the connection's bounded outbox (never waiting), ask it to close
 //! with a code, and record which rooms the connection is in. The WebSocket task owns the other
 //! end (the receiver and the socket itself). A cluster build adds remote subscribers behind the
 //! [`crate::relay::Relay`] seam, not here.

@@ -3,7 +3,7 @@
 //! It owns the member set, the subscribers (sockets of members and watchers), the version, the
 //! kick bans and its timers (grace periods, idle exit, lagging-socket resync) in one
 //! `DelayQueue`. Each applied change is one event: version + 1, serialized once, the same
-//! `Frame` pushed with `try_send` into every subscriber's bounded outbox. The actor never awaits
+//! `Frame` pushed, without waiting, into every subscriber's bounded outbox. The actor never awaits
 //! a socket, so a slow client cannot stall the room; it only awaits its own mailbox.
 //!
 //! A subscriber whose outbox is full is *lagging*: it gets no more diffs (they would be stale),

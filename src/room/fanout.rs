@@ -1,7 +1,7 @@
 //! A room's subscribers and the fan-out of its events.
 //!
 //! Each subscriber is a socket (a member's or a watcher's) reached through its [`Conn`] handle.
-//! An event is pushed as one shared [`Frame`] into every outbox with `try_send`: nothing here
+//! An event is pushed as one shared [`Frame`] into every outbox with [`Conn::push`]: nothing here
 //! ever waits. A full outbox makes the subscriber *lagging*: it gets no more diffs (they would
 //! be stale) until [`Subscribers::resync`] can hand it a fresh panel, or closes it with 4008
 //! once it has lagged for the slow-consumer bound.
