@@ -1,0 +1,71 @@
+//! The `rollcall-bench` binary end to end, on tiny runs judged on correctness only (never on
+//! time): a `fanout` against a spawned `rollcall` (the publisher pipelines 32 `state` requests,
+//! so every watcher must still see every event once and in order), and the raw-TCP `floor`
+//! (a re-executed child writes, the tool reads every message).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn run(args: &[&str], name: &str) -> Value {
+    let json: PathBuf =
+        std::env::temp_dir().join(format!("rollcall-{name}-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_rollcall-bench"))
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .output()
+        .expect("rollcall-bench runs");
+    assert!(
+        out.status.success(),
+        "rollcall-bench {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).expect("the --json file");
+    let _ = std::fs::remove_file(&json);
+    serde_json::from_str(&text).expect("JSON results")
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing or not a count in {v:#}"))
+}
+
+#[test]
+fn pipelined_fanout_delivers_every_event_once_in_order() {
+    let r = run(
+        &["--spawn", "fanout", "--watchers", "20", "--events", "200"],
+        "fanout",
+    );
+    assert_eq!(num(&r, "deliveries"), 4000, "{r:#}");
+    for key in [
+        "conn_failures",
+        "missing_events",
+        "duplicates",
+        "out_of_order",
+        "unfinished",
+        "errors",
+    ] {
+        assert_eq!(num(&r, key), 0, "{key} in {r:#}");
+    }
+}
+
+#[test]
+fn floor_reads_every_message() {
+    let r = run(
+        &[
+            "floor",
+            "--sockets",
+            "20",
+            "--events",
+            "30",
+            "--rate",
+            "200",
+        ],
+        "floor",
+    );
+    assert_eq!(num(&r, "deliveries"), 600, "{r:#}");
+    assert_eq!(num(&r, "missing"), 0, "{r:#}");
+}
