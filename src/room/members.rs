@@ -113,8 +113,9 @@ impl Members {
     pub fn rows(&mut self) -> Vec<&RawValue> {
         for m in self.map.values_mut() {
             if m.row.0.is_none() {
-                // A row is strings, numbers and a JSON value: it always serializes.
-                m.row.0 = serde_json::value::to_raw_value(&m.view()).ok();
+                // A row is strings, numbers and a JSON value: serializing it cannot fail.
+                let raw = serde_json::value::to_raw_value(&m.view()).expect("panel rows serialize");
+                m.row.0 = Some(raw);
             }
         }
         self.map

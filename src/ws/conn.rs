@@ -98,17 +98,15 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
     let mut pending = VecDeque::new();
 
     let exit = loop {
+        // Order: a close request, then replies (they drain the outbox too), then the peer's
+        // requests and the ping tick, and only then the outbox, so a socket whose outbox never
+        // empties (a busy room) still reads its peer and keeps its heartbeat.
         tokio::select! {
             biased;
             code = &mut closed => break Exit::Close(code, close_reason(code)),
             reply = first_reply(&mut pending), if !pending.is_empty() => {
                 pending.pop_front();
                 if let Err(exit) = guarded(closed.as_mut(), write_replies(&mut socket, &mut outbox, reply, &mut pending)).await {
-                    break exit;
-                }
-            }
-            frame = outbox.recv() => {
-                if let Err(exit) = guarded(closed.as_mut(), write_batch(&mut socket, frame, &mut outbox)).await {
                     break exit;
                 }
             }
@@ -145,6 +143,11 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
                     break Exit::Close(close::TOKEN_EXPIRED, "token expired");
                 }
                 if let Err(exit) = guarded(closed.as_mut(), socket.send(Message::Ping(Bytes::new()))).await {
+                    break exit;
+                }
+            }
+            frame = outbox.recv() => {
+                if let Err(exit) = guarded(closed.as_mut(), write_batch(&mut socket, frame, &mut outbox)).await {
                     break exit;
                 }
             }

@@ -4,7 +4,7 @@
 //! A request is one of three [`Step`]s. Its reply may be known at once (`ping`, a refusal decided
 //! here). It may go to a room the socket is already in without waiting for the room's work
 //! (`state`, `sync`, `leave`, `kick`): those are pipelined, and a room handles one socket's
-//! commands in the order sent, so the result is the same as one at a time. Or it must run alone
+//! commands in the order sent, so the effects and reply codes are those of one at a time. Or it must run alone
 //! (`join`, `watch`): it changes which rooms the socket is in, which later requests depend on,
 //! so it waits for every earlier reply and finishes before the next request is read.
 
