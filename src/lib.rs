@@ -20,6 +20,7 @@
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`stats`]: process-wide counters (plain atomics the room actors bump).
+//! - [`memory`]: gives freed heap back to the OS after mass disconnects (glibc `malloc_trim`).
 //! - [`metrics`]: `GET /metrics` (Prometheus/OpenMetrics via `prometheus-client`) and the REST
 //!   request middleware.
 //! - [`webhook`]: signed leave webhooks: a relay, a dispatcher and per-endpoint delivery workers.
@@ -35,6 +36,7 @@ pub mod facade;
 pub mod http;
 pub mod ids;
 pub mod listener;
+pub mod memory;
 pub mod metrics;
 pub mod outbox;
 pub mod panel;

@@ -54,6 +54,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = crate::http::router(app.clone());
+    tokio::spawn(crate::memory::trim_after_drops(app.clone()));
     let stop = app.shutdown.clone();
     let sockets_app = app.clone();
     let tracker = app.tracker.clone();

@@ -208,6 +208,10 @@ pub(crate) struct IdleArgs {
     /// Seconds to hold every socket open at the top before closing.
     #[arg(long, default_value_t = 3.0)]
     pub(crate) hold_secs: f64,
+    /// Also watch the server's memory this long after the close (rooms linger `room_idle_secs`,
+    /// 30 by default, before they exit and their memory can go back to the OS).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) after_close_secs: f64,
 }
 
 /// `storm`.

@@ -238,6 +238,29 @@ pub(crate) async fn run(t: &TargetArgs, a: &IdleArgs) -> Result<Report, Error> {
         100.0 * peak.saturating_sub(after) as f64 / grown as f64,
     );
     r.add("close_drain_secs", "all sockets gone after (s)", drained);
+    if a.after_close_secs > 0.0 {
+        let until = closing + Duration::from_secs_f64(a.after_close_secs);
+        let mut later = Vec::new();
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            later.push((closing.elapsed().as_secs_f64().round(), rss(target.pid)));
+        }
+        let last = later.last().map_or(after, |(_, m)| *m);
+        r.add(
+            "rss_later_kib",
+            &format!("server RSS {:.0} s after close (KiB)", a.after_close_secs),
+            last,
+        );
+        r.add(
+            "rss_returned_later_pct",
+            &format!(
+                "memory returned {:.0} s after close (%)",
+                a.after_close_secs
+            ),
+            100.0 * peak.saturating_sub(last) as f64 / grown as f64,
+        );
+        r.add("later_samples", "after close (s, RSS KiB)", json!(later));
+    }
     r.add("samples", "samples (sockets, RSS KiB)", json!(samples));
     r.cpu(target.mode(), &use_);
     if worker_cpu > 0.0 {
