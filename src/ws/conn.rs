@@ -116,7 +116,14 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
                     None | Some(Ok(Message::Close(_))) => break Exit::PeerGone,
                     Some(Err(e)) if is_too_big(&e) => break Exit::Close(close::TOO_BIG, "message too big"),
                     Some(Err(_)) => break Exit::PeerGone,
-                    Some(Ok(Message::Text(text))) => Box::pin(requests::step(&app, &conn, text.as_str())).await,
+                    Some(Ok(Message::Text(text))) => {
+                        // Waits for room mailbox space at most: still give way to a close.
+                        tokio::select! {
+                            biased;
+                            code = closed.as_mut() => break Exit::Close(code, close_reason(code)),
+                            step = Box::pin(requests::step(&app, &conn, text.as_str())) => step,
+                        }
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         Step::Now(error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol"))
                     }
@@ -130,7 +137,11 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
                         if let Err(exit) = guarded(closed.as_mut(), write_all_replies(&mut socket, &mut outbox, &mut pending)).await {
                             break exit;
                         }
-                        let reply = Box::pin(requests::subscribe(&app, &conn, sub)).await;
+                        let reply = tokio::select! {
+                            biased;
+                            code = closed.as_mut() => break Exit::Close(code, close_reason(code)),
+                            reply = Box::pin(requests::subscribe(&app, &conn, sub)) => reply,
+                        };
                         pending.push_back(Pending::Ready(reply));
                     }
                 }
