@@ -175,8 +175,7 @@ impl Room {
                 who: Joiner::Socket { conn, state },
                 reply,
             } => {
-                let r = self.join_sockets(vec![(conn, state)]).pop();
-                let _ = reply.send(r.unwrap_or(Err(RoomError::Closed))); // as below
+                self.join_sockets(vec![(conn, state, reply)]);
             }
             Command::AddMembers { members, reply } => {
                 let _ = reply.send(self.add_members(members)); // as above

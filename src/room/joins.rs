@@ -23,27 +23,26 @@ use crate::protocol::ServerMsg;
 /// Most socket joins announced in one `joined` event.
 const JOIN_BATCH: usize = 256;
 
+/// One socket's join: who, its initial state, and where the answer goes.
+pub(super) type SocketJoin = (Arc<Conn>, Option<Value>, Reply<()>);
+
 impl Room {
     /// Handles `first` and every join queued right behind it in the mailbox as one batch (see
     /// [`Room::join_sockets`]). Returns the command that ended the run of joins, if any, for the
     /// caller to handle next.
     pub(super) fn on_join(
         &mut self,
-        first: (Arc<Conn>, Option<Value>, Reply<()>),
+        first: SocketJoin,
         rx: &mut mpsc::Receiver<Command>,
     ) -> Option<Command> {
-        let (conn, state, reply) = first;
-        let (mut joins, mut replies) = (vec![(conn, state)], vec![reply]);
+        let mut joins = vec![first];
         let mut next = None;
         while joins.len() < JOIN_BATCH {
             match rx.try_recv() {
                 Ok(Command::Join {
                     who: Joiner::Socket { conn, state },
                     reply,
-                }) => {
-                    joins.push((conn, state));
-                    replies.push(reply);
-                }
+                }) => joins.push((conn, state, reply)),
                 Ok(other) => {
                     next = Some(other);
                     break;
@@ -51,33 +50,27 @@ impl Room {
                 Err(_) => break,
             }
         }
-        for (reply, r) in replies.into_iter().zip(self.join_sockets(joins)) {
-            let _ = reply.send(r); // the caller may have given up; nothing to undo
-        }
+        self.join_sockets(joins);
         next
     }
 
     /// Sockets join, in order, as one step: every new member is announced in one `joined` event,
     /// then each joining socket is subscribed and gets the panel of that version (the event goes
-    /// to those already there; the panel tells the joiners). Refusals change nothing. Returns one
-    /// result per join, in order.
-    pub(super) fn join_sockets(
-        &mut self,
-        joins: Vec<(Arc<Conn>, Option<Value>)>,
-    ) -> Vec<Result<(), RoomError>> {
-        let mut results = Vec::with_capacity(joins.len());
+    /// to those already there; the panel tells the joiners). A refusal changes nothing and is
+    /// answered at once; every other join is answered after its panel is queued.
+    pub(super) fn join_sockets(&mut self, joins: Vec<SocketJoin>) {
+        // Every reply below may find its caller gone; there is nothing to undo either way.
         let mut fresh: Vec<MemberId> = Vec::new();
         let mut new_host = None;
-        let mut attach: Vec<(Arc<Conn>, Option<MemberId>)> = Vec::new();
-        for (conn, state) in joins {
+        let mut attach: Vec<(Arc<Conn>, Option<MemberId>, Reply<()>)> = Vec::new();
+        for (conn, state, reply) in joins {
             let id = conn.member().clone();
             if self.subs.member_of(conn.id()) == Some(&id) {
-                attach.push((conn, None)); // already joined on this socket: just a panel
-                results.push(Ok(()));
+                attach.push((conn, None, reply)); // already joined on this socket: just a panel
                 continue;
             }
             if self.banned(&id) {
-                results.push(Err(RoomError::Banned));
+                let _ = reply.send(Err(RoomError::Banned));
                 continue;
             }
             if let Some(member) = self.members.get_mut(id.as_str()) {
@@ -89,11 +82,11 @@ impl Room {
                 member.conns.push(conn.id());
             } else {
                 if !self.spec.open_join() {
-                    results.push(Err(RoomError::Forbidden));
+                    let _ = reply.send(Err(RoomError::Forbidden));
                     continue;
                 }
                 if self.members.len() >= self.spec.max_members {
-                    results.push(Err(RoomError::Full));
+                    let _ = reply.send(Err(RoomError::Full));
                     continue;
                 }
                 let ident = conn.identity();
@@ -114,8 +107,7 @@ impl Room {
                 }
                 fresh.push(id.clone());
             }
-            attach.push((conn, Some(id)));
-            results.push(Ok(()));
+            attach.push((conn, Some(id), reply));
         }
         if !fresh.is_empty() {
             self.registry.stats().members_add(fresh.len() as i64);
@@ -133,14 +125,14 @@ impl Room {
             // Before the joiners subscribe: their panel, not this event, tells them.
             self.broadcast(frame, "joined");
         }
-        for (conn, member) in &attach {
+        for (conn, member, _) in &attach {
             if let Some(id) = member {
                 self.subscribe(conn, Some(id.clone()));
             }
         }
-        for (conn, _) in &attach {
+        for (conn, _, reply) in attach {
             self.send_panel(conn.id());
+            let _ = reply.send(Ok(()));
         }
-        results
     }
 }

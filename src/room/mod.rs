@@ -3,7 +3,9 @@
 //! - [`handle`]: the public, cloneable [`RoomHandle`] and the [`Command`]s it sends.
 //! - [`members`]: the member set in join order and the host rule (pure, no async).
 //! - [`actor`]: the task that applies commands, versions events and runs timers.
-//! - `membership`: the rules: joins, leaves, kicks, bans, grace, state (methods of the actor).
+//! - `joins`: socket joins, batched from the mailbox and announced in one `joined` event.
+//! - `membership`: the other rules: REST adds, leaves, kicks, bans, grace, state (methods of the
+//!   actor).
 //! - `fanout`: the subscribers and the non-blocking push of each event into their outboxes.
 //! - [`ops`]: what a façade's atomic custom change may do inside the actor.
 //! - [`registry`]: maps room ids to handles, spawns rooms on demand, forgets closed rooms.

@@ -38,21 +38,32 @@ enum Pending {
     Room(Later),
 }
 
-impl Pending {
-    fn now(&mut self) -> Option<Frame> {
-        match self {
-            Pending::Ready(f) => Some(f.clone()),
-            Pending::Room(l) => l.now(),
+/// Takes the oldest unwritten reply if it is already known.
+fn take_known(pending: &mut VecDeque<Pending>) -> Option<Frame> {
+    match pending.front_mut()? {
+        Pending::Room(l) => {
+            let frame = l.now()?;
+            pending.pop_front();
+            Some(frame)
         }
+        Pending::Ready(_) => match pending.pop_front() {
+            Some(Pending::Ready(f)) => Some(f),
+            _ => None,
+        },
     }
 }
 
-/// The oldest unwritten reply, once it is known. Cancel-safe: nothing is removed here.
-async fn first_reply(pending: &mut VecDeque<Pending>) -> Frame {
-    match pending.front_mut() {
-        Some(Pending::Ready(f)) => f.clone(),
-        Some(Pending::Room(l)) => l.reply().await,
-        None => std::future::pending().await,
+/// Takes the oldest unwritten reply, waiting until it is known. Cancel-safe: the entry is
+/// removed only in the poll that returns it.
+async fn next_reply(pending: &mut VecDeque<Pending>) -> Frame {
+    if let Some(Pending::Room(l)) = pending.front_mut() {
+        let frame = l.reply().await;
+        pending.pop_front();
+        return frame;
+    }
+    match pending.pop_front() {
+        Some(Pending::Ready(f)) => f,
+        _ => std::future::pending().await, // empty: the caller guards against this
     }
 }
 
@@ -104,8 +115,7 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
         tokio::select! {
             biased;
             code = &mut closed => break Exit::Close(code, close_reason(code)),
-            reply = first_reply(&mut pending), if !pending.is_empty() => {
-                pending.pop_front();
+            reply = next_reply(&mut pending), if !pending.is_empty() => {
                 if let Err(exit) = guarded(closed.as_mut(), write_replies(&mut socket, &mut outbox, reply, &mut pending)).await {
                     break exit;
                 }
@@ -248,8 +258,7 @@ async fn write_replies(
     pending: &mut VecDeque<Pending>,
 ) -> Result<(), axum::Error> {
     feed_after_outbox(socket, outbox, first).await?;
-    while let Some(reply) = pending.front_mut().and_then(Pending::now) {
-        pending.pop_front();
+    while let Some(reply) = take_known(pending) {
         feed_after_outbox(socket, outbox, reply).await?;
     }
     socket.flush().await
@@ -262,8 +271,7 @@ async fn write_all_replies(
     pending: &mut VecDeque<Pending>,
 ) -> Result<(), axum::Error> {
     while !pending.is_empty() {
-        let first = first_reply(pending).await;
-        pending.pop_front();
+        let first = next_reply(pending).await;
         write_replies(socket, outbox, first, pending).await?;
     }
     Ok(())

@@ -93,7 +93,7 @@ pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
         Ok(m) => m,
         Err(e) => return Step::Now(parse_error(text, &e)),
     };
-    let c = conn.clone();
+    let c = || conn.clone();
     match msg {
         ClientMsg::Ping { reference } => Step::Now(
             ServerMsg::Pong {
@@ -122,7 +122,7 @@ pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
         }),
         ClientMsg::Leave { room, reference } => {
             to_room(conn, &room, reference, |reply| Command::Leave {
-                conn: c,
+                conn: c(),
                 reply,
             })
             .await
@@ -149,7 +149,7 @@ pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
             Err((code, message)) => Step::Now(error(reference.as_ref(), code, message)),
             Ok(()) => {
                 to_room(conn, &room, reference, |reply| Command::State {
-                    conn: c,
+                    conn: c(),
                     state,
                     reply,
                 })
@@ -158,7 +158,7 @@ pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
         },
         ClientMsg::Sync { room, reference } => {
             to_room(conn, &room, reference, |reply| Command::Sync {
-                conn: c,
+                conn: c(),
                 reply,
             })
             .await
