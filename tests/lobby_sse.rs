@@ -16,7 +16,7 @@ use serde_json::json;
 /// state, leave), each with an increasing id; the stream's own removal ends it.
 #[tokio::test]
 async fn sse_sends_connected_then_full_lobby_updates() {
-    let spec = vendor_spec();
+    let spec = vendor_spec("sse_sends_connected_then_full_lobby_updates");
     let s = server().await;
     let lobby = create(&s, "h", json!({})).await;
     let mut sse = Sse::open(&s, &lobby, "h").await;
@@ -221,7 +221,7 @@ async fn new_user_kick_walkthrough() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let after: serde_json::Value = r.json().await.unwrap();
-    assert_vendor_lobby(&vendor_spec(), &after);
+    assert_vendor_lobby(&vendor_spec("new_user_kick_walkthrough"), &after);
     assert_eq!(after["players"], json!(["player123", "player456"]));
     assert_eq!(after["currentPlayers"], 2);
 

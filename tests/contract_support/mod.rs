@@ -56,6 +56,39 @@ pub fn yaml_to_json(y: serde_yaml::Value) -> Value {
 /// An OpenAPI document.
 pub struct Doc(pub Value);
 
+/// The folder that holds the vendors' OpenAPI documents: `ROLLCALL_VENDOR_DIR`, or
+/// `../shared/vendor` beside the repository (where this project's CI lays it).
+pub fn vendor_dir() -> std::path::PathBuf {
+    match std::env::var_os("ROLLCALL_VENDOR_DIR") {
+        Some(dir) if !dir.is_empty() => dir.into(),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vendor"),
+    }
+}
+
+/// The vendor document `file` from [`vendor_dir`], or `None` when it is not there: a fresh clone
+/// has nothing beside it, so the contract checks that need the file are skipped with a
+/// `SKIPPED:` line naming `test`, the file and how to get it. `ROLLCALL_REQUIRE_VENDOR=1` (CI)
+/// turns the skip into a failure.
+pub fn vendor_doc(test: &str, file: &str) -> Option<Doc> {
+    let path = vendor_dir().join(file);
+    if path.is_file() {
+        return Some(Doc::load(&path));
+    }
+    let why = format!(
+        "{} is missing; point ROLLCALL_VENDOR_DIR at a folder holding the vendor's {file} \
+         (this project's shared/vendor/)",
+        path.display()
+    );
+    if std::env::var("ROLLCALL_REQUIRE_VENDOR").as_deref() == Ok("1") {
+        panic!("ROLLCALL_REQUIRE_VENDOR=1 but {why}");
+    }
+    eprintln!(
+        "SKIPPED: {test}: the vendor contract checks: {why} \
+         (set ROLLCALL_REQUIRE_VENDOR=1 to fail instead)"
+    );
+    None
+}
+
 impl Doc {
     /// Loads a `.yaml`/`.yml` or `.json` document.
     pub fn load(path: &Path) -> Self {

@@ -257,12 +257,11 @@ impl Sse {
     }
 }
 
-/// The vendor's OpenAPI document for PlayFlow lobbies.
-pub fn vendor_spec() -> Doc {
-    Doc::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/vendor/playflow-lobbies.openapi.json"),
-    )
+/// The vendor's OpenAPI document for PlayFlow lobbies, when it is there (see
+/// [`contract_support::vendor_doc`]): without it the tests still run and only the vendor-schema
+/// assertions are skipped (a `SKIPPED:` line says so).
+pub fn vendor_spec(test: &str) -> Option<Doc> {
+    crate::contract_support::vendor_doc(test, "playflow-lobbies.openapi.json")
 }
 
 /// Statuses of the later vendor docs (the spec file predates matchmaking).
@@ -299,8 +298,9 @@ pub fn lobby_violations(spec: &Doc, lobby: &Value) -> Vec<String> {
     out
 }
 
-/// Asserts `lobby` satisfies the vendor schema.
-pub fn assert_vendor_lobby(spec: &Doc, lobby: &Value) {
+/// Asserts `lobby` satisfies the vendor schema (nothing to check without the document).
+pub fn assert_vendor_lobby(spec: &Option<Doc>, lobby: &Value) {
+    let Some(spec) = spec else { return };
     let v = lobby_violations(spec, lobby);
     assert!(v.is_empty(), "vendor contract violations {v:?} in {lobby}");
 }
