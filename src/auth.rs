@@ -61,10 +61,18 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// Builds the verifier from settings (reads the public key files).
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let mut keys = vec![(
-            Algorithm::HS256,
-            DecodingKey::from_secret(s.jwt_secret.as_bytes()),
-        )];
+        // Production mode without a configured secret: no HS256 key at all, so no HS256 token
+        // verifies (never a fallback to the public development secret).
+        let mut keys: Vec<_> = s
+            .jwt_secret
+            .iter()
+            .map(|secret| {
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(secret.as_bytes()),
+                )
+            })
+            .collect();
         for k in &s.jwt_keys {
             let pem = std::fs::read(&k.public_key_file).map_err(|source| ConfigError::Read {
                 path: k.public_key_file.clone(),

@@ -16,13 +16,17 @@ pub struct Cli {
     /// TOML configuration file (see rollcall.example.toml).
     #[arg(long, env = "ROLLCALL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Development mode: the built-in public credentials are live (refused beside any configured
+    /// credential; implied when none is configured).
+    #[arg(long, env = "ROLLCALL_DEV")]
+    pub dev: bool,
     /// Address to listen on [default: 127.0.0.1:7700].
     #[arg(long, env = "ROLLCALL_LISTEN")]
     pub listen: Option<String>,
-    /// HS256 secret for socket tokens [default: the dev secret, with a warning].
+    /// HS256 secret for socket tokens [default: the dev secret in development mode].
     #[arg(long, env = "ROLLCALL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// Bearer token for the operator REST endpoints [default: the dev token, with a warning].
+    /// Bearer token for the operator REST endpoints [default: the dev token in development mode].
     #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Reconnect grace period in seconds (0 = leave at once).
@@ -62,7 +66,7 @@ pub enum Command {
         #[arg(long)]
         sub: Option<String>,
         /// A PLYR-style ES256 session token for this player, signed with the built-in
-        /// development key pair (accepted while no `[game] session_public_key_file` is set).
+        /// development key pair (accepted in development mode only).
         #[arg(long)]
         plyr_id: Option<String>,
         /// The session token's `gameId` [default: the first game API key's game, or `devgame`].

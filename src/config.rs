@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The HS256 secret used when none is configured. Logged loudly at start: for development only.
+/// The HS256 secret of development mode ([`crate::devmode`]): public, never live beside a
+/// configured credential.
 pub const DEV_JWT_SECRET: &str = "rollcall-dev-secret";
-/// The operator token used when none is configured. Logged loudly at start: for development only.
+/// The operator token of development mode ([`crate::devmode`]).
 pub const DEV_ADMIN_TOKEN: &str = "rollcall-dev-admin";
 
 /// Everything that can go wrong while building [`Settings`].
@@ -59,13 +60,18 @@ pub struct JwtKeyConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
+    /// Explicit development mode: the built-in public credentials are live; refused beside any
+    /// configured credential ([`crate::devmode`]). Without it, development mode is implied when
+    /// no credential is configured at all.
+    pub dev: bool,
     /// Address to listen on.
     pub listen: String,
-    /// HS256 secret for socket tokens.
+    /// HS256 secret for socket tokens; unset in production mode = no HS256 token verifies.
     pub jwt_secret: Option<String>,
     /// Extra ES256/RS256 public keys for socket tokens.
     pub jwt_keys: Vec<JwtKeyConfig>,
-    /// Bearer token for the operator REST endpoints.
+    /// Bearer token for the operator REST endpoints; unset in production mode = the operator
+    /// API refuses every caller.
     pub admin_token: Option<String>,
     /// Seconds a member whose last socket closed may take to reconnect silently.
     pub grace_secs: f64,
@@ -196,6 +202,7 @@ pub struct VideoConfig {
 impl Default for FileConfig {
     fn default() -> Self {
         Self {
+            dev: false,
             listen: "127.0.0.1:7700".into(),
             jwt_secret: None,
             jwt_keys: Vec::new(),
@@ -227,16 +234,17 @@ impl Default for FileConfig {
 pub struct Settings {
     /// Listen address.
     pub listen: SocketAddr,
-    /// HS256 secret for socket tokens.
-    pub jwt_secret: String,
-    /// True when `jwt_secret` is the built-in dev secret.
-    pub jwt_secret_is_dev: bool,
+    /// Whether the built-in development credentials are live (and every façade falls back to
+    /// its development credential) or only configured ones authenticate.
+    pub mode: crate::devmode::Mode,
+    /// HS256 secret for socket tokens: the configured one, the development one, or none
+    /// (production mode without one: no HS256 token verifies).
+    pub jwt_secret: Option<String>,
     /// Asymmetric socket-token keys.
     pub jwt_keys: Vec<JwtKeyConfig>,
-    /// Operator bearer token.
-    pub admin_token: String,
-    /// True when `admin_token` is the built-in dev token.
-    pub admin_token_is_dev: bool,
+    /// Operator bearer token: configured, the development one, or none (the operator API
+    /// refuses every caller).
+    pub admin_token: Option<String>,
     /// Reconnect grace.
     pub grace: Duration,
     /// Ping cadence.
@@ -329,6 +337,7 @@ impl Settings {
         if cli.admin_token.is_some() {
             file.admin_token = cli.admin_token.clone();
         }
+        file.dev |= cli.dev;
         Self::from_file(file)
     }
 
@@ -373,13 +382,14 @@ impl Settings {
                 reason: "must be at least ping_interval_secs".into(),
             });
         }
+        let mode = crate::devmode::mode(&f)?;
+        let dev = |v: &str| mode.is_dev().then(|| v.to_owned());
         Ok(Self {
             listen,
-            jwt_secret_is_dev: f.jwt_secret.is_none(),
-            jwt_secret: f.jwt_secret.unwrap_or_else(|| DEV_JWT_SECRET.into()),
+            mode,
+            jwt_secret: f.jwt_secret.or_else(|| dev(DEV_JWT_SECRET)),
             jwt_keys: f.jwt_keys,
-            admin_token_is_dev: f.admin_token.is_none(),
-            admin_token: f.admin_token.unwrap_or_else(|| DEV_ADMIN_TOKEN.into()),
+            admin_token: f.admin_token.or_else(|| dev(DEV_ADMIN_TOKEN)),
             grace: secs("grace_secs", f.grace_secs, 0.0)?,
             ping_interval,
             heartbeat_timeout,

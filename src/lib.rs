@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`cli`]: command-line flags and the helper commands (`rollcall token`).
 //! - [`config`]: defaults < TOML file < `ROLLCALL_*` env < flags, validated into [`config::Settings`].
+//! - [`devmode`]: when the built-in public development credentials are live (never beside a
+//!   configured one).
 //! - [`ids`]: newtype ids (`RoomId`, `MemberId`, `ConnId`).
 //! - [`protocol`]: the WebSocket wire types, error codes and close codes (spec in `protocol/`).
 //! - [`room`]: the room actor, its handle, the member set and the registry.
@@ -32,6 +34,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod devmode;
 pub mod facade;
 pub mod http;
 pub mod ids;

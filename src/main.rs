@@ -25,13 +25,26 @@ fn main() -> std::process::ExitCode {
     }) = &cli.command
     {
         let token = if let Some(sub) = sub {
-            Ok(rollcall::auth::sign_hs256(
-                &settings.jwt_secret,
-                sub,
-                name.as_deref(),
-                *ttl_secs,
-            ))
+            match &settings.jwt_secret {
+                Some(secret) => Ok(rollcall::auth::sign_hs256(
+                    secret,
+                    sub,
+                    name.as_deref(),
+                    *ttl_secs,
+                )),
+                None => Err(
+                    "no jwt_secret is configured: set ROLLCALL_JWT_SECRET (or run \
+                             with nothing configured, in development mode)"
+                        .into(),
+                ),
+            }
         } else if let Some(plyr_id) = plyr_id {
+            if !settings.mode.is_dev() {
+                eprintln!(
+                    "rollcall: note: --plyr-id tokens are signed with the public development key \
+                     pair, which only a server in development mode accepts"
+                );
+            }
             let game = game
                 .clone()
                 .or_else(|| settings.game.api_keys.first().map(|k| k.game_id.clone()))
@@ -132,20 +145,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send 
     let cap = rollcall::listener::capacity(settings.max_connections, fd_limit);
     let tcp = rollcall::listener::bind(settings.listen)?;
     let addr = tcp.local_addr()?;
-    if settings.jwt_secret_is_dev {
-        tracing::warn!(
-            "socket tokens use the built-in dev secret {:?}; set ROLLCALL_JWT_SECRET for anything real",
-            rollcall::config::DEV_JWT_SECRET
-        );
-    } else {
-        tracing::info!("socket tokens: HS256 secret from configuration");
-    }
-    if settings.admin_token_is_dev {
-        tracing::warn!(
-            "operator REST uses the built-in dev token {:?}; set ROLLCALL_ADMIN_TOKEN",
-            rollcall::config::DEV_ADMIN_TOKEN
-        );
-    }
+    announce_credentials(&settings);
     tracing::info!(
         open_file_limit = fd_limit,
         socket_capacity = cap,
@@ -161,4 +161,25 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send 
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says at start which credentials authenticate: in development mode one warning listing every
+/// live development credential by what it opens (never a value); in production, which surfaces
+/// refuse everyone because their credential is not configured.
+fn announce_credentials(settings: &Settings) {
+    if settings.mode.is_dev() {
+        tracing::warn!(
+            "DEVELOPMENT MODE: these public development credentials are live: {}; configure any \
+             real credential (ROLLCALL_JWT_SECRET, ...) for production mode, where none of them is",
+            rollcall::devmode::DEV_CREDENTIALS.join("; ")
+        );
+        return;
+    }
+    tracing::info!("production mode: only configured credentials authenticate");
+    if settings.jwt_secret.is_none() && settings.jwt_keys.is_empty() {
+        tracing::warn!("no jwt_secret or jwt_keys configured: native socket tokens never verify");
+    }
+    if settings.admin_token.is_none() {
+        tracing::warn!("no admin_token configured: the operator REST API refuses every caller");
+    }
 }

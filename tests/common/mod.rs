@@ -35,6 +35,24 @@ pub async fn start_with(tweak: impl FnOnce(&mut FileConfig)) -> TestServer {
         grace_secs: 0.0,
         ..FileConfig::default()
     };
+    // Configured secrets mean production mode, where no development credential is live: give
+    // each façade, explicitly, the credentials the tests use (the development values, so tests
+    // and the README's examples agree).
+    f.game.api_keys = vec![rollcall::config::GameApiKey {
+        api_key: rollcall::facade::game::DEV_API_KEY.into(),
+        secret_key: rollcall::facade::game::DEV_SECRET_KEY.into(),
+        role: "user".into(),
+        game_id: rollcall::facade::game::DEV_GAME_ID.into(),
+    }];
+    f.game.session_public_key_file = Some(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/facade/game/dev-keys/session-public.pem"),
+    );
+    f.lobby.api_keys = vec![rollcall::facade::lobby::DEV_LOBBY_KEY.into()];
+    f.video.teams = vec![rollcall::config::VideoTeam {
+        team_id: rollcall::facade::video::DEV_TEAM_ID.into(),
+        developer_key: rollcall::facade::video::DEV_DEVELOPER_KEY.into(),
+    }];
     tweak(&mut f);
     let settings = Settings::from_file(f).expect("valid test settings");
     let running = rollcall::server::spawn(settings)

@@ -66,15 +66,14 @@ impl GameState {
             role: "user".into(),
             game_id: DEV_GAME_ID.into(),
         }];
-        let keys = if cfg.api_keys.is_empty() {
-            tracing::warn!(
-                api_key = DEV_API_KEY,
-                secret_key = DEV_SECRET_KEY,
-                game_id = DEV_GAME_ID,
-                "game API: no [[game.api_keys]] configured, using the dev key (development only)"
-            );
+        // The development key only in development mode (`crate::devmode`); in production an
+        // empty list means the game API refuses every call.
+        let keys = if cfg.api_keys.is_empty() && settings.mode.is_dev() {
             sign::KeyRing::new(&dev)?
         } else {
+            if cfg.api_keys.is_empty() {
+                tracing::warn!("game API: no [[game.api_keys]] configured: every call is refused");
+            }
             sign::KeyRing::new(&cfg.api_keys)?
         };
         if cfg.task_ttl_secs == 0 || cfg.task_ttl_secs > 7 * 86_400 {
@@ -91,16 +90,16 @@ impl GameState {
         }
         let sessions = match cfg.session_public_key_file.as_deref() {
             Some(path) => session::SessionVerifier::new(Some(path))?,
+            None if settings.mode.is_dev() => session::SessionVerifier::from_pem(
+                DEV_SESSION_PUBLIC_KEY.as_bytes(),
+                "built-in dev key",
+            )?,
             None => {
                 tracing::warn!(
-                    "game API: no [game] session_public_key_file: sessionJwts verify with the \
-                     built-in DEV key pair, public in the repository (make one with \
-                     `rollcall token --plyr-id <id>`); configure PLYR's key for anything real"
+                    "game API: no [game] session_public_key_file: no session JWT verifies \
+                     (join/leave answer 401, game clients cannot open sockets)"
                 );
-                session::SessionVerifier::from_pem(
-                    DEV_SESSION_PUBLIC_KEY.as_bytes(),
-                    "built-in dev key",
-                )?
+                session::SessionVerifier::new(None)?
             }
         };
         let counters = keys

@@ -31,6 +31,11 @@ pub const MAX_BATCH: usize = 200;
 /// How many (game, player) nonce records are kept before expired ones are pruned.
 const NONCE_PRUNE_AT: usize = 100_000;
 
+/// The longest a newest-nonce record refuses older tokens: PLYR's default session lifetime
+/// (`expiresIn` 86400 s). A record also ends with the token that set it, so no token, whatever
+/// its `nonce` and `exp`, shuts a player out for longer.
+pub const NONCE_HOLD_SECS: u64 = 86_400;
+
 /// Why one session JWT was refused (the vendor's reason strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
@@ -132,12 +137,13 @@ impl SessionVerifier {
         if s.game_id != game_id {
             return Err((who(), Reject::GameId));
         }
-        if !self.fresh_nonce(&s) {
+        if self.stale(&s, now) {
             return Err((who(), Reject::Nonce));
         }
         if now >= s.exp {
             return Err((who(), Reject::Deadline));
         }
+        self.record(&s, now);
         Ok(s)
     }
 
@@ -174,25 +180,35 @@ impl SessionVerifier {
         })
     }
 
-    /// True unless a newer nonce was seen for this (game, player); records this one.
-    fn fresh_nonce(&self, s: &Session) -> bool {
+    /// True while a newer nonce for this (game, player) is on record: seen in a token that
+    /// passed every check and has not expired (at most [`NONCE_HOLD_SECS`] ago).
+    fn stale(&self, s: &Session, now: u64) -> bool {
         // A poisoned lock only means another thread panicked mid-update; the map is still sound.
+        let nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces
+            .get(&(s.game_id.clone(), s.plyr_id.clone()))
+            .is_some_and(|&(newest, until)| s.nonce < newest && now < until)
+    }
+
+    /// Records the nonce of a token that passed every check: it refuses older nonces until it
+    /// expires, for at most [`NONCE_HOLD_SECS`]. Only verified, unexpired tokens get here, so an
+    /// expired token cannot move the record.
+    fn record(&self, s: &Session, now: u64) {
+        let until = s.exp.min(now.saturating_add(NONCE_HOLD_SECS));
         let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
         let key = (s.game_id.clone(), s.plyr_id.clone());
-        if let Some((newest, exp)) = nonces.get_mut(&key) {
-            if s.nonce < *newest {
-                return false;
+        if let Some((newest, held)) = nonces.get_mut(&key) {
+            if now >= *held || s.nonce > *newest {
+                (*newest, *held) = (s.nonce, until);
+            } else if s.nonce == *newest {
+                *held = (*held).max(until);
             }
-            *exp = (*exp).max(s.exp);
-            *newest = s.nonce;
-            return true;
+            return;
         }
         if nonces.len() >= NONCE_PRUNE_AT {
-            let now = crate::auth::unix_now();
-            nonces.retain(|_, (_, exp)| *exp > now);
+            nonces.retain(|_, (_, held)| *held > now);
         }
-        nonces.insert(key, (s.nonce, s.exp));
-        true
+        nonces.insert(key, (s.nonce, until));
     }
 
     /// Checks a request's `sessionJwts` (an array of tokens, or the legacy `{plyrId: token}`
@@ -284,9 +300,10 @@ impl SessionVerifier {
             ))
         } else if now >= s.exp {
             Err(AuthError::Expired)
-        } else if !self.fresh_nonce(&s) {
+        } else if self.stale(&s, now) {
             Err(AuthError::Invalid(Reject::Nonce.reason().into()))
         } else {
+            self.record(&s, now);
             Ok(s)
         };
         Some(r)
@@ -424,6 +441,37 @@ pub(crate) mod tests {
             v.verify_batch(Some(&many), "g", now),
             Err(GameError::BadRequest(m)) if m.contains("more than")
         ));
+    }
+
+    /// A newer nonce refuses older tokens only while the token that carried it is valid, at most
+    /// NONCE_HOLD_SECS: a token with nonce 2^63 cannot shut the player out for good, and an
+    /// expired token never moves the record.
+    #[test]
+    fn a_nonce_cannot_lock_a_player_out() {
+        let (private, public) = key_pair();
+        let v = verifier(&public);
+        let now = 1_000_000;
+        let tok = |n: u64, exp: u64| {
+            sign(
+                &private,
+                json!({"plyrId": "alice", "gameId": "g", "nonce": n, "exp": exp}),
+            )
+        };
+        // An expired token with a huge nonce is refused and leaves no record.
+        assert!(v.verify(&tok(1 << 63, now - 1), "g", now).is_err());
+        assert!(v.verify(&tok(5, now + 100), "g", now).is_ok());
+        // A valid one with a huge nonce and a far `exp` refuses older nonces for a while...
+        assert!(v.verify(&tok(1 << 63, u64::MAX / 2), "g", now).is_ok());
+        assert_eq!(
+            v.verify(&tok(6, now + 100), "g", now + 10).unwrap_err().1,
+            Reject::Nonce
+        );
+        // ...but no longer than the hold: then the real player is back.
+        let later = now + NONCE_HOLD_SECS;
+        assert!(v.verify(&tok(6, later + 100), "g", later).is_ok());
+        // A short-lived high nonce ends with its token.
+        assert!(v.verify(&tok(1 << 62, later + 5), "g", later).is_ok());
+        assert!(v.verify(&tok(7, later + 100), "g", later + 5).is_ok());
     }
 
     /// With no key configured nothing verifies, and socket tokens are not claimed.

@@ -85,13 +85,14 @@ impl LobbyState {
                 reason: format!("{} is not in [1, {MAX_TIMEOUT}]", c.min_timeout_secs),
             });
         }
-        let keys = if c.api_keys.is_empty() {
-            tracing::warn!(
-                api_key = DEV_LOBBY_KEY,
-                "no [lobby] api_keys configured: lobbies accept the dev api-key (development only)"
-            );
+        // The development key only in development mode (`crate::devmode`); in production an
+        // empty list means every lobby call is refused.
+        let keys = if c.api_keys.is_empty() && settings.mode.is_dev() {
             vec![DEV_LOBBY_KEY.to_owned()]
         } else {
+            if c.api_keys.is_empty() {
+                tracing::warn!("lobbies: no [lobby] api_keys configured: every call is refused");
+            }
             c.api_keys.clone()
         };
         let configs = if c.configs.is_empty() {

@@ -104,7 +104,8 @@ pub struct VideoState {
 }
 
 impl VideoState {
-    /// Builds the state from `[video]`; no teams configured → the dev team, with a warning.
+    /// Builds the state from `[video]`; no teams configured → the dev team in development mode,
+    /// no team (every call refused) in production.
     pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
         let configured = &settings.video.teams;
         let mut teams: Vec<Team> = Vec::with_capacity(configured.len().max(1));
@@ -140,12 +141,11 @@ impl VideoState {
                 key: t.developer_key.as_str().into(),
             });
         }
-        if teams.is_empty() {
-            tracing::warn!(
-                team_id = DEV_TEAM_ID,
-                developer_key = DEV_DEVELOPER_KEY,
-                "video rooms (/api/v1): no [[video.teams]] configured, using the dev team; for development only"
-            );
+        // The development team only in development mode (`crate::devmode`); in production no
+        // team means every video call is refused.
+        if teams.is_empty() && !settings.mode.is_dev() {
+            tracing::warn!("video rooms: no [[video.teams]] configured: every call is refused");
+        } else if teams.is_empty() {
             teams.push(Team {
                 id: TeamId::new(DEV_TEAM_ID),
                 key: DEV_DEVELOPER_KEY.into(),
