@@ -69,3 +69,32 @@ fn floor_reads_every_message() {
     assert_eq!(num(&r, "deliveries"), 600, "{r:#}");
     assert_eq!(num(&r, "missing"), 0, "{r:#}");
 }
+
+/// The signed game `rest` scenario against a spawned server: the tool's own server is in
+/// production mode (its own secrets), so it must configure the façade keys the scenario uses.
+#[test]
+fn game_rest_scenario_runs_against_a_spawned_server() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/facade/game/dev-keys/session-private.pem"
+    );
+    let r = run(
+        &[
+            "--spawn",
+            "rest",
+            "--api",
+            "game",
+            "--session-key",
+            key,
+            "--requests",
+            "20",
+            "--rooms",
+            "2",
+        ],
+        "rest-game",
+    );
+    assert_eq!(num(&r, "left_seen"), 20, "{r:#}");
+    for key in ["errors", "missing_left", "ghosts", "conn_failures"] {
+        assert_eq!(num(&r, key), 0, "{key} in {r:#}");
+    }
+}

@@ -237,8 +237,12 @@ impl Target {
 
 /// The settings of a server this tool starts: known secrets, the scenario's grace, and room for
 /// large rooms.
+///
+/// Its own secrets put it in production mode, where no development credential is live; the
+/// façades get the development values explicitly (the `rest` scenario's defaults), with the
+/// public session key of `src/facade/game/dev-keys/`.
 fn own_config(listen: &str, grace: f64) -> FileConfig {
-    FileConfig {
+    let mut f = FileConfig {
         listen: listen.into(),
         jwt_secret: Some(OWN_SECRET.into()),
         admin_token: Some(OWN_ADMIN.into()),
@@ -246,7 +250,22 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
         ban_secs: 600.0,
         max_members_per_room: 20_000,
         ..FileConfig::default()
-    }
+    };
+    f.game.api_keys = vec![rollcall::config::GameApiKey {
+        api_key: rollcall::facade::game::DEV_API_KEY.into(),
+        secret_key: rollcall::facade::game::DEV_SECRET_KEY.into(),
+        role: "user".into(),
+        game_id: rollcall::facade::game::DEV_GAME_ID.into(),
+    }];
+    f.game.session_public_key_file = Some(session_public_key());
+    f.lobby.api_keys = vec![rollcall::facade::lobby::DEV_LOBBY_KEY.into()];
+    f
+}
+
+/// The public half of the development session key pair, in this source tree.
+fn session_public_key() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/facade/game/dev-keys/session-public.pem")
 }
 
 /// Runs the `rollcall` binary found next to this one on a free loopback port.
@@ -267,13 +286,21 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
     let listen = format!("127.0.0.1:{port}");
     let f = own_config(&listen, grace);
     let toml = format!(
-        "listen = {:?}\njwt_secret = {:?}\nadmin_token = {:?}\ngrace_secs = {}\nban_secs = {}\nmax_members_per_room = {}\n",
+        "listen = {:?}\njwt_secret = {:?}\nadmin_token = {:?}\ngrace_secs = {}\nban_secs = {}\n\
+         max_members_per_room = {}\n[game]\nsession_public_key_file = {:?}\n\
+         [[game.api_keys]]\napi_key = {:?}\nsecret_key = {:?}\ngame_id = {:?}\n\
+         [lobby]\napi_keys = [{:?}]\n",
         f.listen,
         OWN_SECRET,
         OWN_ADMIN,
         f.grace_secs,
         f.ban_secs,
-        f.max_members_per_room
+        f.max_members_per_room,
+        session_public_key().display().to_string(),
+        rollcall::facade::game::DEV_API_KEY,
+        rollcall::facade::game::DEV_SECRET_KEY,
+        rollcall::facade::game::DEV_GAME_ID,
+        rollcall::facade::lobby::DEV_LOBBY_KEY,
     );
     let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
     std::fs::write(&path, toml)?;
