@@ -230,6 +230,30 @@ async fn phone_joined_is_one_joined_event_and_upserts() {
     assert_eq!(ev["version"], v + 1);
 }
 
+/// The vendor's own middleware sends `caller_number: "Unknown"` for a withheld number: the caller
+/// appears in the room under that name (issue 9, finding 8), and a spaced `+` number is stored
+/// compacted to E.164.
+#[tokio::test]
+async fn withheld_caller_number_from_the_vendor_middleware_is_accepted() {
+    let s = server().await;
+    let room = create(&s, json!({})).await;
+    let id = room["id"].as_str().unwrap();
+    let mut w = watcher(&s, id).await;
+    let r = api(
+        &s,
+        "POST",
+        &format!("/api/v1/rooms/{id}/phone-participants/joined"),
+        Some(json!([{"call_id": "CA1", "caller_number": "Unknown"},
+                     {"call_id": "CA2", "caller_number": "+49 30 123456"}])),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ev = w.expect("joined").await;
+    assert_eq!(ids(&ev), ["CA1", "CA2"]);
+    assert_eq!(ev["members"][0]["name"], "Unknown");
+    assert_eq!(ev["members"][1]["name"], "+4930123456");
+}
+
 /// `left` with two call ids removes both in ONE `left` event with reason `left` (200, empty
 /// body); unknown ids are a silent no-op; the `{ids:[...]}` form works too.
 #[tokio::test]
@@ -365,12 +389,12 @@ async fn invalid_bodies_are_422_and_change_nothing() {
         (&joined, r#"[{"call_id":"c"}]"#.into(), "0.name"),
         (
             &joined,
-            r#"[{"call_id":"c","caller_number":"4915112345678"}]"#.into(),
+            r#"[{"call_id":"c","caller_number":4915112345678}]"#.into(),
             "0.caller_number",
         ),
         (
             &joined,
-            r#"[{"call_id":"c","name":"n","caller_number":"+12ab"}]"#.into(),
+            r#"[{"call_id":"c","name":"n","caller_number":""}]"#.into(),
             "0.caller_number",
         ),
         (&joined, r#"[{"call_id":5,"name":"n"}]"#.into(), "0.call_id"),

@@ -39,7 +39,9 @@ pub struct Caller {
     pub call_id: String,
     /// Display name.
     pub name: Option<String>,
-    /// E.164 number with `+`.
+    /// The caller's number: E.164 with `+` when it is one (compacted by [`caller_number`]),
+    /// otherwise as the bridge gave it (the vendor's middleware sends `"Unknown"` for a
+    /// withheld number).
     pub caller_number: Option<String>,
     /// The integrator's id for the caller.
     pub external_id: Option<String>,
@@ -73,6 +75,24 @@ pub fn is_e164(s: &str) -> bool {
         && !digits.starts_with('0')
 }
 
+/// A `caller_number` as stored: a `+` number written with spaces, dashes, dots or parentheses
+/// (`+49 151 1234-5678`) compacts to E.164 (`+4915112345678`) when that is valid; anything else
+/// (`Unknown`, a national number without `+`) is kept as given. The vendor documents E.164, but
+/// its own telephony middleware sends `"Unknown"` when the caller withholds the number
+/// (SEED-APIS §3.3), and the vendor's client is the bar.
+pub fn caller_number(given: &str) -> String {
+    if given.starts_with('+') {
+        let compact: String = given
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        if is_e164(&compact) {
+            return compact;
+        }
+    }
+    given.to_owned()
+}
+
 fn caller(i: usize, item: &Value, e: &mut FieldErrors) -> Option<Caller> {
     let Value::Object(obj) = item else {
         e.add(i.to_string(), format!("The {i} field must be an object."));
@@ -94,17 +114,11 @@ fn caller(i: usize, item: &Value, e: &mut FieldErrors) -> Option<Caller> {
         .get("name")
         .filter(|v| !v.is_null())
         .and_then(|v| text("name", v, i, e));
-    let caller_number = match obj.get("caller_number").filter(|v| !v.is_null()) {
-        None => None,
-        Some(Value::String(s)) if is_e164(s) => Some(s.clone()),
-        Some(_) => {
-            e.add(
-                field("caller_number"),
-                format!("The {i}.caller_number field must be a phone number in E.164 format (+ and up to 15 digits)."),
-            );
-            None
-        }
-    };
+    let caller_number = obj
+        .get("caller_number")
+        .filter(|v| !v.is_null())
+        .and_then(|v| text("caller_number", v, i, e))
+        .map(|n| caller_number(&n));
     if obj.get("name").filter(|v| !v.is_null()).is_none()
         && obj.get("caller_number").filter(|v| !v.is_null()).is_none()
     {
@@ -340,6 +354,23 @@ mod tests {
             "",
         ] {
             assert!(!is_e164(bad), "{bad}");
+        }
+    }
+
+    /// E.164 numbers are compacted; a withheld number (`Unknown`, as the vendor's middleware
+    /// sends it) or a national number is kept as given.
+    #[test]
+    fn caller_numbers_are_compacted_where_e164_and_kept_otherwise() {
+        assert_eq!(caller_number("+49 151 1234-5678"), "+4915112345678");
+        assert_eq!(caller_number("+1 (415) 555.0100"), "+14155550100");
+        assert_eq!(caller_number("+14155550100"), "+14155550100");
+        for kept in ["Unknown", "4915112345678", "+12ab", "anonymous"] {
+            assert_eq!(caller_number(kept), kept);
+        }
+        let callers = parse_joined(&json!([{"call_id": "c", "caller_number": "Unknown"}])).unwrap();
+        assert_eq!(callers[0].member().name.as_deref(), Some("Unknown"));
+        for bad in [json!(""), json!(5), json!("x".repeat(256))] {
+            assert!(parse_joined(&json!([{"call_id": "c", "caller_number": bad}])).is_err());
         }
     }
 
