@@ -19,6 +19,8 @@ use crate::app::App;
 
 /// The header carrying the project key.
 pub const API_KEY_HEADER: &str = "api-key";
+/// The header carrying the player's own token (checked in strict-requester mode only).
+pub const CLIENT_TOKEN_HEADER: &str = "client-auth-token";
 
 /// An authenticated request's project, lobby config and query parameters.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct Ctx {
     pub scope: Scope,
     /// Every query parameter (last one wins when repeated).
     pub query: HashMap<String, String>,
+    /// The `client-auth-token` header, if sent.
+    client_token: Option<String>,
 }
 
 impl Ctx {
@@ -40,6 +44,30 @@ impl Ctx {
         self.param(name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| LobbyError::BadRequest(format!("{name} query parameter is required")))
+    }
+
+    /// In strict-requester mode (`[lobby] strict_requester`), proves that the caller is
+    /// `player`: `client-auth-token` must be a socket token that verifies (the native verifier:
+    /// configured secret or keys) and names `player` (401 without a valid token, 403 for a token
+    /// of another player). Off (PlayFlow's behaviour), any id is trusted.
+    pub fn act_as(&self, app: &App, player: &str) -> Result<(), LobbyError> {
+        if !app.settings.lobby.strict_requester {
+            return Ok(());
+        }
+        let token = self
+            .client_token
+            .as_deref()
+            .ok_or(LobbyError::Unauthorized("client-auth-token is required"))?;
+        let who = app
+            .verifier
+            .verify(token)
+            .map_err(|_| LobbyError::Unauthorized("Invalid client-auth-token"))?;
+        if who.member.as_str() != player {
+            return Err(LobbyError::Forbidden(
+                "client-auth-token does not belong to the requesting player".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// An optional boolean query parameter (`true`/`false`/`1`/`0`; empty = absent).
@@ -79,9 +107,15 @@ impl FromRequestParts<App> for Ctx {
                 )
             })?;
         let config = lobby.config(config)?;
+        let client_token = parts
+            .headers
+            .get(CLIENT_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
         Ok(Self {
             scope: Scope { tenant, config },
             query,
+            client_token,
         })
     }
 }

@@ -235,6 +235,7 @@ pub async fn update(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Lobby>, LobbyError> {
     let u = request::update(&body)?;
+    ctx.act_as(&app, &u.requester)?;
     let e = entry(&app, &ctx.scope, &id)?;
     let (e2, idx) = (e.clone(), indexes(&app).clone());
     run(&app, &e, move |ops| ops::update(ops, &e2, &idx, u))
@@ -250,6 +251,7 @@ pub async fn delete(
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, LobbyError> {
     let player = MemberId::from(request::player_id(&body)?);
+    ctx.act_as(&app, player.as_str())?;
     let e = entry(&app, &ctx.scope, &id)?;
     run(&app, &e, move |ops| ops::delete(ops, &player)).await?;
     indexes(&app).forget(&e.id);
@@ -339,6 +341,7 @@ pub async fn remove_player(
 ) -> Result<Response, LobbyError> {
     let requester = MemberId::from(ctx.required("requesterId")?);
     let is_kick = ctx.flag("isKick")?.unwrap_or(false);
+    ctx.act_as(&app, requester.as_str())?;
     let e = entry(&app, &ctx.scope, &id)?;
     let target = MemberId::from(player_id.as_str());
     let (e2, t) = (e.clone(), target.clone());
