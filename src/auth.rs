@@ -112,7 +112,15 @@ impl Verifier {
     }
 }
 
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+pub const LEEWAY_SECS: f64 = 5.0;
+
 /// Verifies a token against pinned (algorithm, key) pairs and decodes its claims.
+///
+/// The signature is checked by `jsonwebtoken`; the time claims here, because RFC 7519 makes
+/// `exp` and `nbf` NumericDates (any JSON number, fractions allowed) where the library accepts
+/// integers only. `exp` is required and must not have passed; `nbf`, when present, must have
+/// come (both with [`LEEWAY_SECS`]). `exp` reaches the typed claims as whole seconds.
 pub fn verify_claims<C: serde::de::DeserializeOwned>(
     token: &str,
     keys: &[(Algorithm, DecodingKey)],
@@ -126,15 +134,40 @@ pub fn verify_claims<C: serde::de::DeserializeOwned>(
         )));
     };
     let mut v = Validation::new(*alg);
-    v.leeway = 5;
+    v.validate_exp = false;
+    v.validate_nbf = false;
     v.validate_aud = false;
-    v.set_required_spec_claims(&["exp"]);
-    jsonwebtoken::decode::<C>(token, key, &v)
-        .map(|d| d.claims)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-            _ => AuthError::Invalid(e.to_string()),
-        })
+    v.required_spec_claims.clear();
+    let mut claims =
+        jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, key, &v)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?
+            .claims;
+    let now = unix_now() as f64;
+    let exp = match claims.get("exp") {
+        None => return Err(AuthError::Invalid("missing required claim: exp".into())),
+        Some(e) => {
+            numeric_date(e).ok_or_else(|| AuthError::Invalid("exp must be a NumericDate".into()))?
+        }
+    };
+    if exp + LEEWAY_SECS < now {
+        return Err(AuthError::Expired);
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = numeric_date(nbf)
+            .ok_or_else(|| AuthError::Invalid("nbf must be a NumericDate".into()))?;
+        if nbf > now + LEEWAY_SECS {
+            return Err(AuthError::Invalid("token not valid yet (nbf)".into()));
+        }
+    }
+    // A finite, non-negative number; as whole seconds it fits u64 (saturating above).
+    claims.insert("exp".into(), serde_json::Value::from(exp.floor() as u64));
+    serde_json::from_value(serde_json::Value::Object(claims))
+        .map_err(|e| AuthError::Invalid(e.to_string()))
+}
+
+/// An RFC 7519 NumericDate: a finite, non-negative JSON number of seconds.
+fn numeric_date(v: &serde_json::Value) -> Option<f64> {
+    v.as_f64().filter(|t| t.is_finite() && *t >= 0.0)
 }
 
 /// Signs an HS256 socket token (the `token` helper command and tests).

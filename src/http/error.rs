@@ -19,6 +19,9 @@ pub enum ApiError {
     /// The body is not what the endpoint takes.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is over the operator API's limit (64 KiB).
+    #[error("the request body is over 64 KiB")]
+    PayloadTooLarge,
     /// The room refused.
     #[error(transparent)]
     Room(#[from] RoomError),
@@ -31,6 +34,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Room(e) => match e {
                 RoomError::Closed => StatusCode::NOT_FOUND,
                 RoomError::Full => StatusCode::CONFLICT,
@@ -49,6 +53,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "room_not_found",
             Self::BadRequest(_) => "bad_request",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::Room(RoomError::Closed) => "room_not_found",
             Self::Room(e) => match e.code() {
                 crate::protocol::ErrorCode::RoomFull => "room_full",

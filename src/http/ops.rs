@@ -94,8 +94,13 @@ pub struct LeaveBody {
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
+    b.map(|Json(t)| t).map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
 }
 
 /// `POST /v1/rooms/{room}/leave`: a backend removes members (reason `left` unless given).

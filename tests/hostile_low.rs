@@ -1,0 +1,69 @@
+//! The low findings of the outside attack (issue 9, finding 10): time claims of native tokens
+//! read as RFC 7519 says, oversized operator bodies answered 413.
+
+mod common;
+
+use common::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+/// A native HS256 token with exactly `claims`.
+fn token(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// The status of an upgrade with `token`.
+async fn upgrade(s: &TestServer, token: &str) -> u16 {
+    let url = format!("{}?token={token}", s.ws_url());
+    match tokio::time::timeout(READ_TIMEOUT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("answer in time")
+    {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// `nbf` in the future is refused (as room tokens already did); `exp` and `nbf` may be any JSON
+/// number (RFC 7519 NumericDate), fractions included; a past `exp` is still `token_expired`.
+#[tokio::test]
+async fn native_token_time_claims_follow_rfc_7519() {
+    let s = start().await;
+    let now = rollcall::auth::unix_now();
+    let future_nbf = token(json!({"sub": "a", "exp": now + 600, "nbf": now + 300}));
+    assert_eq!(upgrade(&s, &future_nbf).await, 401);
+    let fractional = token(json!({"sub": "a", "exp": now as f64 + 600.5, "nbf": now as f64 - 0.5}));
+    assert_eq!(upgrade(&s, &fractional).await, 101);
+    let expired = token(json!({"sub": "a", "exp": now as f64 - 60.25}));
+    assert_eq!(upgrade(&s, &expired).await, 401);
+    let no_exp = token(json!({"sub": "a"}));
+    assert_eq!(upgrade(&s, &no_exp).await, 401);
+    let text_exp = token(json!({"sub": "a", "exp": "tomorrow"}));
+    assert_eq!(upgrade(&s, &text_exp).await, 401);
+}
+
+/// An operator body over 64 KiB is 413 `payload_too_large`, not 400.
+#[tokio::test]
+async fn oversized_operator_body_is_413() {
+    let s = start().await;
+    let mut c = s.connect("a").await;
+    c.join("big").await;
+    let members: Vec<String> = (0..10_000).map(|i| format!("member-{i:06}")).collect();
+    let r = s
+        .http
+        .post(s.url("/v1/rooms/big/leave"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "members": members }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "payload_too_large");
+}
