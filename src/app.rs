@@ -2,7 +2,7 @@
 //! verifier, counters and metrics, and the shutdown signal with the tracker of live socket tasks.
 //!
 //! The room registry's relay is composed here: the local relay plus, when `[[webhooks]]` are
-//! configured, the webhook relay (whose tasks stop with the shutdown token).
+//! configured, the webhook relay (whose tasks stop at the end of the shutdown drain).
 
 use std::sync::Arc;
 
@@ -41,6 +41,8 @@ pub struct AppInner {
     pub facades: crate::facade::Facades,
     /// The `/metrics` registry.
     pub metrics: Arc<Metrics>,
+    /// The webhook relay, when `[[webhooks]]` are configured: flushed by the shutdown drain.
+    pub webhooks: Option<Arc<crate::webhook::WebhookRelay>>,
 }
 
 impl App {
@@ -54,8 +56,9 @@ impl App {
         let shutdown = CancellationToken::new();
         let webhook_metrics = WebhookMetrics::default();
         let mut relays: Vec<Arc<dyn Relay>> = vec![Arc::new(LocalRelay)];
-        if let Some(w) = crate::webhook::start(&settings, &webhook_metrics, &shutdown)? {
-            relays.push(w);
+        let webhooks = crate::webhook::start(&settings, &webhook_metrics)?;
+        if let Some(w) = &webhooks {
+            relays.push(w.clone());
         }
         let registry =
             Registry::with_relay(settings.clone(), stats.clone(), Arc::new(Relays(relays)));
@@ -74,6 +77,7 @@ impl App {
             tracker: TaskTracker::new(),
             sockets: crate::conn::Sockets::default(),
             metrics,
+            webhooks,
         })))
     }
 }

@@ -21,6 +21,7 @@
 //! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
 //! - [`server`]: bind, serve, graceful shutdown.
+//! - [`drain`]: the shutdown drain: rooms closed with reason `shutdown`, webhooks flushed.
 //! - [`stats`]: process-wide counters (plain atomics the room actors bump).
 //! - [`memory`]: gives freed heap back to the OS after mass disconnects (glibc `malloc_trim`).
 //! - [`metrics`]: `GET /metrics` (Prometheus/OpenMetrics via `prometheus-client`) and the REST
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod devmode;
+pub mod drain;
 pub mod facade;
 pub mod http;
 pub mod ids;

@@ -1,7 +1,9 @@
 //! Serving: bind, run the router, and shut down in order.
 //!
 //! Shutdown: the signal cancels the app's token → every socket task sends close 1001 and exits
-//! → the tracker is awaited for at most `shutdown_timeout` → the HTTP server stops. axum does not
+//! → the tracker is awaited → the drain closes the rooms (`room_closed` webhooks, reason
+//! `shutdown`) and flushes the webhook queues ([`crate::drain`]), all within `shutdown_timeout`
+//! → the HTTP server stops. axum does not
 //! track upgraded WebSocket tasks itself, hence the tracker.
 
 use std::future::Future;
@@ -66,12 +68,18 @@ pub async fn serve(
             .sockets
             .close_all(crate::protocol::close::GOING_AWAY);
         tracker.close();
-        if tokio::time::timeout(bound, tracker.wait()).await.is_err() {
+        let deadline = tokio::time::Instant::now() + bound;
+        if tokio::time::timeout_at(deadline, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 left = tracker.len(),
                 "shutdown bound reached with sockets still open"
             );
         }
+        // Nothing resumes these rooms: tell webhook receivers they are gone, and flush.
+        crate::drain::drain(&sockets_app, deadline).await;
     };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

@@ -166,6 +166,25 @@ impl Endpoint {
         }
     }
 
+    /// Deliveries queued or in flight.
+    pub fn pending(&self) -> usize {
+        self.depth.load(Ordering::Acquire)
+    }
+
+    /// At shutdown, after the workers stopped: counts what was still queued as dropped
+    /// (`reason="shutdown"`) and returns it.
+    pub fn count_shutdown_loss(&self) -> usize {
+        let lost = self.pending();
+        self.metrics
+            .dropped
+            .get_or_create(&DropLabels {
+                endpoint: self.labels.endpoint.clone(),
+                reason: "shutdown".into(),
+            })
+            .inc_by(lost as u64);
+        lost
+    }
+
     fn dropped(&self) {
         self.metrics
             .dropped

@@ -17,6 +17,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::conn::Frame;
@@ -33,10 +34,35 @@ pub use delivery::{signature, Delivery, Endpoint};
 /// Room events buffered between the actors and the dispatcher.
 pub const RELAY_QUEUE: usize = 8192;
 
-/// The relay end: a non-blocking hand-off from room actors to the dispatcher.
+/// The relay end: a non-blocking hand-off from room actors to the dispatcher; also what the
+/// shutdown drain ([`crate::drain`]) asks whether everything was delivered.
 pub struct WebhookRelay {
     tx: mpsc::Sender<(RoomId, Frame)>,
     metrics: WebhookMetrics,
+    /// Frames handed to the dispatcher and not yet offered to every endpoint.
+    unmapped: Arc<AtomicUsize>,
+    endpoints: Arc<Vec<Endpoint>>,
+    /// Stops the dispatcher and the workers: fired by [`Self::stop_and_count`], after the drain,
+    /// not when shutdown begins (the drain's own events must still go out).
+    stop: CancellationToken,
+}
+
+impl WebhookRelay {
+    /// Events not yet delivered (or given up): in the hand-off, queued or in flight.
+    pub fn pending(&self) -> usize {
+        self.unmapped.load(Ordering::Acquire)
+            + self.endpoints.iter().map(Endpoint::pending).sum::<usize>()
+    }
+
+    /// Stops delivery and counts every delivery still queued as dropped (`reason="shutdown"`);
+    /// returns how many.
+    pub fn stop_and_count(&self) -> usize {
+        self.stop.cancel();
+        self.endpoints
+            .iter()
+            .map(Endpoint::count_shutdown_loss)
+            .sum()
+    }
 }
 
 impl std::fmt::Debug for WebhookRelay {
@@ -56,24 +82,27 @@ impl Relay for WebhookRelay {
         if irrelevant(frame) {
             return;
         }
+        // Counted before the send so the dispatcher can never take it below zero.
+        self.unmapped.fetch_add(1, Ordering::AcqRel);
         match self.tx.try_send((room.clone(), frame.clone())) {
-            Ok(()) => {}
+            Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.metrics.relay_dropped.inc();
             }
             // The dispatcher stopped: the server is shutting down; nothing left to deliver to.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+        self.unmapped.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Starts the dispatcher and the endpoints' workers; `None` when no endpoint is configured.
-/// Needs a Tokio runtime (the server's). Everything stops when `cancel` fires or the relay is
-/// dropped; undelivered events are lost then (the queues live in memory).
+/// Needs a Tokio runtime (the server's). Everything stops at [`WebhookRelay::stop_and_count`]
+/// (the end of the shutdown drain) or when the relay is dropped; undelivered events are lost
+/// then, and counted (the queues live in memory).
 pub fn start(
     settings: &Settings,
     metrics: &WebhookMetrics,
-    cancel: &CancellationToken,
 ) -> Result<Option<Arc<WebhookRelay>>, ConfigError> {
     if settings.webhooks.is_empty() {
         return Ok(None);
@@ -82,26 +111,39 @@ pub fn start(
         field: "webhooks",
         reason: "webhook delivery needs a Tokio runtime".into(),
     })?;
-    let endpoints = settings
-        .webhooks
-        .iter()
-        .map(|w| Endpoint::spawn(w, metrics, cancel, &rt))
-        .collect::<Result<Vec<_>, _>>()?;
+    let stop = CancellationToken::new();
+    let endpoints = Arc::new(
+        settings
+            .webhooks
+            .iter()
+            .map(|w| Endpoint::spawn(w, metrics, &stop, &rt))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
     for w in &settings.webhooks {
         tracing::info!(endpoint = %w.label(), events = ?w.events, "webhook endpoint configured");
     }
     let (tx, rx) = mpsc::channel(RELAY_QUEUE);
-    rt.spawn(dispatch(rx, endpoints, cancel.clone()));
+    let unmapped = Arc::new(AtomicUsize::new(0));
+    rt.spawn(dispatch(
+        rx,
+        endpoints.clone(),
+        unmapped.clone(),
+        stop.clone(),
+    ));
     Ok(Some(Arc::new(WebhookRelay {
         tx,
         metrics: metrics.clone(),
+        unmapped,
+        endpoints,
+        stop,
     })))
 }
 
 /// Reads room frames in order, maps them, and offers each delivery to every endpoint.
 async fn dispatch(
     mut rx: mpsc::Receiver<(RoomId, Frame)>,
-    endpoints: Vec<Endpoint>,
+    endpoints: Arc<Vec<Endpoint>>,
+    unmapped: Arc<AtomicUsize>,
     cancel: CancellationToken,
 ) {
     let mut mapper = event::Mapper::default();
@@ -121,10 +163,12 @@ async fn dispatch(
                 body: env.body(),
                 timestamp: env.timestamp.timestamp(),
             });
-            for ep in &endpoints {
+            for ep in endpoints.iter() {
                 ep.offer(&d);
             }
         }
+        // Offered everywhere (or made nothing): no longer in the hand-off.
+        unmapped.fetch_sub(1, Ordering::AcqRel);
     }
     tracing::debug!("webhook dispatcher stopped");
 }
