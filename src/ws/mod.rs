@@ -1,6 +1,7 @@
 //! `GET /v1/ws`: authentication before the upgrade, socket limits, and the hand-off to the
 //! per-connection task in [`conn`].
 
+mod access;
 pub mod conn;
 mod requests;
 
@@ -14,7 +15,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::auth::AuthError;
-use crate::conn::Conn;
+use crate::conn::{Access, Conn, Identity};
 
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -51,6 +52,18 @@ fn unauthorized(e: &AuthError) -> Response {
         .into_response()
 }
 
+/// The operator's socket identity (`admin_token` as the socket token): member `operator`.
+fn operator() -> Identity {
+    Identity {
+        member: crate::ids::MemberId::from("operator"),
+        name: Some("operator".into()),
+        kind: crate::protocol::MemberKind::Player,
+        exp: None,
+        only_room: None,
+        access: Access::Operator,
+    }
+}
+
 /// The upgrade handler: 401 with a JSON body and no socket unless the token verifies.
 pub async fn upgrade(
     State(app): State<App>,
@@ -60,6 +73,11 @@ pub async fn upgrade(
 ) -> Response {
     let identity = match bearer(&headers, q.token.as_deref()) {
         None => return unauthorized(&AuthError::Missing),
+        Some(token)
+            if crate::auth::secret_eq(token.as_bytes(), app.settings.admin_token.as_bytes()) =>
+        {
+            operator()
+        }
         Some(token) => match app.verifier.verify(token) {
             Ok(id) => id,
             Err(native) => match crate::facade::verify_socket_token(&app, token) {

@@ -227,14 +227,7 @@ async fn subscribe_to(
             "room names are 1-128 characters of [A-Za-z0-9_.:@-]".into(),
         ));
     }
-    if let Some(only) = &conn.identity().only_room {
-        if only.as_str() != room {
-            return Err((
-                ErrorCode::Forbidden,
-                format!("this token only admits room {only}"),
-            ));
-        }
-    }
+    super::access::check(conn.identity(), room, join)?;
     if conn.room(room).is_none() && conn.room_count() >= app.settings.max_rooms_per_socket {
         return Err((
             ErrorCode::TooManyRooms,
