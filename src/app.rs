@@ -41,6 +41,8 @@ pub struct AppInner {
     pub facades: crate::facade::Facades,
     /// The `/metrics` registry.
     pub metrics: Arc<Metrics>,
+    /// Room-creation limits.
+    pub limits: crate::limits::Limits,
 }
 
 impl App {
@@ -59,11 +61,10 @@ impl App {
         }
         let registry =
             Registry::with_relay(settings.clone(), stats.clone(), Arc::new(Relays(relays)));
-        let metrics = Arc::new(Metrics::new(
-            stats.clone(),
-            registry.clone(),
-            &webhook_metrics,
-        ));
+        let limits = crate::limits::Limits::new(settings.limits.clone());
+        let metrics = Arc::new(
+            Metrics::new(stats.clone(), registry.clone(), &webhook_metrics).with_limits(&limits),
+        );
         Ok(Self(Arc::new(AppInner {
             facades,
             registry,
@@ -74,6 +75,7 @@ impl App {
             tracker: TaskTracker::new(),
             sockets: crate::conn::Sockets::default(),
             metrics,
+            limits,
         })))
     }
 }

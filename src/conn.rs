@@ -145,6 +145,8 @@ pub struct Conn {
     rooms: Mutex<HashMap<RoomId, RoomHandle>>,
     close_code: AtomicU16,
     close: Notify,
+    /// The client's address (the TCP peer), for per-address limits; set once at the upgrade.
+    peer: std::sync::OnceLock<std::net::IpAddr>,
 }
 
 impl Conn {
@@ -157,6 +159,7 @@ impl Conn {
             rooms: Mutex::new(HashMap::new()),
             close_code: AtomicU16::new(0),
             close: Notify::new(),
+            peer: std::sync::OnceLock::new(),
         });
         let rx = Receiver::new(conn.clone());
         (conn, rx)
@@ -169,6 +172,17 @@ impl Conn {
     /// This connection's id.
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// Records the client's address (first call wins).
+    pub fn set_peer(&self, ip: std::net::IpAddr) {
+        // A second call would be a bug with no effect: the first address stays.
+        let _ = self.peer.set(ip);
+    }
+
+    /// The client's address, when known (sockets; not the façades' internal watchers).
+    pub fn peer(&self) -> Option<std::net::IpAddr> {
+        self.peer.get().copied()
     }
 
     /// Who is connected.

@@ -17,6 +17,7 @@
 //! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
 //! - [`http`]: the router and the operator REST API.
 //! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
+//! - [`limits`]: room-creation rate limits and room caps (issue #9), counted in `/metrics`.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`stats`]: process-wide counters (plain atomics the room actors bump).
@@ -35,6 +36,7 @@ pub mod conn;
 pub mod facade;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod listener;
 pub mod memory;
 pub mod metrics;

@@ -6,7 +6,7 @@ pub mod conn;
 mod requests;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -68,6 +68,7 @@ fn operator() -> Identity {
 pub async fn upgrade(
     State(app): State<App>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(q): Query<WsQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -93,6 +94,9 @@ pub async fn upgrade(
     };
     let s = &app.settings;
     let (conn, outbox) = Conn::new(identity, s.outbox_capacity);
+    if let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<crate::listener::Peer>>() {
+        conn.set_peer(peer.0.ip());
+    }
     let ws = ws
         // Small buffers: the library defaults (128 KiB each) would cost far more than the
         // whole per-socket budget. Reads grow on demand up to the message limit; writes are
