@@ -124,7 +124,8 @@ impl Limit {
 }
 
 /// A refusal: which limit, and when to try again (`None`: not until something is deleted).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
 pub struct Refused {
     /// The limit.
     pub limit: Limit,
@@ -135,6 +136,19 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// The REST answer: 503 for the global cap, else 429; `Retry-After` always; `body` is the
+    /// façade's own error shape.
+    pub fn response(&self, body: serde_json::Value) -> axum::response::Response {
+        use axum::http::{header, StatusCode};
+        use axum::response::IntoResponse;
+        let status = match self.limit {
+            Limit::MaxRooms => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::TOO_MANY_REQUESTS,
+        };
+        let after = self.retry_after_secs().to_string();
+        (status, [(header::RETRY_AFTER, after)], axum::Json(body)).into_response()
+    }
+
     /// `Retry-After` seconds for REST (rates: rounded up; caps: 60).
     pub fn retry_after_secs(&self) -> u64 {
         self.retry_after
