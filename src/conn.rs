@@ -77,7 +77,8 @@ impl RoomAllow {
         }
         for p in &patterns {
             let stem = p.strip_suffix('*').unwrap_or(p);
-            if !(stem.is_empty() && p == "*") && !crate::ids::valid_room_name(stem) {
+            let ok = p == "*" || crate::ids::valid_room_name(stem);
+            if !ok {
                 return Err(format!("rooms claim: {p:?} is not a room name or prefix*"));
             }
         }
