@@ -324,7 +324,7 @@ impl Limits {
             return Err(self.rate(Limit::IdentityRate, wait, "this token"));
         }
         if let Some(ip) = address {
-            if let Err(wait) = self.addresses.take(&ip, now) {
+            if let Err(wait) = self.addresses.take(&source(ip), now) {
                 return Err(self.rate(Limit::AddressRate, wait, "this address"));
             }
         }
@@ -367,6 +367,20 @@ impl Limits {
     }
 }
 
+/// The bucket key of a source address: IPv4 as is, IPv6 by its /64 (one host's usual share).
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +411,18 @@ mod tests {
         let later = t0 + PRUNE_EVERY + Duration::from_secs(1);
         assert!(b.take(&usize::MAX, later).is_ok());
         assert_eq!(b.len(), 1);
+    }
+
+    /// IPv6 sources share a bucket per /64; IPv4-mapped addresses count as their IPv4.
+    #[test]
+    fn ipv6_sources_are_keyed_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source(a), source(b));
+        assert_ne!(source(a), source(c));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!(source(mapped), "10.0.0.7".parse::<IpAddr>().unwrap());
     }
 
     /// Rates and caps of 0 switch a limit off.
