@@ -43,6 +43,8 @@ pub struct AppInner {
     pub metrics: Arc<Metrics>,
     /// The webhook relay, when `[[webhooks]]` are configured: flushed by the shutdown drain.
     pub webhooks: Option<Arc<crate::webhook::WebhookRelay>>,
+    /// Room-creation limits.
+    pub limits: crate::limits::Limits,
 }
 
 impl App {
@@ -62,11 +64,10 @@ impl App {
         }
         let registry =
             Registry::with_relay(settings.clone(), stats.clone(), Arc::new(Relays(relays)));
-        let metrics = Arc::new(Metrics::new(
-            stats.clone(),
-            registry.clone(),
-            &webhook_metrics,
-        ));
+        let limits = crate::limits::Limits::new(settings.limits.clone());
+        let metrics = Arc::new(
+            Metrics::new(stats.clone(), registry.clone(), &webhook_metrics).with_limits(&limits),
+        );
         Ok(Self(Arc::new(AppInner {
             facades,
             registry,
@@ -78,6 +79,7 @@ impl App {
             sockets: crate::conn::Sockets::default(),
             metrics,
             webhooks,
+            limits,
         })))
     }
 }

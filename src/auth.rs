@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Settings};
-use crate::conn::Identity;
+use crate::conn::{Access, Identity, RoomAllow};
 use crate::ids::{MemberId, RoomId};
 use crate::protocol::MemberKind;
 
@@ -41,6 +41,9 @@ pub struct Claims {
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Optional room allow-list: exact names or `prefix*` patterns (see [`RoomAllow`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Vec<String>>,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
 }
@@ -102,12 +105,18 @@ impl Verifier {
         if member.len() > 255 {
             return Err(AuthError::Invalid("member id longer than 255 bytes".into()));
         }
+        let allow = claims
+            .rooms
+            .map(RoomAllow::new)
+            .transpose()
+            .map_err(AuthError::Invalid)?;
         Ok(Identity {
             member: MemberId::from(member),
             name: claims.name,
             kind: MemberKind::Player,
             exp: Some(claims.exp),
             only_room: None::<RoomId>,
+            access: Access::Native(allow),
         })
     }
 }

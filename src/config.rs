@@ -110,6 +110,8 @@ pub struct FileConfig {
     /// `GET /metrics` requires `Authorization: Bearer <admin_token>` (default: open, for a scraper
     /// on an internal port).
     pub metrics_require_admin: bool,
+    /// Room-creation rates and caps (`[limits]`).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// One PLYR API key: who may call `/game/*` and for which game.
@@ -231,6 +233,7 @@ impl Default for FileConfig {
             video: VideoConfig::default(),
             webhooks: Vec::new(),
             metrics_require_admin: false,
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 }
@@ -289,6 +292,8 @@ pub struct Settings {
     pub webhooks: Vec<WebhookConfig>,
     /// `/metrics` needs the admin token.
     pub metrics_require_admin: bool,
+    /// `[limits]`, validated.
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Default for Settings {
@@ -380,6 +385,7 @@ impl Settings {
         for w in &f.webhooks {
             w.validate()?;
         }
+        f.limits.validate()?;
         let ping_interval = secs("ping_interval_secs", f.ping_interval_secs, 0.01)?;
         let heartbeat_timeout = secs("heartbeat_timeout_secs", f.heartbeat_timeout_secs, 0.01)?;
         if heartbeat_timeout < ping_interval {
@@ -415,6 +421,7 @@ impl Settings {
             video: f.video,
             webhooks: f.webhooks,
             metrics_require_admin: f.metrics_require_admin,
+            limits: f.limits,
         })
     }
 }

@@ -19,6 +19,7 @@
 //! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
 //! - [`http`]: the router and the operator REST API.
 //! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
+//! - [`limits`]: room-creation rate limits and room caps (issue #9), counted in `/metrics`.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`drain`]: the shutdown drain: rooms closed with reason `shutdown`, webhooks flushed.
@@ -40,6 +41,7 @@ pub mod drain;
 pub mod facade;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod listener;
 pub mod memory;
 pub mod metrics;

@@ -95,6 +95,16 @@ impl Listener {
     }
 }
 
+/// A connection's peer address, handed to handlers as `ConnectInfo<Peer>` (per-address limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 impl axum::serve::Listener for Listener {
     type Io = Counted;
     type Addr = SocketAddr;

@@ -165,6 +165,16 @@ impl Metrics {
         Self { registry, http }
     }
 
+    /// Adds `rollcall_limit_refusals_total{limit}`.
+    pub fn with_limits(mut self, limits: &crate::limits::Limits) -> Self {
+        self.registry.register(
+            "rollcall_limit_refusals",
+            "Room creations refused by a limit (rates, room caps, lobby settings size)",
+            limits.refusals().clone(),
+        );
+        self
+    }
+
     /// The exposition text.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(8 * 1024);

@@ -178,6 +178,7 @@ mod tests {
             kind: MemberKind::Player,
             exp: None,
             only_room: None,
+            access: crate::conn::Access::NATIVE,
         };
         Conn::new(who, cap)
     }

@@ -239,6 +239,13 @@ pub enum ServerMsg<'a> {
         code: ErrorCode,
         /// Human-readable detail.
         message: Cow<'a, str>,
+        /// Seconds until a retry can succeed (`rate_limited` only).
+        #[serde(
+            default,
+            rename = "retryAfter",
+            skip_serializing_if = "Option::is_none"
+        )]
+        retry_after: Option<f64>,
     },
     /// The answer to `ping`.
     Pong {
@@ -309,6 +316,10 @@ pub enum ErrorCode {
     StateTooLarge,
     /// The room closed while the request was in flight.
     RoomClosed,
+    /// This token or address is creating rooms too fast; `retryAfter` says when to try again.
+    RateLimited,
+    /// The server holds `limits.max_rooms` rooms: no new room until some close.
+    ServerFull,
 }
 
 /// WebSocket close codes rollcall sends (1000–1015 from RFC 6455, 4000–4999 our own).

@@ -81,7 +81,9 @@ pub async fn serve(
         // Nothing resumes these rooms: tell webhook receivers they are gone, and flush.
         crate::drain::drain(&sockets_app, deadline).await;
     };
-    axum::serve(listener, router)
+    // The peer address reaches handlers as `ConnectInfo` (per-address limits on sockets).
+    let service = router.into_make_service_with_connect_info::<crate::listener::Peer>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -48,7 +48,7 @@ async fn create_then_poll_with_a_reused_timestamp() {
     assert!(done["completedAt"].as_str().unwrap().ends_with('Z'));
     // The same timestamp keeps working for the next polls; the room exists for sockets.
     assert_eq!(g.poll(&id, &ts).await["status"], "SUCCESS");
-    let mut w = g.s.connect("observer").await;
+    let mut w = g.s.connect_token(ADMIN).await;
     let panel = w.watch(&format!("game:{GAME}:{room}")).await;
     assert_eq!(panel["members"], json!([]));
     // Room ids count up per game; without the /api prefix too.
@@ -89,7 +89,7 @@ async fn create_then_poll_with_a_reused_timestamp() {
 async fn join_sync_and_async_are_one_event_per_batch() {
     let g = start_game(|_| {}).await;
     let room = g.room().await;
-    let mut w = g.s.connect("observer").await;
+    let mut w = g.s.connect_token(ADMIN).await;
     w.watch(&format!("game:{GAME}:{room}")).await;
     let v = g.join(&room, &["Alice", "bob"]).await;
     assert_eq!(v["status"], "SUCCESS", "{v}");
@@ -136,7 +136,8 @@ async fn batch_leave_is_one_left_event() {
     let key = format!("game:{GAME}:{room}");
     let mut a = g.s.connect_token(&g.session("alice")).await;
     assert_eq!(ids(&a.join(&key).await), ["alice", "bob", "carol"]);
-    let (mut c, _) = g.s.joined("carol", &key).await;
+    let mut c = g.s.connect_token(&g.session("carol")).await;
+    c.join(&key).await;
     let (st, v) = g.leave(&room, &["alice", "bob"], true).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["status"], "SUCCESS");
@@ -174,7 +175,8 @@ async fn leave_with_a_player_not_joined_changes_nothing() {
     let g = start_game(|_| {}).await;
     let room = g.room().await;
     g.join(&room, &["alice", "bob"]).await;
-    let (mut b, _) = g.s.joined("bob", &format!("game:{GAME}:{room}")).await;
+    let mut b = g.s.connect_token(&g.session("bob")).await;
+    b.join(&format!("game:{GAME}:{room}")).await;
     let (st, v) = g.leave(&room, &["alice", "zed", "yan"], true).await;
     assert_eq!(st, 401);
     assert_eq!(
@@ -301,7 +303,7 @@ async fn expired_room_closes() {
         .post("/api/game/create", json!({"expiresIn": 1, "sync": true}))
         .await;
     assert_eq!(st, 200, "{v}");
-    let mut w = g.s.connect("observer").await;
+    let mut w = g.s.connect_token(ADMIN).await;
     w.watch(v["roomAddress"].as_str().unwrap()).await;
     let closed = w.expect("closed").await;
     assert_eq!(closed["reason"], "expired");

@@ -253,7 +253,7 @@ async fn leave_returns_the_lobby_and_sockets_see_one_left() {
     let lobby = create(&s, "h", json!({})).await;
     join(&s, &lobby, "p").await;
     let (mut w, panel) = {
-        let mut c = s.connect("watcher").await;
+        let mut c = s.connect_token(ADMIN).await;
         let p = c.watch(&room(&lobby)).await;
         (c, p)
     };
@@ -337,7 +337,7 @@ async fn host_kick_reaches_every_socket_and_non_host_kick_is_403() {
 async fn last_leave_and_host_delete_remove_the_lobby() {
     let s = server().await;
     let lobby = create(&s, "solo", json!({})).await;
-    let mut w = s.connect("w").await;
+    let mut w = s.connect_token(ADMIN).await;
     w.watch(&room(&lobby)).await;
     let (status, body) = remove(&s, &lobby, "solo", "solo", false).await;
     assert_eq!((status, body), (204, Value::Null));

@@ -162,7 +162,7 @@ async fn inactivity_timeout_removes_silent_players_then_the_lobby() {
     // Everyone goes quiet: the beater stops, the socket and the stream close.
     sock.abort();
     drop(stream);
-    let mut w = s.connect("w").await;
+    let mut w = s.connect_token(ADMIN).await;
     w.watch(&room(&lobby)).await;
     let mut seen = Vec::new();
     loop {

@@ -196,13 +196,13 @@ async fn metrics_count_what_happened() {
 async fn closing_a_room_releases_its_members() {
     let s = start().await;
     let app = s.running.as_ref().unwrap().app.clone();
-    let id = RoomId::from("video:7d1f0c2e-aaaa-4bbb-8ccc-000000000001");
+    let id = RoomId::from("closing-room");
     let h = app
         .registry
         .create(
             &id,
             RoomSpec {
-                kind: RoomKind::Video,
+                kind: RoomKind::Native,
                 max_members: 10,
                 linger: None,
                 attrs: Default::default(),

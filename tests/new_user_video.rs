@@ -68,7 +68,7 @@ async fn a_phone_caller_leaves_and_everyone_hears_it_once() {
         .await
         .unwrap();
     let uuid = room["id"].as_str().expect("room id").to_owned();
-    let mut panel = s.connect("panel-viewer").await;
+    let mut panel = s.connect_token(ADMIN).await;
     panel.watch(&format!("video:{uuid}")).await;
 
     let joined = s

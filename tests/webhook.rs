@@ -308,7 +308,7 @@ async fn phone_left_reaches_a_filtered_endpoint() {
     let s = start_with(move |f| f.webhooks = vec![ep]).await;
     let (room, _h) =
         video_room_with_phones(&s, &[("call-1", "+1 555 0101"), ("call-2", "Reception")]).await;
-    let mut watcher = s.connect("watcher").await;
+    let mut watcher = s.connect_token(ADMIN).await;
     watcher.watch(room.as_str()).await;
     let path = format!("/v1/rooms/{}/leave", room.as_str().replace(':', "%3A"));
     let (st, body) = s.admin_post(&path, json!({"members": ["call-1"]})).await;

@@ -115,7 +115,8 @@ async fn watch(
     c: Arc<Counters>,
     stop: CancellationToken,
 ) {
-    let token = target.token(&format!("watch-{room}"));
+    // Façade rooms are visible to the operator token only (tenant isolation).
+    let token = target.admin.clone();
     let mut ws = match ws::connect(target.addr, &target.ws_url(), &token, None).await {
         Ok(ws) => ws,
         Err(e) => {

@@ -23,6 +23,7 @@ fn conn(member: &str) -> (Arc<Conn>, rollcall::outbox::Receiver) {
             kind: MemberKind::Player,
             exp: None,
             only_room: None,
+            access: rollcall::conn::Access::NATIVE,
         },
         256,
     )

@@ -122,6 +122,7 @@ fn fanout(c: &mut Criterion) {
                         kind: MemberKind::Player,
                         exp: None,
                         only_room: None,
+                        access: rollcall::conn::Access::NATIVE,
                     },
                     256,
                 )

@@ -181,9 +181,17 @@ impl Room {
                 let _ = reply.send(self.add_members(members)); // as above
             }
             Command::Watch { conn, reply } => {
-                self.subscribe(&conn, None);
-                self.send_panel(conn.id());
-                let _ = reply.send(Ok(())); // as above
+                // A native token watches a lobby only as one of its players (tenant isolation).
+                let outsider = self.spec.kind == super::RoomKind::Lobby
+                    && matches!(conn.identity().access, crate::conn::Access::Native(_))
+                    && !self.members.contains(conn.member().as_str());
+                if outsider {
+                    let _ = reply.send(Err(RoomError::Forbidden)); // the caller may have gone
+                } else {
+                    self.subscribe(&conn, None);
+                    self.send_panel(conn.id());
+                    let _ = reply.send(Ok(())); // as above
+                }
             }
             Command::Leave { conn, reply } => {
                 let _ = reply.send(self.leave_socket(&conn)); // as above

@@ -142,6 +142,15 @@ impl Registry {
         self.0.rooms.iter().map(|e| e.value().clone()).collect()
     }
 
+    /// Number of live rooms whose id starts with `prefix` (a scan: for per-tenant caps).
+    pub fn count_prefix(&self, prefix: &str) -> usize {
+        self.0
+            .rooms
+            .iter()
+            .filter(|e| e.key().as_str().starts_with(prefix))
+            .count()
+    }
+
     /// Number of live rooms.
     pub fn len(&self) -> usize {
         self.0.rooms.len()

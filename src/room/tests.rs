@@ -30,6 +30,7 @@ fn conn(member: &str, cap: usize) -> (Arc<Conn>, crate::outbox::Receiver) {
             kind: MemberKind::Player,
             exp: None,
             only_room: None,
+            access: crate::conn::Access::NATIVE,
         },
         cap,
     )

@@ -1,11 +1,12 @@
 //! `GET /v1/ws`: authentication before the upgrade, socket limits, and the hand-off to the
 //! per-connection task in [`conn`].
 
+mod access;
 pub mod conn;
 mod requests;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +15,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::auth::AuthError;
-use crate::conn::Conn;
+use crate::conn::{Access, Conn, Identity};
 
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -51,15 +52,36 @@ fn unauthorized(e: &AuthError) -> Response {
         .into_response()
 }
 
+/// The operator's socket identity (`admin_token` as the socket token): member `operator`.
+fn operator() -> Identity {
+    Identity {
+        member: crate::ids::MemberId::from("operator"),
+        name: Some("operator".into()),
+        kind: crate::protocol::MemberKind::Player,
+        exp: None,
+        only_room: None,
+        access: Access::Operator,
+    }
+}
+
 /// The upgrade handler: 401 with a JSON body and no socket unless the token verifies.
 pub async fn upgrade(
     State(app): State<App>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(q): Query<WsQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let identity = match bearer(&headers, q.token.as_deref()) {
         None => return unauthorized(&AuthError::Missing),
+        // The operator token only where one is configured (or in development mode).
+        Some(token)
+            if app.settings.admin_token.as_deref().is_some_and(|admin| {
+                crate::auth::secret_eq(token.as_bytes(), admin.as_bytes())
+            }) =>
+        {
+            operator()
+        }
         Some(token) => match app.verifier.verify(token) {
             Ok(id) => id,
             Err(native) => match crate::facade::verify_socket_token(&app, token) {
@@ -75,6 +97,9 @@ pub async fn upgrade(
     };
     let s = &app.settings;
     let (conn, outbox) = Conn::new(identity, s.outbox_capacity);
+    if let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<crate::listener::Peer>>() {
+        conn.set_peer(peer.0.ip());
+    }
     let ws = ws
         // Small buffers: the library defaults (128 KiB each) would cost far more than the
         // whole per-socket budget. Reads grow on demand up to the message limit; writes are

@@ -71,10 +71,20 @@ pub(super) fn error(
     code: ErrorCode,
     message: impl Into<String>,
 ) -> Frame {
+    error_after(reference, code, message, None)
+}
+
+fn error_after(
+    reference: Option<&Value>,
+    code: ErrorCode,
+    message: impl Into<String>,
+    retry_after: Option<f64>,
+) -> Frame {
     ServerMsg::Error {
         reference: reference.map(Cow::Borrowed),
         code,
         message: Cow::Owned(message.into()),
+        retry_after,
     }
     .to_frame()
 }
@@ -188,11 +198,36 @@ pub(super) async fn subscribe(app: &App, conn: &Arc<Conn>, s: Subscribe) -> Fram
     let r = subscribe_to(app, conn, &s.room, s.join, s.state).await;
     match r {
         Ok(()) => ack(s.reference.as_ref()),
-        Err((code, message)) => error(s.reference.as_ref(), code, message),
+        Err(Refusal(code, message, retry)) => {
+            error_after(s.reference.as_ref(), code, message, retry)
+        }
     }
 }
 
 type Outcome = Result<(), (ErrorCode, String)>;
+
+/// A refused `join`/`watch`: code, message, and `retryAfter` seconds for rate limits.
+struct Refusal(ErrorCode, String, Option<f64>);
+
+impl From<(ErrorCode, String)> for Refusal {
+    fn from((code, message): (ErrorCode, String)) -> Self {
+        Self(code, message, None)
+    }
+}
+
+impl From<crate::limits::Refused> for Refusal {
+    fn from(r: crate::limits::Refused) -> Self {
+        let code = match r.limit {
+            crate::limits::Limit::MaxRooms => ErrorCode::ServerFull,
+            _ => ErrorCode::RateLimited,
+        };
+        // Rounded up to a tenth of a second, so a client waiting exactly that long succeeds.
+        let retry = r
+            .retry_after
+            .map(|d| (d.as_secs_f64() * 10.0).ceil() / 10.0);
+        Self(code, r.message, retry)
+    }
+}
 
 fn room_err(e: RoomError) -> (ErrorCode, String) {
     (e.code(), e.to_string())
@@ -220,28 +255,23 @@ async fn subscribe_to(
     room: &str,
     join: bool,
     state: Option<Value>,
-) -> Outcome {
+) -> Result<(), Refusal> {
     if !valid_room_name(room) {
-        return Err((
+        return Err(Refusal(
             ErrorCode::InvalidRoom,
             "room names are 1-128 characters of [A-Za-z0-9_.:@-]".into(),
+            None,
         ));
     }
-    if let Some(only) = &conn.identity().only_room {
-        if only.as_str() != room {
-            return Err((
-                ErrorCode::Forbidden,
-                format!("this token only admits room {only}"),
-            ));
-        }
-    }
+    super::access::check(conn.identity(), room, join)?;
     if conn.room(room).is_none() && conn.room_count() >= app.settings.max_rooms_per_socket {
-        return Err((
+        return Err(Refusal(
             ErrorCode::TooManyRooms,
             format!(
                 "a socket may be in at most {} rooms",
                 app.settings.max_rooms_per_socket
             ),
+            None,
         ));
     }
     let id = RoomId::from(room);
@@ -261,11 +291,16 @@ async fn subscribe_to(
         };
         return r.map_err(|e| {
             if e == RoomError::Closed {
-                not_found()
+                not_found().into()
             } else {
-                room_err(e)
+                room_err(e).into()
             }
         });
+    }
+    if app.registry.get(room).is_none() {
+        // Creating a native room: the global cap and this token's and address's creation rates.
+        app.limits
+            .native_room(conn.member().as_str(), conn.peer(), app.registry.len())?;
     }
     let settings = &app.settings;
     let spec = || RoomSpec {
@@ -289,7 +324,7 @@ async fn subscribe_to(
             })
             .await
     };
-    r.map(|_| ()).map_err(room_err)
+    r.map(|_| ()).map_err(|e| room_err(e).into())
 }
 
 /// Classifies a request that did not parse: not JSON, unknown `type`, or a bad field.

@@ -94,7 +94,7 @@ pub async fn create(s: &TestServer, body: Value) -> Value {
 
 /// A native socket watching video room `uuid`.
 pub async fn watcher(s: &TestServer, uuid: &str) -> Client {
-    let mut w = s.connect("watcher").await;
+    let mut w = s.connect_token(ADMIN).await;
     w.watch(&format!("video:{uuid}")).await;
     w
 }

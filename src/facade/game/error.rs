@@ -56,6 +56,9 @@ pub enum GameError {
     /// A sync call's task did not finish within the bound; it may still succeed.
     #[error("{TIMEOUT_MESSAGE}")]
     Timeout(TaskId),
+    /// A room-creation limit (`[limits]`): 429 (503 for the global cap) with `Retry-After`.
+    #[error("{0}")]
+    Limited(crate::limits::Refused),
     /// A bug or an exhausted runtime: never expected.
     #[error("{0}")]
     Internal(String),
@@ -76,6 +79,10 @@ impl GameError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RoomNotFound => StatusCode::NOT_FOUND,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Limited(r) if r.limit == crate::limits::Limit::MaxRooms => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,6 +112,7 @@ impl GameError {
             | Self::PayloadTooLarge
             | Self::BadRequest(_)
             | Self::RoomNotFound
+            | Self::Limited(_)
             | Self::Internal(_) => json!({ "error": self.to_string() }),
         }
     }
@@ -114,6 +122,9 @@ impl IntoResponse for GameError {
     fn into_response(self) -> Response {
         if let Self::Internal(e) = &self {
             tracing::error!(error = %e, "game API internal error");
+        }
+        if let Self::Limited(r) = &self {
+            return r.response(self.body());
         }
         (self.status(), Json(self.body())).into_response()
     }

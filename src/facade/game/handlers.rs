@@ -177,6 +177,17 @@ async fn create(
     let expires_in = ops::expires_in(req.body.get("expiresIn"))?;
     let sync = ops::truthy(req.body.get("sync"));
     let game_id = req.key.game_id.clone();
+    app.limits
+        .facade_room(
+            &format!("game:{game_id}"),
+            app.registry.len(),
+            app.registry.count_prefix(&format!("game:{game_id}:")),
+            (
+                crate::limits::Limit::GameRooms,
+                app.settings.limits.max_game_rooms_per_game,
+            ),
+        )
+        .map_err(GameError::Limited)?;
     let body = json!({ "gameId": game_id, "expiresIn": expires_in });
     let work = ops::create(app.clone(), game_id, expires_in);
     let mut v = submit(&app, Method::Create, body, sync, Map::new(), work).await?;

@@ -143,5 +143,6 @@ pub fn verify_socket_token(app: &App, token: &str) -> Option<Result<Identity, Au
         kind: MemberKind::Player,
         exp: Some(s.exp),
         only_room: None,
+        access: crate::conn::Access::Game(s.game_id),
     }))
 }

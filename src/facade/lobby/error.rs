@@ -33,6 +33,9 @@ pub enum LobbyError {
     /// A body over the 64 KiB limit.
     #[error("request entity too large")]
     PayloadTooLarge,
+    /// A room-creation limit (`[limits]`): 429 (503 for the global cap) with `Retry-After`.
+    #[error("{0}")]
+    Limited(crate::limits::Refused),
     /// A broken invariant of the façade itself (never caused by input).
     #[error("{0}")]
     Internal(String),
@@ -52,6 +55,10 @@ impl LobbyError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Limited(r) if r.limit == crate::limits::Limit::MaxRooms => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,6 +71,8 @@ impl LobbyError {
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "Not Found",
             Self::PayloadTooLarge => "Payload Too Large",
+            Self::Limited(r) if r.limit == crate::limits::Limit::MaxRooms => "Service Unavailable",
+            Self::Limited(_) => "Too Many Requests",
             Self::Internal(_) => "Internal Server Error",
         }
     }
@@ -102,6 +111,9 @@ impl IntoResponse for LobbyError {
             "message": message,
             "error": self.phrase(),
         });
+        if let Self::Limited(r) = &self {
+            return r.response(body);
+        }
         (status, Json(body)).into_response()
     }
 }

@@ -27,6 +27,20 @@ use crate::protocol::MemberKind;
 use crate::room::actor::Ops;
 use crate::room::{NewMember, RoomKind, RoomSpec};
 
+/// A lobby's custom `settings` are at most `limits.max_lobby_settings_bytes` of JSON (400).
+fn settings_size_ok(app: &App, settings: Option<&Value>) -> Result<(), LobbyError> {
+    let max = app.settings.limits.max_lobby_settings_bytes;
+    let size = settings.map_or(0, |v| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len()));
+    if max > 0 && size > max {
+        let limit = crate::limits::Limit::LobbySettings;
+        app.limits.refuse(limit, None, "settings too large");
+        return Err(LobbyError::Validation(vec![format!(
+            "settings must be at most {max} bytes of JSON (got {size})"
+        )]));
+    }
+    Ok(())
+}
+
 fn indexes(app: &App) -> &Arc<Indexes> {
     &app.facades.lobby.indexes
 }
@@ -132,7 +146,19 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Lobby>), LobbyError> {
     let c = request::create(&body, app.facades.lobby.min_timeout())?;
+    settings_size_ok(&app, c.settings.as_ref())?;
     let idx = indexes(&app);
+    app.limits
+        .facade_room(
+            &format!("lobby:{}", ctx.scope.tenant.0),
+            app.registry.len(),
+            idx.count_tenant(ctx.scope.tenant),
+            (
+                crate::limits::Limit::Lobbies,
+                app.settings.limits.max_lobbies_per_key,
+            ),
+        )
+        .map_err(LobbyError::Limited)?;
     let id = LobbyId::random();
     let host = MemberId::from(c.host.as_str());
     reserve(&app, &ctx.scope, &host, id).await?;
@@ -236,6 +262,9 @@ pub async fn update(
 ) -> Result<Json<Lobby>, LobbyError> {
     let u = request::update(&body)?;
     ctx.act_as(&app, &u.requester)?;
+    if let Some(Some(custom)) = &u.settings.custom {
+        settings_size_ok(&app, Some(custom))?;
+    }
     let e = entry(&app, &ctx.scope, &id)?;
     let (e2, idx) = (e.clone(), indexes(&app).clone());
     run(&app, &e, move |ops| ops::update(ops, &e2, &idx, u))

@@ -115,6 +115,14 @@ impl Indexes {
             .map(|e| e.value().clone())
     }
 
+    /// How many lobbies the project `tenant` holds (every config).
+    pub fn count_tenant(&self, tenant: Tenant) -> usize {
+        self.lobbies
+            .iter()
+            .filter(|e| e.scope.tenant == tenant)
+            .count()
+    }
+
     /// Every lobby of `scope`.
     pub fn in_scope(&self, scope: &Scope) -> Vec<Arc<LobbyEntry>> {
         self.lobbies

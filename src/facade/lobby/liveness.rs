@@ -272,6 +272,7 @@ mod tests {
             kind: MemberKind::Player,
             exp: None,
             only_room: Some(RoomId::from(id.room().as_str())),
+            access: crate::conn::Access::Room,
         };
         let (conn, mut rx) = Conn::new(ident, 16);
         handle.watch(conn).await.unwrap();

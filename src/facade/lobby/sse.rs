@@ -167,6 +167,7 @@ pub async fn events(
         kind: MemberKind::Player,
         exp: None,
         only_room: Some(entry.id.room()),
+        access: crate::conn::Access::Room,
     };
     let (conn, rx) = Conn::new(identity, app.settings.outbox_capacity);
     entry.handle.watch(conn.clone()).await?;

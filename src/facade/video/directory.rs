@@ -87,6 +87,11 @@ impl Directory {
         self.rooms.get(&uuid).map(|e| e.clone())
     }
 
+    /// How many rooms `team` holds.
+    pub fn count(&self, team: &TeamId) -> usize {
+        self.rooms.iter().filter(|e| &e.team == team).count()
+    }
+
     /// `team`'s rooms, oldest first.
     pub fn list(&self, team: &TeamId) -> Vec<Listed> {
         let mut v: Vec<Listed> = self

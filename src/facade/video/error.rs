@@ -94,6 +94,9 @@ pub enum VideoError {
     /// The body could not be read.
     #[error("The request body could not be read.")]
     BadBody,
+    /// A room-creation limit (`[limits]`): 429 (503 for the global cap) with `Retry-After`.
+    #[error("{0}")]
+    Limited(crate::limits::Refused),
     /// A room refusal that no video route can cause (a bug if seen); logged, not shown.
     #[error("Server Error")]
     Internal(RoomError),
@@ -125,6 +128,10 @@ impl VideoError {
             Self::Banned => StatusCode::FORBIDDEN,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::Limited(r) if r.limit == crate::limits::Limit::MaxRooms => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -154,6 +161,7 @@ impl IntoResponse for VideoError {
                 Json(json!({ "message": message })),
             )
                 .into_response(),
+            Self::Limited(r) => r.response(json!({ "message": message })),
             Self::Internal(e) => {
                 tracing::error!(error = %e, "video façade: unexpected room refusal");
                 (status, Json(json!({ "message": message }))).into_response()

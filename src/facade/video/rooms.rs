@@ -169,6 +169,17 @@ pub async fn create(
     let cap = app.settings.max_members_per_room;
     let f = validate(&obj, cap)?;
     let dir = &app.facades.video.directory;
+    app.limits
+        .facade_room(
+            &format!("video:{team}"),
+            app.registry.len(),
+            dir.count(&team),
+            (
+                crate::limits::Limit::VideoRooms,
+                app.settings.limits.max_video_rooms_per_team,
+            ),
+        )
+        .map_err(VideoError::Limited)?;
     let uuid = Uuid::new_v4();
     let name = match f.friendly_url {
         Some(n) => {

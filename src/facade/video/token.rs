@@ -196,6 +196,7 @@ fn verify_room_token(
             .filter(|e| e.is_finite() && *e > 0.0)
             .map(|e| e as u64),
         only_room: Some(only),
+        access: crate::conn::Access::Room,
     })
 }
 
