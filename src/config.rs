@@ -104,6 +104,8 @@ pub struct FileConfig {
     /// `GET /metrics` requires `Authorization: Bearer <admin_token>` (default: open, for a scraper
     /// on an internal port).
     pub metrics_require_admin: bool,
+    /// Deadlines before the upgrade (`[deadlines]`, see [`crate::deadlines`]).
+    pub deadlines: crate::deadlines::DeadlineConfig,
 }
 
 /// One PLYR API key: who may call `/game/*` and for which game.
@@ -218,6 +220,7 @@ impl Default for FileConfig {
             video: VideoConfig::default(),
             webhooks: Vec::new(),
             metrics_require_admin: false,
+            deadlines: Default::default(),
         }
     }
 }
@@ -275,6 +278,8 @@ pub struct Settings {
     pub webhooks: Vec<WebhookConfig>,
     /// `/metrics` needs the admin token.
     pub metrics_require_admin: bool,
+    /// Connection deadlines before the upgrade.
+    pub deadlines: crate::deadlines::Deadlines,
 }
 
 impl Default for Settings {
@@ -399,6 +404,7 @@ impl Settings {
             video: f.video,
             webhooks: f.webhooks,
             metrics_require_admin: f.metrics_require_admin,
+            deadlines: f.deadlines.validate()?,
         })
     }
 }

@@ -18,6 +18,8 @@
 //! - [`http`]: the router and the operator REST API.
 //! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
+//! - [`connection`]: serving each accepted connection (hyper HTTP/1.1) with its deadlines.
+//! - [`deadlines`]: the `[deadlines]` settings: header read, body read, upgrade.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`stats`]: process-wide counters (plain atomics the room actors bump).
 //! - [`memory`]: gives freed heap back to the OS after mass disconnects (glibc `malloc_trim`).
@@ -31,7 +33,9 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod deadlines;
 pub mod conn;
+pub mod connection;
 pub mod facade;
 pub mod http;
 pub mod ids;

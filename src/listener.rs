@@ -5,6 +5,12 @@
 //! when `accept` fails with EMFILE/ENFILE, a new connection gets `503` and is closed, while
 //! existing connections keep working. For EMFILE the classic reserve-descriptor trick frees one
 //! descriptor to accept and refuse the waiting connection instead of leaving it in the backlog.
+//!
+//! Health while full: [`HEALTH_RESERVE`] slots above the cap are handed out only when the cap is
+//! full, and a connection on one of them is served `/healthz` and `/metrics` only (everything
+//! else, upgrades included, gets the same `503 at_capacity`; see [`crate::connection`]). Refusals
+//! are counted in [`Stats`] and logged as one summary line per interval ([`log_refusals`]), not
+//! one line each.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,8 +23,21 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Descriptors kept back from the connection cap for files, the listener and the reserve.
+use crate::stats::Stats;
+
+/// Descriptors kept back from the connection cap for files, the listener, the reserve descriptor
+/// and the [`HEALTH_RESERVE`] slots.
 const SPARE_FDS: u64 = 64;
+
+/// Connections accepted above the cap, for `/healthz` and `/metrics` only.
+pub const HEALTH_RESERVE: usize = 16;
+
+/// How often refusals are summed up in the log.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The body of every `503 at_capacity` (the raw refusal below and the reserve's answer).
+pub const AT_CAPACITY_BODY: &str =
+    "{\"error\":\"at_capacity\",\"message\":\"the server is at capacity.\"}\n";
 
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 63\r\n\r\n{\"error\":\"at_capacity\",\"message\":\"the server is at capacity.\"}\n";
 
@@ -66,27 +85,48 @@ pub fn capacity(configured: usize, fd_limit: u64) -> usize {
 pub struct Listener {
     inner: TcpListener,
     open: Arc<AtomicUsize>,
+    health_open: Arc<AtomicUsize>,
     cap: usize,
     reserve: Option<std::fs::File>,
+    stats: Arc<Stats>,
 }
 
 impl Listener {
-    /// Wraps a bound listener with a connection cap.
-    pub fn new(inner: TcpListener, cap: usize) -> Self {
+    /// Wraps a bound listener with a connection cap; counts into `stats`.
+    pub fn new(inner: TcpListener, cap: usize, stats: Arc<Stats>) -> Self {
         Self {
             inner,
             open: Arc::new(AtomicUsize::new(0)),
+            health_open: Arc::new(AtomicUsize::new(0)),
             cap,
             reserve: std::fs::File::open("/dev/null").ok(),
+            stats,
         }
     }
 
-    /// Connections open now.
+    /// Connections open now (within the cap).
     pub fn open_count(&self) -> Arc<AtomicUsize> {
         self.open.clone()
     }
 
-    fn refuse(stream: TcpStream) {
+    fn counted(&self, inner: TcpStream, health_only: bool) -> Counted {
+        let slot = if health_only {
+            &self.health_open
+        } else {
+            &self.open
+        };
+        slot.fetch_add(1, Ordering::Relaxed);
+        self.stats.connection(1);
+        Counted {
+            inner,
+            slot: slot.clone(),
+            stats: self.stats.clone(),
+            health_only,
+        }
+    }
+
+    fn refuse(&self, stream: TcpStream) {
+        self.stats.refused(false);
         tokio::spawn(async move {
             let mut stream = stream;
             // Best effort: the client learns why; a failed write changes nothing.
@@ -103,24 +143,19 @@ impl axum::serve::Listener for Listener {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
-                    if self.open.load(Ordering::Relaxed) >= self.cap {
-                        tracing::warn!(cap = self.cap, "connection refused: at capacity");
-                        Self::refuse(stream);
+                    let health_only = self.open.load(Ordering::Relaxed) >= self.cap;
+                    if health_only && self.health_open.load(Ordering::Relaxed) >= HEALTH_RESERVE {
+                        tracing::debug!(cap = self.cap, "connection refused: at capacity");
+                        self.refuse(stream);
                         continue;
                     }
                     // Nagle would hold small event frames back; latency matters more here.
                     let _ = stream.set_nodelay(true); // failure only costs latency
-                    self.open.fetch_add(1, Ordering::Relaxed);
-                    return (
-                        Counted {
-                            inner: stream,
-                            open: self.open.clone(),
-                        },
-                        addr,
-                    );
+                    return (self.counted(stream, health_only), addr);
                 }
                 Err(e) if is_fd_exhaustion(&e) => {
-                    tracing::warn!(error = %e, "out of file descriptors: refusing a connection");
+                    tracing::debug!(error = %e, "out of file descriptors: refusing a connection");
+                    self.stats.refused(true);
                     // Free the reserve descriptor, accept the waiting connection to refuse it,
                     // then take the reserve back.
                     self.reserve = None;
@@ -147,16 +182,61 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(code) if code == 24 /* EMFILE */ || code == 23 /* ENFILE */)
 }
 
+/// Logs one WARN line per [`REFUSAL_LOG_EVERY`] in which connections were refused, with the
+/// counts by reason, until `stop` is cancelled.
+pub async fn log_refusals(stats: Arc<Stats>, stop: tokio_util::sync::CancellationToken) {
+    let mut ticks = tokio::time::interval(REFUSAL_LOG_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: Vec<u64> = stats.refusals().map(|(_, n)| n).collect();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now: Vec<(&str, u64)> = stats.refusals().collect();
+        let new: Vec<(&str, u64)> = now
+            .iter()
+            .zip(&seen)
+            .map(|((reason, n), before)| (*reason, n - before))
+            .collect();
+        let total: u64 = new.iter().map(|(_, n)| n).sum();
+        if total > 0 {
+            let by_reason = new
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| format!("{reason}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                refused = total,
+                "refused {total} connections in the last {}s ({by_reason})",
+                REFUSAL_LOG_EVERY.as_secs()
+            );
+        }
+        seen = now.into_iter().map(|(_, n)| n).collect();
+    }
+}
+
 /// A TCP stream that gives its slot back when dropped.
 #[derive(Debug)]
 pub struct Counted {
     inner: TcpStream,
-    open: Arc<AtomicUsize>,
+    slot: Arc<AtomicUsize>,
+    stats: Arc<Stats>,
+    health_only: bool,
+}
+
+impl Counted {
+    /// True on a [`HEALTH_RESERVE`] slot: only `/healthz` and `/metrics` are served.
+    pub fn health_only(&self) -> bool {
+        self.health_only
+    }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.slot.fetch_sub(1, Ordering::Relaxed);
+        self.stats.connection(-1);
     }
 }
 

@@ -3,7 +3,8 @@
 //! glibc's allocator keeps freed memory in its arenas: after 19,000 sockets closed, the server's
 //! resident memory stayed at its peak (`bench/RESULTS.md`, idle). `malloc_trim(0)` releases the
 //! free pages of every arena (measured: 152 MB → 13 MB once the emptied rooms had exited). A
-//! background task calls it when the number of open sockets plus live rooms has fallen by
+//! background task calls it when the number of open connections (sockets, and connections that
+//! never upgraded) plus live rooms has fallen by
 //! [`TRIM_AFTER_DROP`] since the last trim or peak — once after the sockets close, once more
 //! after their rooms linger out — and never on a steady server. Other allocators and platforms:
 //! nothing to do.
@@ -28,7 +29,10 @@ pub async fn trim_after_drops(app: App) {
             _ = app.shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let live = app.sockets.len() + app.registry.len();
+        // TCP connections include the sockets, and also those that never upgraded (refused on
+        // the reserve, timed out, plain HTTP): their buffers count towards a drop too.
+        let conns = usize::try_from(app.stats.connections()).unwrap_or(0);
+        let live = app.sockets.len().max(conns) + app.registry.len();
         if due(&mut peak, live) {
             // The trim walks every arena (milliseconds for hundreds of MB): off the workers.
             let released = tokio::task::spawn_blocking(trim).await.unwrap_or(false);

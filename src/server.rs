@@ -1,8 +1,8 @@
 //! Serving: bind, run the router, and shut down in order.
 //!
 //! Shutdown: the signal cancels the app's token → every socket task sends close 1001 and exits
-//! → the tracker is awaited for at most `shutdown_timeout` → the HTTP server stops. axum does not
-//! track upgraded WebSocket tasks itself, hence the tracker.
+//! → the tracker is awaited for at most `shutdown_timeout` → the HTTP server stops. The HTTP
+//! server ([`crate::connection`]) does not track upgraded WebSocket tasks, hence the tracker.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,7 +41,8 @@ pub async fn spawn(
     let addr = tcp.local_addr()?;
     let app = App::new(settings)?;
     let token = app.shutdown.clone();
-    let task = tokio::spawn(serve(Listener::new(tcp, cap), app.clone(), async move {
+    let listener = Listener::new(tcp, cap, app.stats.clone());
+    let task = tokio::spawn(serve(listener, app.clone(), async move {
         token.cancelled().await
     }));
     Ok(Running { addr, app, task })
@@ -55,6 +56,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = crate::http::router(app.clone());
     tokio::spawn(crate::memory::trim_after_drops(app.clone()));
+    tokio::spawn(crate::listener::log_refusals(
+        app.stats.clone(),
+        app.shutdown.clone(),
+    ));
     let stop = app.shutdown.clone();
     let sockets_app = app.clone();
     let tracker = app.tracker.clone();
@@ -73,9 +78,8 @@ pub async fn serve(
             );
         }
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::connection::serve(listener, router, app, shutdown).await;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -48,6 +48,18 @@ pub struct Stats {
     members: AtomicI64,
     fanout: Histogram,
     tasks: [AtomicU64; TASK_STATES.len()],
+    conns: Conns,
+}
+
+/// Why a TCP connection was refused (the `reason` label of `rollcall_connections_refused`).
+pub const REFUSAL_REASONS: [&str; 2] = ["at_capacity", "fd_exhausted"];
+
+/// TCP connection counters (before any upgrade): open now, refused, closed by a deadline.
+#[derive(Debug, Default)]
+struct Conns {
+    open: AtomicI64,
+    refused: [AtomicU64; REFUSAL_REASONS.len()],
+    deadlines: [AtomicU64; crate::deadlines::Phase::ALL.len()],
 }
 
 /// A fixed-bucket latency histogram on plain atomics (buckets: [`FANOUT_BUCKETS`]).
@@ -186,6 +198,37 @@ impl Stats {
             .position(|k| k.eq_ignore_ascii_case(state))
             .unwrap_or(TASK_STATES.len() - 1);
         self.tasks[i].fetch_add(1, Relaxed);
+    }
+    /// A TCP connection was accepted (+1) or closed (-1).
+    pub fn connection(&self, delta: i64) {
+        self.conns.open.fetch_add(delta, Relaxed);
+    }
+    /// TCP connections open now (WebSockets included).
+    pub fn connections(&self) -> i64 {
+        self.conns.open.load(Relaxed)
+    }
+    /// A connection was refused; `at_capacity` is index 0, `fd_exhausted` 1 (see
+    /// [`REFUSAL_REASONS`]).
+    pub fn refused(&self, fd_exhausted: bool) {
+        self.conns.refused[usize::from(fd_exhausted)].fetch_add(1, Relaxed);
+    }
+    /// Refusals so far by reason.
+    pub fn refusals(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        REFUSAL_REASONS
+            .iter()
+            .zip(&self.conns.refused)
+            .map(|(k, v)| (*k, v.load(Relaxed)))
+    }
+    /// A connection was closed by the deadline of `phase`.
+    pub fn deadline(&self, phase: crate::deadlines::Phase) {
+        self.conns.deadlines[phase as usize].fetch_add(1, Relaxed);
+    }
+    /// Deadline closes so far by phase.
+    pub fn deadlines(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        crate::deadlines::Phase::ALL
+            .iter()
+            .zip(&self.conns.deadlines)
+            .map(|(p, v)| (p.label(), v.load(Relaxed)))
     }
     /// Tasks that reached each state so far.
     pub fn tasks(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {

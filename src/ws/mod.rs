@@ -6,6 +6,7 @@ mod requests;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
+use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,6 +16,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::auth::AuthError;
 use crate::conn::Conn;
+use crate::connection::Upgrading;
 
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -56,6 +58,7 @@ pub async fn upgrade(
     State(app): State<App>,
     headers: HeaderMap,
     Query(q): Query<WsQuery>,
+    upgrading: Option<Extension<Upgrading>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let identity = match bearer(&headers, q.token.as_deref()) {
@@ -85,6 +88,9 @@ pub async fn upgrade(
         .max_message_size(s.max_message_bytes)
         .max_frame_size(s.max_message_bytes);
     let task_app = app.clone();
+    if let Some(Extension(u)) = upgrading {
+        u.started(); // the 101 is answered below: the upgrade deadline starts
+    }
     ws.on_upgrade(move |socket| {
         let tracker = task_app.tracker.clone();
         let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
