@@ -248,3 +248,75 @@ async fn healthz_answers_at_capacity_and_slots_come_back_after_the_deadline() {
     );
     drop(ws);
 }
+
+/// A half upgrade that did get its `101` is a silent WebSocket: the heartbeat closes it (a guard
+/// for the documented bound; this part already held before the deadlines).
+#[tokio::test]
+async fn silent_upgraded_socket_is_closed_by_the_heartbeat() {
+    let s = spawn(
+        "upgraded",
+        &format!("ping_interval_secs = 0.2\nheartbeat_timeout_secs = 0.4\n{TINY}"),
+    );
+    let token = rollcall::auth::sign_hs256(SECRET, "dan", None, 3600);
+    let mut c = dial(&s).await;
+    let req = format!(
+        "GET /v1/ws?token={token} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\n\
+         connection: upgrade\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let text = read_until_closed(&mut c).await;
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+}
+
+/// The upgrade deadline: once a handler has answered an upgrade (`Upgrading::started`), a
+/// connection whose hand-off does not follow (here: an answer that never ends) is dropped after
+/// `upgrade_secs`, and counted.
+#[tokio::test]
+async fn upgrade_hand_off_that_never_happens_is_dropped() {
+    use axum::extract::State;
+    use axum::routing::get as route;
+    use rollcall::connection::Upgrading;
+
+    let mut f = rollcall::config::FileConfig {
+        listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    f.deadlines.upgrade_secs = 0.3;
+    let settings = rollcall::config::Settings::from_file(f).unwrap();
+    let app = rollcall::app::App::new(settings).unwrap();
+    let tcp = rollcall::listener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = rollcall::listener::Listener::new(tcp, 8, app.stats.clone());
+    let router = axum::Router::new()
+        .route(
+            "/stuck",
+            route(
+                |State(_): State<rollcall::app::App>,
+                 axum::Extension(u): axum::Extension<Upgrading>| async move {
+                    u.started();
+                    axum::body::Body::from_stream(futures::stream::pending::<
+                        Result<bytes::Bytes, std::io::Error>,
+                    >())
+                },
+            ),
+        )
+        .with_state(app.clone());
+    let stop = app.shutdown.clone();
+    let server = tokio::spawn(rollcall::connection::serve(
+        listener,
+        router,
+        app.clone(),
+        async move { stop.cancelled().await },
+    ));
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /stuck HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until_closed(&mut c).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let upgrade = app.stats.deadlines().find(|(p, _)| *p == "upgrade");
+    assert_eq!(upgrade, Some(("upgrade", 1)));
+    app.shutdown.cancel();
+    let _ = tokio::time::timeout(READ_TIMEOUT, server).await;
+}
