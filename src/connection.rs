@@ -55,7 +55,10 @@ fn at_capacity() -> Response<Body> {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
-    h.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     resp
 }
 

@@ -194,27 +194,39 @@ pub async fn log_refusals(stats: Arc<Stats>, stop: tokio_util::sync::Cancellatio
             _ = ticks.tick() => {}
         }
         let now: Vec<(&str, u64)> = stats.refusals().collect();
-        let new: Vec<(&str, u64)> = now
-            .iter()
-            .zip(&seen)
-            .map(|((reason, n), before)| (*reason, n - before))
-            .collect();
-        let total: u64 = new.iter().map(|(_, n)| n).sum();
-        if total > 0 {
-            let by_reason = new
+        if let Some(line) = refusal_summary(&now, &seen) {
+            let refused = now
                 .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(reason, n)| format!("{reason}: {n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            tracing::warn!(
-                refused = total,
-                "refused {total} connections in the last {}s ({by_reason})",
-                REFUSAL_LOG_EVERY.as_secs()
-            );
+                .map(|(_, n)| n)
+                .sum::<u64>()
+                .saturating_sub(seen.iter().sum());
+            tracing::warn!(refused, "{line}");
         }
         seen = now.into_iter().map(|(_, n)| n).collect();
     }
+}
+
+/// The summary line for the refusals counted since `seen` (same order as `now`), if any.
+fn refusal_summary(now: &[(&str, u64)], seen: &[u64]) -> Option<String> {
+    let new: Vec<(&str, u64)> = now
+        .iter()
+        .zip(seen)
+        .map(|((reason, n), before)| (*reason, n.saturating_sub(*before)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total: u64 = new.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let by_reason = new
+        .iter()
+        .map(|(reason, n)| format!("{reason}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "refused {total} connections in the last {}s ({by_reason})",
+        REFUSAL_LOG_EVERY.as_secs()
+    ))
 }
 
 /// A TCP stream that gives its slot back when dropped.
@@ -273,5 +285,25 @@ impl AsyncWrite for Counted {
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One line sums up an interval's refusals by reason; a quiet interval logs nothing.
+    #[test]
+    fn refusals_are_summed_up_per_interval() {
+        let now = [("at_capacity", 812), ("fd_exhausted", 3)];
+        assert_eq!(
+            refusal_summary(&now, &[0, 3]).as_deref(),
+            Some("refused 812 connections in the last 10s (at_capacity: 812)")
+        );
+        assert_eq!(
+            refusal_summary(&now, &[800, 1]).as_deref(),
+            Some("refused 14 connections in the last 10s (at_capacity: 12, fd_exhausted: 2)")
+        );
+        assert_eq!(refusal_summary(&now, &[812, 3]), None);
     }
 }

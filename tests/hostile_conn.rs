@@ -122,7 +122,11 @@ const TINY: &str = "[deadlines]\nheader_read_secs = 0.3\nbody_read_secs = 0.3\nu
 async fn silent_connection_is_closed_after_the_header_deadline() {
     let s = spawn("silent", TINY);
     let mut c = dial(&s).await;
-    assert_eq!(read_until_closed(&mut c).await, "", "closed without an answer");
+    assert_eq!(
+        read_until_closed(&mut c).await,
+        "",
+        "closed without an answer"
+    );
 }
 
 /// A half-sent request head (a plain request, and an upgrade request) is closed after the header
