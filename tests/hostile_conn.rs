@@ -33,6 +33,8 @@ impl Drop for Server {
 
 /// Starts the binary with `extra` TOML appended to a test configuration (port 0, known secrets);
 /// returns once it logs its address.
+// The returned `Server` kills and waits for the child on drop; a panic here fails the test anyway.
+#[allow(clippy::zombie_processes)]
 fn spawn(name: &str, extra: &str) -> Server {
     let dir = std::env::temp_dir().join(format!("rollcall-hostile-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
