@@ -58,6 +58,8 @@ pub const REFUSAL_REASONS: [&str; 2] = ["at_capacity", "fd_exhausted"];
 #[derive(Debug, Default)]
 struct Conns {
     open: AtomicI64,
+    /// The highest `open` since [`Stats::take_connection_peak`] last read it.
+    peak: AtomicI64,
     refused: [AtomicU64; REFUSAL_REASONS.len()],
     deadlines: [AtomicU64; crate::deadlines::Phase::ALL.len()],
 }
@@ -201,7 +203,16 @@ impl Stats {
     }
     /// A TCP connection was accepted (+1) or closed (-1).
     pub fn connection(&self, delta: i64) {
-        self.conns.open.fetch_add(delta, Relaxed);
+        let open = self.conns.open.fetch_add(delta, Relaxed) + delta;
+        if delta > 0 {
+            self.conns.peak.fetch_max(open, Relaxed);
+        }
+    }
+    /// The most TCP connections open at once since the last call (a burst shorter than the
+    /// memory task's tick still counts); starts over from the count open now.
+    pub fn take_connection_peak(&self) -> i64 {
+        let open = self.conns.open.load(Relaxed);
+        self.conns.peak.swap(open, Relaxed).max(open)
     }
     /// TCP connections open now (WebSockets included).
     pub fn connections(&self) -> i64 {
@@ -256,6 +267,25 @@ mod tests {
         assert_eq!(h.buckets.last(), Some(&(f64::INFINITY, 1)));
         assert_eq!(h.buckets.iter().map(|b| b.1).sum::<u64>(), 3);
         assert!((h.sum - 1.000_303).abs() < 1e-9, "{}", h.sum);
+    }
+
+    /// A burst of connections that has closed again still shows in the next peak, once.
+    #[test]
+    fn connection_peak_remembers_a_burst_between_reads() {
+        let s = Stats::default();
+        for _ in 0..5 {
+            s.connection(1);
+        }
+        for _ in 0..4 {
+            s.connection(-1);
+        }
+        assert_eq!(s.connections(), 1);
+        assert_eq!(s.take_connection_peak(), 5);
+        assert_eq!(
+            s.take_connection_peak(),
+            1,
+            "starts over from the count open now"
+        );
     }
 
     /// Task states are matched case-insensitively; unknown ones land in `other`.
