@@ -2,6 +2,7 @@
 //! the deadlines `axum::serve` cannot set (see [`crate::deadlines`]):
 //! - the header-read deadline (hyper's `header_read_timeout`, with a Tokio timer): a silent new
 //!   connection, a half-sent head and an idle kept-alive connection are closed;
+//! - the write-stall deadline on the stream ([`WriteStall`]), until the upgrade;
 //! - the upgrade deadline: once the upgrade handler answers `101` ([`Upgrading::started`]), the
 //!   connection must be handed to its WebSocket task within `upgrade_secs`, or it is dropped;
 //! - the [`HEALTH_RESERVE`](crate::listener::HEALTH_RESERVE) connections (accepted above the
@@ -15,6 +16,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -27,18 +29,26 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{watch, Notify};
 
 use crate::app::App;
-use crate::deadlines::Phase;
+use crate::deadlines::{Phase, WriteStall};
 use crate::listener::{Counted, Listener, AT_CAPACITY_BODY};
 
 /// Put on every request; the upgrade handler calls [`Upgrading::started`] when it answers `101`,
 /// which starts the connection's upgrade deadline.
 #[derive(Clone, Debug, Default)]
-pub struct Upgrading(Arc<Notify>);
+pub struct Upgrading(Arc<UpgradingInner>);
+
+#[derive(Debug, Default)]
+struct UpgradingInner {
+    notify: Notify,
+    /// Switches the write-stall deadline off (a WebSocket's writes are the slow-consumer rule's).
+    flag: Arc<AtomicBool>,
+}
 
 impl Upgrading {
     /// The `101` is on its way: the hand-off must happen within the upgrade deadline.
     pub fn started(&self) {
-        self.0.notify_one();
+        self.0.flag.store(true, Ordering::Relaxed);
+        self.0.notify.notify_one();
     }
 }
 
@@ -92,7 +102,7 @@ pub async fn serve(
 }
 
 fn spawn_connection(
-    io: Counted,
+    mut io: Counted,
     router: &Router,
     app: &App,
     signal_tx: watch::Sender<()>,
@@ -102,6 +112,10 @@ fn spawn_connection(
     let stats = app.stats.clone();
     let health_only = io.health_only();
     let upgrading = Upgrading::default();
+    io.guard_writes(WriteStall::new(
+        deadlines.write_stall,
+        upgrading.0.flag.clone(),
+    ));
     let marker = upgrading.clone();
     let inner = TowerToHyperService::new(router.clone());
     let refusals = stats.clone();
@@ -134,7 +148,7 @@ fn spawn_connection(
         let mut signalled = pin!(signal_tx.closed());
         let mut draining = false;
         let mut upgrade_deadline = pin!(async {
-            upgrading.0.notified().await;
+            upgrading.0.notify.notified().await;
             tokio::time::sleep(deadlines.upgrade).await;
         });
         loop {

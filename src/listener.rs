@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::deadlines::{Phase, WriteStall};
 use crate::stats::Stats;
 
 /// Descriptors kept back from the connection cap for files, the listener, the reserve descriptor
@@ -122,6 +123,7 @@ impl Listener {
             slot: slot.clone(),
             stats: self.stats.clone(),
             health_only,
+            write_stall: None,
         }
     }
 
@@ -236,6 +238,7 @@ pub struct Counted {
     slot: Arc<AtomicUsize>,
     stats: Arc<Stats>,
     health_only: bool,
+    write_stall: Option<WriteStall>,
 }
 
 impl Counted {
@@ -262,16 +265,40 @@ impl AsyncRead for Counted {
     }
 }
 
+impl Counted {
+    /// Puts the write-stall deadline on this stream (see [`WriteStall`]).
+    pub fn guard_writes(&mut self, guard: WriteStall) {
+        self.write_stall = Some(guard);
+    }
+
+    fn stall_check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(guard) = self.write_stall.as_mut() else {
+            return r;
+        };
+        let r = guard.check(cx, r);
+        if matches!(&r, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut) {
+            self.stats.deadline(Phase::Write);
+        }
+        r
+    }
+}
+
 impl AsyncWrite for Counted {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.stall_check(cx, r)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.stall_check(cx, r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
@@ -281,7 +308,8 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.stall_check(cx, r)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

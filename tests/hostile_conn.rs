@@ -117,7 +117,9 @@ async fn get(s: &Server, path: &str) -> (u16, String) {
     (status, body)
 }
 
-const TINY: &str = "[deadlines]\nheader_read_secs = 0.3\nbody_read_secs = 0.3\nupgrade_secs = 0.3";
+const TINY: &str =
+    "[deadlines]\nheader_read_secs = 0.3\nbody_read_secs = 0.3\nupgrade_secs = 0.3\n\
+                    write_stall_secs = 0.3";
 
 /// A connection that never sends a byte is closed after the header deadline.
 #[tokio::test]
@@ -197,6 +199,35 @@ async fn idle_keep_alive_connection_is_closed() {
         .unwrap();
     let text = read_until_closed(&mut c).await;
     assert!(text.starts_with("HTTP/1.1 200"), "answered first: {text}");
+}
+
+/// A client that pipelines requests and never reads the answers is closed once a write has
+/// waited `write_stall_secs` for it, and counted.
+#[tokio::test]
+async fn client_that_never_reads_its_answers_is_closed() {
+    let s = spawn("noread", TINY);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut c = socket.connect(s.addr.parse().unwrap()).await.unwrap();
+    let pipelined = "GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n".repeat(2000);
+    tokio::time::timeout(READ_TIMEOUT, c.write_all(pipelined.as_bytes()))
+        .await
+        .expect("the server takes the requests")
+        .unwrap();
+    // Read nothing; ask another connection when the stalled one has been counted.
+    let end = Instant::now() + READ_TIMEOUT;
+    loop {
+        let (_, metrics) = get(&s, "/metrics").await;
+        if metrics.contains("rollcall_connection_deadlines_total{phase=\"write\"} 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "not closed for a stalled write:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(c);
 }
 
 /// With `max_connections` silent attackers holding every slot, `/healthz` and `/metrics` still
