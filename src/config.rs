@@ -112,6 +112,8 @@ pub struct FileConfig {
     pub metrics_require_admin: bool,
     /// Room-creation rates and caps (`[limits]`).
     pub limits: crate::limits::LimitsConfig,
+    /// Deadlines before the upgrade (`[deadlines]`, see [`crate::deadlines`]).
+    pub deadlines: crate::deadlines::DeadlineConfig,
 }
 
 /// One PLYR API key: who may call `/game/*` and for which game.
@@ -234,6 +236,7 @@ impl Default for FileConfig {
             webhooks: Vec::new(),
             metrics_require_admin: false,
             limits: crate::limits::LimitsConfig::default(),
+            deadlines: Default::default(),
         }
     }
 }
@@ -294,6 +297,8 @@ pub struct Settings {
     pub metrics_require_admin: bool,
     /// `[limits]`, validated.
     pub limits: crate::limits::LimitsConfig,
+    /// Connection deadlines before the upgrade.
+    pub deadlines: crate::deadlines::Deadlines,
 }
 
 impl Default for Settings {
@@ -422,6 +427,7 @@ impl Settings {
             webhooks: f.webhooks,
             metrics_require_admin: f.metrics_require_admin,
             limits: f.limits,
+            deadlines: f.deadlines.validate()?,
         })
     }
 }

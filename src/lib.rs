@@ -21,6 +21,8 @@
 //! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
 //! - [`limits`]: room-creation rate limits and room caps (issue #9), counted in `/metrics`.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
+//! - [`connection`]: serving each accepted connection (hyper HTTP/1.1) with its deadlines.
+//! - [`deadlines`]: the `[deadlines]` settings: header read, body read, upgrade.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`drain`]: the shutdown drain: rooms closed with reason `shutdown`, webhooks flushed.
 //! - [`stats`]: process-wide counters (plain atomics the room actors bump).
@@ -36,6 +38,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod connection;
+pub mod deadlines;
 pub mod devmode;
 pub mod drain;
 pub mod facade;

@@ -5,6 +5,12 @@
 //! when `accept` fails with EMFILE/ENFILE, a new connection gets `503` and is closed, while
 //! existing connections keep working. For EMFILE the classic reserve-descriptor trick frees one
 //! descriptor to accept and refuse the waiting connection instead of leaving it in the backlog.
+//!
+//! Health while full: [`HEALTH_RESERVE`] slots above the cap are handed out only when the cap is
+//! full, and a connection on one of them is served `/healthz` and `/metrics` only (everything
+//! else, upgrades included, gets the same `503 at_capacity`; see [`crate::connection`]). Refusals
+//! are counted in [`Stats`] and logged as one summary line per interval ([`log_refusals`]), not
+//! one line each.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,8 +23,22 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Descriptors kept back from the connection cap for files, the listener and the reserve.
+use crate::deadlines::{Phase, WriteStall};
+use crate::stats::Stats;
+
+/// Descriptors kept back from the connection cap for files, the listener, the reserve descriptor
+/// and the [`HEALTH_RESERVE`] slots.
 const SPARE_FDS: u64 = 64;
+
+/// Connections accepted above the cap, for `/healthz` and `/metrics` only.
+pub const HEALTH_RESERVE: usize = 16;
+
+/// How often refusals are summed up in the log.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The body of every `503 at_capacity` (the raw refusal below and the reserve's answer).
+pub const AT_CAPACITY_BODY: &str =
+    "{\"error\":\"at_capacity\",\"message\":\"the server is at capacity.\"}\n";
 
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 63\r\n\r\n{\"error\":\"at_capacity\",\"message\":\"the server is at capacity.\"}\n";
 
@@ -66,27 +86,49 @@ pub fn capacity(configured: usize, fd_limit: u64) -> usize {
 pub struct Listener {
     inner: TcpListener,
     open: Arc<AtomicUsize>,
+    health_open: Arc<AtomicUsize>,
     cap: usize,
     reserve: Option<std::fs::File>,
+    stats: Arc<Stats>,
 }
 
 impl Listener {
-    /// Wraps a bound listener with a connection cap.
-    pub fn new(inner: TcpListener, cap: usize) -> Self {
+    /// Wraps a bound listener with a connection cap; counts into `stats`.
+    pub fn new(inner: TcpListener, cap: usize, stats: Arc<Stats>) -> Self {
         Self {
             inner,
             open: Arc::new(AtomicUsize::new(0)),
+            health_open: Arc::new(AtomicUsize::new(0)),
             cap,
             reserve: std::fs::File::open("/dev/null").ok(),
+            stats,
         }
     }
 
-    /// Connections open now.
+    /// Connections open now (within the cap).
     pub fn open_count(&self) -> Arc<AtomicUsize> {
         self.open.clone()
     }
 
-    fn refuse(stream: TcpStream) {
+    fn counted(&self, inner: TcpStream, health_only: bool) -> Counted {
+        let slot = if health_only {
+            &self.health_open
+        } else {
+            &self.open
+        };
+        slot.fetch_add(1, Ordering::Relaxed);
+        self.stats.connection(1);
+        Counted {
+            inner,
+            slot: slot.clone(),
+            stats: self.stats.clone(),
+            health_only,
+            write_stall: None,
+        }
+    }
+
+    fn refuse(&self, stream: TcpStream) {
+        self.stats.refused(false);
         tokio::spawn(async move {
             let mut stream = stream;
             // Best effort: the client learns why; a failed write changes nothing.
@@ -95,15 +137,10 @@ impl Listener {
     }
 }
 
-/// A connection's peer address, handed to handlers as `ConnectInfo<Peer>` (per-address limits).
+/// A connection's peer address, handed to handlers as `ConnectInfo<Peer>` (per-address limits;
+/// put on each request by [`crate::connection`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 impl axum::serve::Listener for Listener {
     type Io = Counted;
@@ -113,24 +150,19 @@ impl axum::serve::Listener for Listener {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
-                    if self.open.load(Ordering::Relaxed) >= self.cap {
-                        tracing::warn!(cap = self.cap, "connection refused: at capacity");
-                        Self::refuse(stream);
+                    let health_only = self.open.load(Ordering::Relaxed) >= self.cap;
+                    if health_only && self.health_open.load(Ordering::Relaxed) >= HEALTH_RESERVE {
+                        tracing::debug!(cap = self.cap, "connection refused: at capacity");
+                        self.refuse(stream);
                         continue;
                     }
                     // Nagle would hold small event frames back; latency matters more here.
                     let _ = stream.set_nodelay(true); // failure only costs latency
-                    self.open.fetch_add(1, Ordering::Relaxed);
-                    return (
-                        Counted {
-                            inner: stream,
-                            open: self.open.clone(),
-                        },
-                        addr,
-                    );
+                    return (self.counted(stream, health_only), addr);
                 }
                 Err(e) if is_fd_exhaustion(&e) => {
-                    tracing::warn!(error = %e, "out of file descriptors: refusing a connection");
+                    tracing::debug!(error = %e, "out of file descriptors: refusing a connection");
+                    self.stats.refused(true);
                     // Free the reserve descriptor, accept the waiting connection to refuse it,
                     // then take the reserve back.
                     self.reserve = None;
@@ -157,16 +189,74 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(code) if code == 24 /* EMFILE */ || code == 23 /* ENFILE */)
 }
 
+/// Logs one WARN line per [`REFUSAL_LOG_EVERY`] in which connections were refused, with the
+/// counts by reason, until `stop` is cancelled.
+pub async fn log_refusals(stats: Arc<Stats>, stop: tokio_util::sync::CancellationToken) {
+    let mut ticks = tokio::time::interval(REFUSAL_LOG_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: Vec<u64> = stats.refusals().map(|(_, n)| n).collect();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now: Vec<(&str, u64)> = stats.refusals().collect();
+        if let Some(line) = refusal_summary(&now, &seen) {
+            let refused = now
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<u64>()
+                .saturating_sub(seen.iter().sum());
+            tracing::warn!(refused, "{line}");
+        }
+        seen = now.into_iter().map(|(_, n)| n).collect();
+    }
+}
+
+/// The summary line for the refusals counted since `seen` (same order as `now`), if any.
+fn refusal_summary(now: &[(&str, u64)], seen: &[u64]) -> Option<String> {
+    let new: Vec<(&str, u64)> = now
+        .iter()
+        .zip(seen)
+        .map(|((reason, n), before)| (*reason, n.saturating_sub(*before)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total: u64 = new.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let by_reason = new
+        .iter()
+        .map(|(reason, n)| format!("{reason}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "refused {total} connections in the last {}s ({by_reason})",
+        REFUSAL_LOG_EVERY.as_secs()
+    ))
+}
+
 /// A TCP stream that gives its slot back when dropped.
 #[derive(Debug)]
 pub struct Counted {
     inner: TcpStream,
-    open: Arc<AtomicUsize>,
+    slot: Arc<AtomicUsize>,
+    stats: Arc<Stats>,
+    health_only: bool,
+    write_stall: Option<WriteStall>,
+}
+
+impl Counted {
+    /// True on a [`HEALTH_RESERVE`] slot: only `/healthz` and `/metrics` are served.
+    pub fn health_only(&self) -> bool {
+        self.health_only
+    }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.slot.fetch_sub(1, Ordering::Relaxed);
+        self.stats.connection(-1);
     }
 }
 
@@ -180,16 +270,40 @@ impl AsyncRead for Counted {
     }
 }
 
+impl Counted {
+    /// Puts the write-stall deadline on this stream (see [`WriteStall`]).
+    pub fn guard_writes(&mut self, guard: WriteStall) {
+        self.write_stall = Some(guard);
+    }
+
+    fn stall_check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(guard) = self.write_stall.as_mut() else {
+            return r;
+        };
+        let r = guard.check(cx, r);
+        if matches!(&r, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut) {
+            self.stats.deadline(Phase::Write);
+        }
+        r
+    }
+}
+
 impl AsyncWrite for Counted {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.stall_check(cx, r)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.stall_check(cx, r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
@@ -199,9 +313,30 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.stall_check(cx, r)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One line sums up an interval's refusals by reason; a quiet interval logs nothing.
+    #[test]
+    fn refusals_are_summed_up_per_interval() {
+        let now = [("at_capacity", 812), ("fd_exhausted", 3)];
+        assert_eq!(
+            refusal_summary(&now, &[0, 3]).as_deref(),
+            Some("refused 812 connections in the last 10s (at_capacity: 812)")
+        );
+        assert_eq!(
+            refusal_summary(&now, &[800, 1]).as_deref(),
+            Some("refused 14 connections in the last 10s (at_capacity: 12, fd_exhausted: 2)")
+        );
+        assert_eq!(refusal_summary(&now, &[812, 3]), None);
     }
 }

@@ -154,7 +154,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send 
     let app = rollcall::app::App::new(settings)?;
     tracing::info!(%addr, "rollcall listening: ws://{addr}/v1/ws (make a token: rollcall token --sub alice)");
     rollcall::server::serve(
-        rollcall::listener::Listener::new(tcp, cap),
+        rollcall::listener::Listener::new(tcp, cap, app.stats.clone()),
         app,
         rollcall::server::signals(),
     )

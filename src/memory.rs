@@ -3,8 +3,9 @@
 //! glibc's allocator keeps freed memory in its arenas: after 19,000 sockets closed, the server's
 //! resident memory stayed at its peak (`bench/RESULTS.md`, idle). `malloc_trim(0)` releases the
 //! free pages of every arena (measured: 152 MB → 13 MB once the emptied rooms had exited). A
-//! background task calls it when the number of open sockets plus live rooms has fallen by
-//! [`TRIM_AFTER_DROP`] since the last trim or peak — once after the sockets close, once more
+//! background task calls it when the number of open connections (sockets, and connections that
+//! never upgraded) plus live rooms has fallen by [`TRIM_AFTER_DROP`] since the last trim or
+//! peak (the connection peak is tracked between ticks too) — once after the sockets close, once more
 //! after their rooms linger out — and never on a steady server. Other allocators and platforms:
 //! nothing to do.
 
@@ -28,7 +29,14 @@ pub async fn trim_after_drops(app: App) {
             _ = app.shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let live = app.sockets.len() + app.registry.len();
+        // TCP connections include the sockets, and also those that never upgraded (plain HTTP,
+        // timed out by a deadline): their buffers count towards a drop too, and so does a burst
+        // that came and went between two ticks.
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        let (sockets, rooms) = (app.sockets.len(), app.registry.len());
+        let burst = sockets.max(count(app.stats.take_connection_peak())) + rooms;
+        peak = peak.max(burst);
+        let live = sockets.max(count(app.stats.connections())) + rooms;
         if due(&mut peak, live) {
             // The trim walks every arena (milliseconds for hundreds of MB): off the workers.
             let released = tokio::task::spawn_blocking(trim).await.unwrap_or(false);

@@ -3,7 +3,8 @@
 //! Three sources feed one registry:
 //! - [`Stats`] (plain atomics the room actors bump) is read at scrape time by a collector, so the
 //!   actor never touches an exporter type: sockets, rooms, members, events by type and leave
-//!   reason, deliveries, lagging/resyncs/slow-consumer closes, fan-out latency, tasks by state.
+//!   reason, deliveries, lagging/resyncs/slow-consumer closes, fan-out latency, tasks by state,
+//!   TCP connections open, refused and closed by a deadline.
 //! - [`HttpMetrics`]: REST requests by route (axum's `MatchedPath`, never the raw path, so room
 //!   names cannot blow up the label space), method and status, recorded by [`track`].
 //! - [`WebhookMetrics`]: webhook deliveries, failed attempts, drops and queue depth per endpoint.
@@ -311,6 +312,31 @@ impl prometheus_client::collector::Collector for StatsCollector {
         )?;
         for (state, n) in s.tasks() {
             ConstCounter::new(n).encode(family.encode_family(&[("state", state)])?)?;
+        }
+
+        gauge(
+            &mut enc,
+            "rollcall_connections",
+            "Open TCP connections (WebSockets included)",
+            s.connections(),
+        )?;
+        let mut family = enc.encode_descriptor(
+            "rollcall_connections_refused",
+            "TCP connections refused with 503 or dropped, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in s.refusals() {
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        let mut family = enc.encode_descriptor(
+            "rollcall_connection_deadlines",
+            "Connections closed by a deadline before the upgrade, by phase",
+            None,
+            MetricType::Counter,
+        )?;
+        for (phase, n) in s.deadlines() {
+            ConstCounter::new(n).encode(family.encode_family(&[("phase", phase)])?)?;
         }
         Ok(())
     }

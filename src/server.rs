@@ -3,8 +3,8 @@
 //! Shutdown: the signal cancels the app's token → every socket task sends close 1001 and exits
 //! → the tracker is awaited → the drain closes the rooms (`room_closed` webhooks, reason
 //! `shutdown`) and flushes the webhook queues ([`crate::drain`]), all within `shutdown_timeout`
-//! → the HTTP server stops. axum does not
-//! track upgraded WebSocket tasks itself, hence the tracker.
+//! → the HTTP server stops. The HTTP server ([`crate::connection`]) does not track upgraded
+//! WebSocket tasks, hence the tracker.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,7 +43,8 @@ pub async fn spawn(
     let addr = tcp.local_addr()?;
     let app = App::new(settings)?;
     let token = app.shutdown.clone();
-    let task = tokio::spawn(serve(Listener::new(tcp, cap), app.clone(), async move {
+    let listener = Listener::new(tcp, cap, app.stats.clone());
+    let task = tokio::spawn(serve(listener, app.clone(), async move {
         token.cancelled().await
     }));
     Ok(Running { addr, app, task })
@@ -57,6 +58,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = crate::http::router(app.clone());
     tokio::spawn(crate::memory::trim_after_drops(app.clone()));
+    tokio::spawn(crate::listener::log_refusals(
+        app.stats.clone(),
+        app.shutdown.clone(),
+    ));
     let stop = app.shutdown.clone();
     let sockets_app = app.clone();
     let tracker = app.tracker.clone();
@@ -81,11 +86,8 @@ pub async fn serve(
         // Nothing resumes these rooms: tell webhook receivers they are gone, and flush.
         crate::drain::drain(&sockets_app, deadline).await;
     };
-    // The peer address reaches handlers as `ConnectInfo` (per-address limits on sockets).
-    let service = router.into_make_service_with_connect_info::<crate::listener::Peer>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::connection::serve(listener, router, app, shutdown).await;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

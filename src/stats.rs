@@ -48,6 +48,20 @@ pub struct Stats {
     members: AtomicI64,
     fanout: Histogram,
     tasks: [AtomicU64; TASK_STATES.len()],
+    conns: Conns,
+}
+
+/// Why a TCP connection was refused (the `reason` label of `rollcall_connections_refused`).
+pub const REFUSAL_REASONS: [&str; 2] = ["at_capacity", "fd_exhausted"];
+
+/// TCP connection counters (before any upgrade): open now, refused, closed by a deadline.
+#[derive(Debug, Default)]
+struct Conns {
+    open: AtomicI64,
+    /// The highest `open` since [`Stats::take_connection_peak`] last read it.
+    peak: AtomicI64,
+    refused: [AtomicU64; REFUSAL_REASONS.len()],
+    deadlines: [AtomicU64; crate::deadlines::Phase::ALL.len()],
 }
 
 /// A fixed-bucket latency histogram on plain atomics (buckets: [`FANOUT_BUCKETS`]).
@@ -187,6 +201,46 @@ impl Stats {
             .unwrap_or(TASK_STATES.len() - 1);
         self.tasks[i].fetch_add(1, Relaxed);
     }
+    /// A TCP connection was accepted (+1) or closed (-1).
+    pub fn connection(&self, delta: i64) {
+        let open = self.conns.open.fetch_add(delta, Relaxed) + delta;
+        if delta > 0 {
+            self.conns.peak.fetch_max(open, Relaxed);
+        }
+    }
+    /// The most TCP connections open at once since the last call (a burst shorter than the
+    /// memory task's tick still counts); starts over from the count open now.
+    pub fn take_connection_peak(&self) -> i64 {
+        let open = self.conns.open.load(Relaxed);
+        self.conns.peak.swap(open, Relaxed).max(open)
+    }
+    /// TCP connections open now (WebSockets included).
+    pub fn connections(&self) -> i64 {
+        self.conns.open.load(Relaxed)
+    }
+    /// A connection was refused; `at_capacity` is index 0, `fd_exhausted` 1 (see
+    /// [`REFUSAL_REASONS`]).
+    pub fn refused(&self, fd_exhausted: bool) {
+        self.conns.refused[usize::from(fd_exhausted)].fetch_add(1, Relaxed);
+    }
+    /// Refusals so far by reason.
+    pub fn refusals(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        REFUSAL_REASONS
+            .iter()
+            .zip(&self.conns.refused)
+            .map(|(k, v)| (*k, v.load(Relaxed)))
+    }
+    /// A connection was closed by the deadline of `phase`.
+    pub fn deadline(&self, phase: crate::deadlines::Phase) {
+        self.conns.deadlines[phase as usize].fetch_add(1, Relaxed);
+    }
+    /// Deadline closes so far by phase.
+    pub fn deadlines(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        crate::deadlines::Phase::ALL
+            .iter()
+            .zip(&self.conns.deadlines)
+            .map(|(p, v)| (p.label(), v.load(Relaxed)))
+    }
     /// Tasks that reached each state so far.
     pub fn tasks(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         TASK_STATES
@@ -213,6 +267,25 @@ mod tests {
         assert_eq!(h.buckets.last(), Some(&(f64::INFINITY, 1)));
         assert_eq!(h.buckets.iter().map(|b| b.1).sum::<u64>(), 3);
         assert!((h.sum - 1.000_303).abs() < 1e-9, "{}", h.sum);
+    }
+
+    /// A burst of connections that has closed again still shows in the next peak, once.
+    #[test]
+    fn connection_peak_remembers_a_burst_between_reads() {
+        let s = Stats::default();
+        for _ in 0..5 {
+            s.connection(1);
+        }
+        for _ in 0..4 {
+            s.connection(-1);
+        }
+        assert_eq!(s.connections(), 1);
+        assert_eq!(s.take_connection_peak(), 5);
+        assert_eq!(
+            s.take_connection_peak(),
+            1,
+            "starts over from the count open now"
+        );
     }
 
     /// Task states are matched case-insensitively; unknown ones land in `other`.

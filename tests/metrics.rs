@@ -104,6 +104,20 @@ async fn metrics_count_what_happened() {
     assert_eq!(value(&text, "rollcall_members", &[]), Some(3.0));
     assert_eq!(value(&text, "rollcall_sockets", &[]), Some(3.0));
     assert_eq!(value(&text, "rollcall_rooms", &[]), Some(1.0));
+    // Three sockets and the scraper's own connection; nothing refused or timed out (the
+    // connection families under attack: tests/hostile_conn.rs).
+    let conns = value(&text, "rollcall_connections", &[]).unwrap_or(0.0);
+    assert!((3.0..=5.0).contains(&conns), "{conns}");
+    let refused = [("reason", "at_capacity")];
+    assert_eq!(
+        value(&text, "rollcall_connections_refused_total", &refused),
+        Some(0.0)
+    );
+    let header = [("phase", "header")];
+    assert_eq!(
+        value(&text, "rollcall_connection_deadlines_total", &header),
+        Some(0.0)
+    );
 
     bob.drain().await;
     let msgs = bob.request(json!({"type": "leave", "room": "m1"})).await;

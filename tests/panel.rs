@@ -388,8 +388,9 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
     page_version_becomes(b, v).await;
     assert!(!text(b, r#"li[data-id="alice"]"#).await.contains("bogus"));
 
-    // Someone who is neither host nor operator gets no kick buttons.
-    let carol = rollcall::auth::sign_hs256(SECRET, "carol", Some("Carol"), 3600);
+    // Someone who is neither host nor operator gets no kick buttons. (A video room admits only its
+    // own room tokens and the operator's: carol watches with a room token of her own.)
+    let carol = bridge.web_token("carol", "Carol");
     b.goto(&proxy.url(&format!(
         "/panel/{}?viewer=carol#token={carol}",
         encode(room.as_str())
@@ -402,9 +403,10 @@ async fn scenario(s: &TestServer, proxy: &Proxy, b: &Browser) {
         json!(0)
     );
 
-    // An operator token in the fragment: kick through the REST API (no `by`).
+    // An operator token in the fragment: kick through the REST API (no `by`). The operator token
+    // also opens the socket.
     b.goto(&proxy.url(&format!(
-        "/panel/{}?viewer=operator#token={carol}&admin={ADMIN}",
+        "/panel/{}?viewer=operator#token={ADMIN}&admin={ADMIN}",
         encode(room.as_str())
     )))
     .await

@@ -2,6 +2,7 @@
 //! panel page and the façades side by side over one [`App`]. Every request is counted by route
 //! template, method and status ([`crate::metrics::track`]).
 
+pub mod deadline;
 pub mod error;
 pub mod ops;
 
@@ -23,6 +24,10 @@ pub fn router(app: App) -> Router {
         .merge(crate::panel::routes())
         .merge(crate::facade::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            deadline::body_deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::metrics::track,

@@ -9,6 +9,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,6 +17,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::auth::AuthError;
 use crate::conn::{Access, Conn, Identity};
+use crate::connection::Upgrading;
 
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -70,6 +72,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     extensions: axum::http::Extensions,
     Query(q): Query<WsQuery>,
+    upgrading: Option<Extension<Upgrading>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let identity = match bearer(&headers, q.token.as_deref()) {
@@ -110,6 +113,9 @@ pub async fn upgrade(
         .max_message_size(s.max_message_bytes)
         .max_frame_size(s.max_message_bytes);
     let task_app = app.clone();
+    if let Some(Extension(u)) = upgrading {
+        u.started(); // the 101 is answered below: the upgrade deadline starts
+    }
     ws.on_upgrade(move |socket| {
         let tracker = task_app.tracker.clone();
         let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
