@@ -7,7 +7,78 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+
+/// A request's `ref`: any JSON value, echoed **verbatim** in the request's reply.
+///
+/// Parsed as a [`Value`], which is exact for strings, booleans, null and integers that fit 64
+/// bits; a ref holding any other number (a big integer, `1.50`, `1e3`) would come back changed,
+/// so for those the request's own text of the ref is kept ([`Ref::verbatim`]).
+#[derive(Debug, Clone)]
+pub enum Ref {
+    /// Parsed; serializes to the same text.
+    Value(Value),
+    /// The client's own text of the ref.
+    Raw(Box<RawValue>),
+}
+
+impl Ref {
+    /// `self` made verbatim against the request `text` it was parsed from: unchanged unless it
+    /// holds a number that a [`Value`] does not write back as sent.
+    pub fn verbatim(self, text: &str) -> Self {
+        match &self {
+            Self::Value(v) if lossy(v) => Self::from_text(text).unwrap_or(self),
+            _ => self,
+        }
+    }
+
+    /// The raw `ref` of a request's text, if it is a JSON object with one.
+    pub fn from_text(text: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct RawRef<'a> {
+            #[serde(rename = "ref", borrow, default)]
+            reference: Option<&'a RawValue>,
+        }
+        let raw = serde_json::from_str::<RawRef<'_>>(text).ok()?.reference?;
+        Some(Self::Raw(raw.to_owned()))
+    }
+}
+
+/// True when `v` holds a number serde_json stores as a float (not an exact 64-bit integer).
+fn lossy(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(a) => a.iter().any(lossy),
+        Value::Object(o) => o.values().any(lossy),
+        _ => false,
+    }
+}
+
+impl Serialize for Ref {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(v) => v.serialize(s),
+            Self::Raw(r) => r.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Ref {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Self::Value)
+    }
+}
+
+impl PartialEq for Ref {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Value(a), Self::Value(b)) => a == b,
+            // Raw text against anything: equal when they write the same JSON.
+            _ => serde_json::to_string(self).ok() == serde_json::to_string(other).ok(),
+        }
+    }
+}
 
 /// A request from a client. Every request may carry `ref`, echoed in its reply.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -22,7 +93,7 @@ pub enum ClientMsg {
         state: Option<Value>,
         /// Echoed.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Value>,
+        reference: Option<Ref>,
     },
     /// Subscribe to `room`'s panel without being a member.
     Watch {
@@ -30,7 +101,7 @@ pub enum ClientMsg {
         room: String,
         /// Echoed.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Value>,
+        reference: Option<Ref>,
     },
     /// Leave `room` (a member leaves; a watcher stops watching).
     Leave {
@@ -38,7 +109,7 @@ pub enum ClientMsg {
         room: String,
         /// Echoed.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Value>,
+        reference: Option<Ref>,
     },
     /// Host only: remove `member` from `room`, barring it for the ban period.
     Kick {
@@ -48,7 +119,7 @@ pub enum ClientMsg {
         member: String,
         /// Echoed.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Value>,
+        reference: Option<Ref>,
     },
     /// Replace this member's live state in `room`.
     State {
@@ -58,7 +129,7 @@ pub enum ClientMsg {
         state: Value,
         /// Echoed.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Value>,
+        reference: Option<Ref>,
     },
     /// Ask for a fresh `panel` of `room`.
     Sync {
@@ -66,14 +137,37 @@ pub enum ClientMsg {
         room: String,
         /// Echoed.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Value>,
+        reference: Option<Ref>,
     },
     /// Application-level liveness check; answered with `pong`.
     Ping {
         /// Echoed.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Value>,
+        reference: Option<Ref>,
     },
+}
+
+impl ClientMsg {
+    /// The request's `ref`.
+    pub fn reference_mut(&mut self) -> &mut Option<Ref> {
+        match self {
+            Self::Join { reference, .. }
+            | Self::Watch { reference, .. }
+            | Self::Leave { reference, .. }
+            | Self::Kick { reference, .. }
+            | Self::State { reference, .. }
+            | Self::Sync { reference, .. }
+            | Self::Ping { reference } => reference,
+        }
+    }
+
+    /// Parses one request frame, keeping its `ref` verbatim ([`Ref::verbatim`]).
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        let mut msg: Self = serde_json::from_str(text)?;
+        let r = msg.reference_mut();
+        *r = r.take().map(|r| r.verbatim(text));
+        Ok(msg)
+    }
 }
 
 /// What kind of participant a member is.
@@ -228,13 +322,13 @@ pub enum ServerMsg<'a> {
     Ack {
         /// The request's `ref`.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Cow<'a, Value>>,
+        reference: Option<Cow<'a, Ref>>,
     },
     /// A request failed; the socket stays usable.
     Error {
         /// The request's `ref`, when it could be read.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Cow<'a, Value>>,
+        reference: Option<Cow<'a, Ref>>,
         /// Machine-readable code.
         code: ErrorCode,
         /// Human-readable detail.
@@ -251,7 +345,7 @@ pub enum ServerMsg<'a> {
     Pong {
         /// The request's `ref`.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<Cow<'a, Value>>,
+        reference: Option<Cow<'a, Ref>>,
     },
 }
 

@@ -67,3 +67,43 @@ async fn oversized_operator_body_is_413() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "payload_too_large");
 }
+
+/// A `ref` comes back exactly as sent, whatever JSON it is: a big integer, a float written with
+/// trailing zeros, an exponent, nested, and on a request that fails to parse too.
+#[tokio::test]
+async fn ref_is_echoed_verbatim() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let s = start().await;
+    let url = format!("{}?token={}", s.ws_url(), s.token("a"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for (request, reply_ref) in [
+        (
+            r#"{"type":"ping","ref":123456789012345678901234567890}"#,
+            "123456789012345678901234567890",
+        ),
+        (r#"{"type":"ping","ref":1.50}"#, "1.50"),
+        (
+            r#"{"type":"ping","ref":{"n":[1e3,-0.0]}}"#,
+            r#"{"n":[1e3,-0.0]}"#,
+        ),
+        (r#"{"type":"ping","ref":"x"}"#, r#""x""#),
+        (r#"{"type":"ping","ref":7}"#, "7"),
+        (
+            r#"{"type":"nope","ref":18446744073709551616}"#,
+            "18446744073709551616",
+        ),
+    ] {
+        ws.send(Message::text(request)).await.unwrap();
+        let reply = tokio::time::timeout(READ_TIMEOUT, ws.next())
+            .await
+            .expect("a reply")
+            .unwrap()
+            .unwrap();
+        let text = reply.into_text().unwrap();
+        assert!(
+            text.contains(&format!(r#""ref":{reply_ref}"#)),
+            "{request} → {text}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::conn::{Conn, Frame};
 use crate::ids::{valid_room_name, RoomId, RESERVED_PREFIXES};
-use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use crate::protocol::{ClientMsg, ErrorCode, Ref, ServerMsg};
 use crate::room::{Answer, Command, RoomError, RoomKind, RoomSpec};
 
 /// What a request turned into.
@@ -31,7 +31,7 @@ pub(super) enum Step {
 
 /// A request a room is working on.
 pub(super) struct Later {
-    reference: Option<Value>,
+    reference: Option<Ref>,
     answer: Answer<()>,
 }
 
@@ -53,10 +53,10 @@ pub(super) struct Subscribe {
     room: String,
     join: bool,
     state: Option<Value>,
-    reference: Option<Value>,
+    reference: Option<Ref>,
 }
 
-fn reply(reference: Option<&Value>, r: Result<(), RoomError>) -> Frame {
+fn reply(reference: Option<&Ref>, r: Result<(), RoomError>) -> Frame {
     match r {
         Ok(()) => ack(reference),
         Err(e) => {
@@ -66,16 +66,12 @@ fn reply(reference: Option<&Value>, r: Result<(), RoomError>) -> Frame {
     }
 }
 
-pub(super) fn error(
-    reference: Option<&Value>,
-    code: ErrorCode,
-    message: impl Into<String>,
-) -> Frame {
+pub(super) fn error(reference: Option<&Ref>, code: ErrorCode, message: impl Into<String>) -> Frame {
     error_after(reference, code, message, None)
 }
 
 fn error_after(
-    reference: Option<&Value>,
+    reference: Option<&Ref>,
     code: ErrorCode,
     message: impl Into<String>,
     retry_after: Option<f64>,
@@ -89,7 +85,7 @@ fn error_after(
     .to_frame()
 }
 
-fn ack(reference: Option<&Value>) -> Frame {
+fn ack(reference: Option<&Ref>) -> Frame {
     ServerMsg::Ack {
         reference: reference.map(Cow::Borrowed),
     }
@@ -99,7 +95,7 @@ fn ack(reference: Option<&Value>) -> Frame {
 /// Parses one request and starts it: see [`Step`]. Waits for room mailbox space, never for a
 /// room's work.
 pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
-    let msg = match serde_json::from_str::<ClientMsg>(text) {
+    let msg = match ClientMsg::parse(text) {
         Ok(m) => m,
         Err(e) => return Step::Now(parse_error(text, &e)),
     };
@@ -180,7 +176,7 @@ pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
 async fn to_room(
     conn: &Conn,
     room: &str,
-    reference: Option<Value>,
+    reference: Option<Ref>,
     make: impl FnOnce(crate::room::handle::Reply<()>) -> Command,
 ) -> Step {
     let Some(h) = conn.room(room) else {
@@ -332,7 +328,8 @@ fn parse_error(text: &str, e: &serde_json::Error) -> Frame {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return error(None, ErrorCode::BadJson, format!("not JSON: {e}"));
     };
-    let reference = v.get("ref");
+    let reference = Ref::from_text(text);
+    let reference = reference.as_ref();
     match v.get("type").and_then(Value::as_str) {
         None => error(
             reference,
