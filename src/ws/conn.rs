@@ -96,7 +96,8 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
     app.stats.socket(1);
     app.sockets.register(&conn);
     if app.shutdown.is_cancelled() {
-        conn.close(close::GOING_AWAY); // upgraded while the server was stopping
+        // Upgraded while the server was stopping; nothing else can have closed it yet.
+        let _ = conn.close(close::GOING_AWAY);
     }
     let s = app.settings.clone();
     let mut ping = interval_at(Instant::now() + s.ping_interval, s.ping_interval);
@@ -175,25 +176,39 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
         }
     };
     let timed_out = matches!(exit, Exit::TimedOut);
+    // Leave the rooms first: they stop pushing to a socket that is going, and its member does
+    // not wait on the peer reading its close frame.
+    for room in conn.take_rooms() {
+        room.detach(conn.id(), timed_out).await;
+    }
     if let Exit::Close(code, reason) = exit {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        // Best effort: the peer may already be gone.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
-    }
-    for room in conn.take_rooms() {
-        room.detach(conn.id(), timed_out).await;
+        // The outbox is abandoned: the close frame goes right after what is already written to
+        // the socket, and the peer has a bounded time to read up to it. Best effort: the peer
+        // may be gone.
+        let _ = tokio::time::timeout(close_wait(code), socket.send(Message::Close(Some(frame))))
+            .await;
     }
     app.sockets.unregister(conn.id());
     app.stats.socket(-1);
     tracing::debug!(conn = %conn.id(), timed_out, "socket closed");
 }
+
+/// How long the close frame may take to get out. A slow consumer is closed because it is behind,
+/// so it gets [`SLOW_CLOSE_WAIT`] to read what was already written before the close frame.
+fn close_wait(code: u16) -> Duration {
+    if code == close::SLOW_CONSUMER {
+        SLOW_CLOSE_WAIT
+    } else {
+        Duration::from_secs(1)
+    }
+}
+
+/// How long a slow consumer's close frame may wait behind the data already on its socket.
+pub const SLOW_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 fn is_too_big(e: &axum::Error) -> bool {
     use std::error::Error as _;
