@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Weak;
 use std::sync::{Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio::sync::Notify;
 
 use crate::ids::{ConnId, MemberId, RoomId};

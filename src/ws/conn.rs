@@ -12,12 +12,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use bytes::Bytes;
-use futures::SinkExt;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::requests::{self, error, Later, Step};
+use super::socket::Sock;
+pub use super::socket::WRITE_BUFFER;
+use super::upgrade::Socket;
 use crate::app::App;
 use crate::conn::{Conn, Frame};
 use crate::outbox::Receiver;
@@ -92,7 +93,8 @@ fn close_reason(code: u16) -> &'static str {
 /// registers no new timer and takes no shared lock; shutdown reaches each
 /// socket through its own [`Conn::close`] (see [`crate::conn::Sockets`]) rather than through one
 /// token every socket would poll.
-pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: Receiver) {
+pub async fn run(socket: Socket, app: App, conn: Arc<Conn>, mut outbox: Receiver) {
+    let mut socket = Sock::new(socket);
     app.stats.socket(1);
     app.sockets.register(&conn);
     if app.shutdown.is_cancelled() {
@@ -138,7 +140,7 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
                     Some(Ok(Message::Binary(_))) => {
                         Step::Now(error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol"))
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 };
                 match step {
                     Step::Now(f) => pending.push_back(Pending::Ready(f)),
@@ -164,7 +166,7 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
                 if crate::auth::unix_now() >= expires {
                     break Exit::Close(close::TOKEN_EXPIRED, "token expired");
                 }
-                if let Err(exit) = guarded(closed.as_mut(), socket.send(Message::Ping(Bytes::new()))).await {
+                if let Err(exit) = guarded(closed.as_mut(), socket.ping()).await {
                     break exit;
                 }
             }
@@ -182,15 +184,9 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
         room.detach(conn.id(), timed_out).await;
     }
     if let Exit::Close(code, reason) = exit {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
         // The outbox is abandoned: the close frame goes right after what is already written to
-        // the socket, and the peer has a bounded time to read up to it. Best effort: the peer
-        // may be gone.
-        let _ = tokio::time::timeout(close_wait(code), socket.send(Message::Close(Some(frame))))
-            .await;
+        // the socket, and the peer has a bounded time to read up to it.
+        socket.close(code, reason, close_wait(code)).await;
     }
     app.sockets.unregister(conn.id());
     app.stats.socket(-1);
@@ -210,12 +206,11 @@ fn close_wait(code: u16) -> Duration {
 /// How long a slow consumer's close frame may wait behind the data already on its socket.
 pub const SLOW_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-fn is_too_big(e: &axum::Error) -> bool {
-    use std::error::Error as _;
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+fn is_too_big(e: &WsError) -> bool {
+    use tokio_tungstenite::tungstenite::error::CapacityError;
     matches!(
-        e.source().and_then(|s| s.downcast_ref::<Error>()),
-        Some(Error::Capacity(CapacityError::MessageTooLong { .. }))
+        e,
+        WsError::Capacity(CapacityError::MessageTooLong { .. })
     )
 }
 
@@ -224,7 +219,7 @@ fn is_too_big(e: &axum::Error) -> bool {
 async fn guarded<C, F>(closed: std::pin::Pin<&mut C>, write: F) -> Result<(), Exit>
 where
     C: std::future::Future<Output = u16>,
-    F: std::future::Future<Output = Result<(), axum::Error>>,
+    F: std::future::Future<Output = Result<(), WsError>>,
 {
     tokio::select! {
         biased;
@@ -233,19 +228,15 @@ where
     }
 }
 
-fn text_frame(frame: Frame) -> Message {
-    Message::Text(frame.text())
-}
-
 async fn write_batch(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     first: Frame,
     outbox: &mut Receiver,
-) -> Result<(), axum::Error> {
-    socket.feed(text_frame(first)).await?;
+) -> Result<(), WsError> {
+    socket.feed(first).await?;
     for _ in 1..BATCH {
         match outbox.try_recv() {
-            Some(f) => socket.feed(text_frame(f)).await?,
+            Some(f) => socket.feed(f).await?,
             None => break,
         }
     }
@@ -254,24 +245,24 @@ async fn write_batch(
 
 /// Feeds everything queued in the outbox, then `reply` (not flushed).
 async fn feed_after_outbox(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     outbox: &mut Receiver,
     reply: Frame,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     while let Some(f) = outbox.try_recv() {
-        socket.feed(text_frame(f)).await?;
+        socket.feed(f).await?;
     }
-    socket.feed(text_frame(reply)).await
+    socket.feed(reply).await
 }
 
 /// Writes `first` (after the outbox), then every following reply that is already known, in one
 /// flush.
 async fn write_replies(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     outbox: &mut Receiver,
     first: Frame,
     pending: &mut VecDeque<Pending>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     feed_after_outbox(socket, outbox, first).await?;
     while let Some(reply) = take_known(pending) {
         feed_after_outbox(socket, outbox, reply).await?;
@@ -281,10 +272,10 @@ async fn write_replies(
 
 /// Waits for every unanswered request and writes the replies, in order.
 async fn write_all_replies(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     outbox: &mut Receiver,
     pending: &mut VecDeque<Pending>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     while !pending.is_empty() {
         let first = next_reply(pending).await;
         write_replies(socket, outbox, first, pending).await?;

@@ -3,8 +3,9 @@
 
 pub mod conn;
 mod requests;
+mod socket;
+pub mod upgrade;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::auth::AuthError;
 use crate::conn::Conn;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -56,7 +58,7 @@ pub async fn upgrade(
     State(app): State<App>,
     headers: HeaderMap,
     Query(q): Query<WsQuery>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Result<upgrade::Upgrade, upgrade::UpgradeError>,
 ) -> Response {
     let identity = match bearer(&headers, q.token.as_deref()) {
         None => return unauthorized(&AuthError::Missing),
@@ -75,22 +77,22 @@ pub async fn upgrade(
     };
     let s = &app.settings;
     let (conn, outbox) = Conn::new(identity, s.outbox_capacity);
-    let ws = ws
-        // Small buffers: the library defaults (128 KiB each) would cost far more than the
-        // whole per-socket budget. Reads grow on demand up to the message limit; writes are
-        // coalesced up to 4 KiB per syscall when a socket has a backlog of events.
+    // Small buffers: the library defaults (128 KiB each) would cost far more than the whole
+    // per-socket budget. Reads grow on demand up to the message limit; writes are coalesced up
+    // to 4 KiB per syscall when a socket has a backlog of events, and a larger message goes out
+    // in fragments of that size (see `conn`), so the write buffer never holds more than two of
+    // them, whatever the message size.
+    let config = WebSocketConfig::default()
         .read_buffer_size(512)
-        .write_buffer_size(4 * 1024)
+        .write_buffer_size(conn::WRITE_BUFFER)
         .max_write_buffer_size(s.max_message_bytes.max(64 * 1024) * 4)
-        .max_message_size(s.max_message_bytes)
-        .max_frame_size(s.max_message_bytes);
+        .max_message_size(Some(s.max_message_bytes))
+        .max_frame_size(Some(s.max_message_bytes));
     let task_app = app.clone();
-    ws.on_upgrade(move |socket| {
-        let tracker = task_app.tracker.clone();
-        let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
-        tracker.track_future(tracing::Instrument::instrument(
-            conn::run(socket, task_app, conn, outbox),
-            span,
-        ))
-    })
+    let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
+    let (response, run) = ws.answer(config, move |socket| {
+        tracing::Instrument::instrument(conn::run(socket, task_app, conn, outbox), span)
+    });
+    tokio::spawn(app.tracker.track_future(run));
+    response
 }
