@@ -33,6 +33,9 @@ pub enum LobbyError {
     /// A body over the 64 KiB limit.
     #[error("request entity too large")]
     PayloadTooLarge,
+    /// A player's state would exceed `max_state_bytes` (serialized JSON, after the merge).
+    #[error("playerState must not be larger than {0} bytes of JSON once merged")]
+    StateTooLarge(usize),
     /// A broken invariant of the façade itself (never caused by input).
     #[error("{0}")]
     Internal(String),
@@ -51,7 +54,7 @@ impl LobbyError {
             Self::BadRequest(_) | Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::StateTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,7 +66,7 @@ impl LobbyError {
             Self::BadRequest(_) | Self::Validation(_) => "Bad Request",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "Not Found",
-            Self::PayloadTooLarge => "Payload Too Large",
+            Self::PayloadTooLarge | Self::StateTooLarge(_) => "Payload Too Large",
             Self::Internal(_) => "Internal Server Error",
         }
     }

@@ -237,7 +237,8 @@ pub async fn update(
     let u = request::update(&body)?;
     let e = entry(&app, &ctx.scope, &id)?;
     let (e2, idx) = (e.clone(), indexes(&app).clone());
-    run(&app, &e, move |ops| ops::update(ops, &e2, &idx, u))
+    let max_state = app.settings.max_state_bytes;
+    run(&app, &e, move |ops| ops::update(ops, &e2, &idx, u, max_state))
         .await
         .map(Json)
 }
