@@ -98,7 +98,11 @@ impl Verifier {
         if member.len() > 255 {
             return Err(AuthError::Invalid("member id longer than 255 bytes".into()));
         }
-        if claims.name.as_ref().is_some_and(|n| n.len() > MAX_NAME_BYTES) {
+        if claims
+            .name
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NAME_BYTES)
+        {
             return Err(AuthError::Invalid(format!(
                 "name claim longer than {MAX_NAME_BYTES} bytes"
             )));

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Weak;
 use std::sync::{Mutex, MutexGuard};
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::ids::{ConnId, MemberId, RoomId};
 use crate::outbox::{Outbox, Receiver};

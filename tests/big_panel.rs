@@ -44,9 +44,7 @@ fn assert_whole(panel: &Value, members: usize) {
 
 /// The panel among `msgs`.
 fn panel_of(msgs: &[Value]) -> &Value {
-    msgs.iter()
-        .find(|m| m["type"] == "panel")
-        .expect("a panel")
+    msgs.iter().find(|m| m["type"] == "panel").expect("a panel")
 }
 
 /// 80 members with ~4 KiB of state each make a ~330 KB panel (over the old 256 KiB write-buffer
@@ -84,15 +82,14 @@ async fn eighty_members_with_full_state_can_be_watched_joined_synced_and_resynce
     while metric(&s, "rollcall_lagging_subscribers").await < 1.0 {
         for _ in 0..20 {
             let msgs = late
-                .request(json!({"type": "state", "room": "big", "state": {"n": n, "blob": blob(n)}}))
+                .request(
+                    json!({"type": "state", "room": "big", "state": {"n": n, "blob": blob(n)}}),
+                )
                 .await;
             assert_eq!(msgs.last().unwrap()["type"], "ack");
             n += 1;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never lagged"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "never lagged");
     }
     // Reading again, it gets the stale backlog, then a fresh panel.
     let resync = tokio::time::timeout(Duration::from_secs(30), async {
@@ -114,7 +111,11 @@ async fn eighty_members_with_full_state_can_be_watched_joined_synced_and_resynce
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_of_ten_thousand_can_be_joined_watched_and_synced() {
     let s = video_support::server().await;
-    let room = create(&s, json!({"friendly_url": "huge", "max_participants": 10_000})).await;
+    let room = create(
+        &s,
+        json!({"friendly_url": "huge", "max_participants": 10_000}),
+    )
+    .await;
     let id = room["id"].as_str().expect("id").to_owned();
     let name = "n".repeat(60);
     let mut next = 0;

@@ -76,6 +76,9 @@ async fn a_stalled_reader_gets_4008_and_is_counted_once() {
     })
     .await
     .expect("the stalled socket reads to its end in time");
-    assert_eq!(code, 4008, "closed as a slow consumer, with the close frame");
+    assert_eq!(
+        code, 4008,
+        "closed as a slow consumer, with the close frame"
+    );
     assert_eq!(slow_closes(&s).await, 1, "one socket, one count");
 }

@@ -15,7 +15,12 @@ async fn a_request_that_is_not_an_upgrade_gets_a_json_error() {
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("a JSON body");
     assert_eq!(body["error"], "bad_upgrade");
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("Upgrade")), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Upgrade")),
+        "{body}"
+    );
 
     let mut c = s.connect("alice").await;
     assert_eq!(c.join("handshake").await["members"][0]["id"], "alice");

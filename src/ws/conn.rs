@@ -208,10 +208,7 @@ pub const SLOW_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 fn is_too_big(e: &WsError) -> bool {
     use tokio_tungstenite::tungstenite::error::CapacityError;
-    matches!(
-        e,
-        WsError::Capacity(CapacityError::MessageTooLong { .. })
-    )
+    matches!(e, WsError::Capacity(CapacityError::MessageTooLong { .. }))
 }
 
 /// Runs a write, but gives up on it when the socket is asked to close (slow consumer, shutdown):

@@ -66,10 +66,8 @@ fn header_eq(headers: &HeaderMap, key: HeaderName, value: &str) -> bool {
 
 fn header_has_token(headers: &HeaderMap, key: HeaderName, token: &str) -> bool {
     headers.get_all(&key).iter().any(|h| {
-        h.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        })
+        h.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     })
 }
 
