@@ -17,7 +17,6 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::requests::{self, error, Later, Step};
 use super::socket::Sock;
-pub use super::socket::WRITE_BUFFER;
 use super::upgrade::Socket;
 use crate::app::App;
 use crate::conn::{Conn, Frame};

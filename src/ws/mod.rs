@@ -78,14 +78,14 @@ pub async fn upgrade(
     let s = &app.settings;
     let (conn, outbox) = Conn::new(identity, s.outbox_capacity);
     // Small buffers: the library defaults (128 KiB each) would cost far more than the whole
-    // per-socket budget. Reads grow on demand up to the message limit; writes are coalesced up
-    // to 4 KiB per syscall when a socket has a backlog of events, and a larger message goes out
-    // in fragments of that size (see `conn`), so the write buffer never holds more than two of
-    // them, whatever the message size.
+    // per-socket budget. Reads grow on demand up to the message limit. Server messages bypass
+    // tungstenite's write buffer (see `socket`: batched up to 4 KiB per syscall, larger ones
+    // written straight from their shared bytes, nothing kept between writes), so it only ever
+    // holds control frames (ping, pong, close).
     let config = WebSocketConfig::default()
         .read_buffer_size(512)
-        .write_buffer_size(conn::WRITE_BUFFER)
-        .max_write_buffer_size(s.max_message_bytes.max(64 * 1024) * 4)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * 1024)
         .max_message_size(Some(s.max_message_bytes))
         .max_frame_size(Some(s.max_message_bytes));
     let task_app = app.clone();

@@ -1,13 +1,16 @@
 //! How frames get onto one upgraded socket, with bounded per-socket memory whatever their size.
 //!
-//! Small frames (up to [`WRITE_BUFFER`]) go through tungstenite's write buffer, which coalesces a
-//! backlog of events into few syscalls and never holds more than about two of them. A larger frame
-//! (a `panel` of a big room can be megabytes) bypasses that buffer: tungstenite would copy the
-//! whole message into a per-socket `Vec` that keeps its capacity afterwards (and refuses anything
-//! over `max_write_buffer_size`), so after the buffer is flushed the frame header and the shared
-//! payload (`Bytes`, one allocation per room version) are written straight to the connection,
-//! with no copy. Such a write can be interrupted by a close request; what is left of it is kept
-//! and finished before the close frame, so the peer never sees a torn frame.
+//! Server messages do not go through tungstenite's write buffer: it copies every message into a
+//! per-socket `Vec` that keeps its largest capacity for the life of the socket (a socket that once
+//! took a big `panel`, or a burst of events in a busy room, held that memory while idle) and
+//! refuses anything over `max_write_buffer_size`. Instead, small frames (up to [`WRITE_BUFFER`])
+//! are framed into a batch buffer that is written out when it reaches [`WRITE_BUFFER`] or on
+//! flush, and then freed; a larger frame is written straight from its shared payload (`Bytes`,
+//! one allocation per room version), with no copy. tungstenite still reads, and writes the
+//! control frames (ping, pong, close); its buffer is flushed before any of our writes, and ours is
+//! always empty when tungstenite may write (between writes, the socket task only reads). A write
+//! cancelled by a close request keeps what is left of it, and [`Sock::close`] finishes it before
+//! the close frame, so the peer never sees a torn frame.
 
 use std::time::Duration;
 
@@ -23,18 +26,25 @@ use super::upgrade::Socket;
 use crate::conn::Frame;
 
 /// Bytes of small frames coalesced per syscall, and the largest frame written through that buffer.
-pub const WRITE_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
 
-/// One upgraded socket and what is left of an interrupted large write.
+/// One upgraded socket, its batch of small frames, and what is left of an interrupted write.
 pub(super) struct Sock {
     ws: Socket,
-    /// A large frame partly written (header, then payload), if a write was cancelled mid-way.
+    /// Small frames, framed, not written yet (empty between writes).
+    batch: Vec<u8>,
+    /// Bytes being written (header then payload), kept if a write is cancelled mid-way.
     raw: Option<Chain<Bytes, Bytes>>,
 }
 
 /// The header of one unmasked, final text frame of `len` payload bytes (RFC 6455 §5.2).
 fn text_header(len: usize) -> Bytes {
     let mut h = Vec::with_capacity(10);
+    push_text_header(&mut h, len);
+    Bytes::from(h)
+}
+
+fn push_text_header(h: &mut Vec<u8>, len: usize) {
     h.push(0x81); // FIN, opcode 1 (text)
     if len < 126 {
         h.push(len as u8); // < 126: fits
@@ -45,13 +55,16 @@ fn text_header(len: usize) -> Bytes {
         h.push(127);
         h.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    Bytes::from(h)
 }
 
 impl Sock {
     /// Wraps an upgraded socket.
     pub(super) fn new(ws: Socket) -> Self {
-        Self { ws, raw: None }
+        Self {
+            ws,
+            batch: Vec::new(),
+            raw: None,
+        }
     }
 
     /// The next message from the peer (`None`: the stream ended).
@@ -59,20 +72,37 @@ impl Sock {
         self.ws.next().await
     }
 
-    /// Queues `frame` (not flushed). A frame over [`WRITE_BUFFER`] is written out whole, directly.
-    /// Cancel-safe: a large write cancelled mid-way is finished by [`Sock::close`].
+    /// Queues `frame` (not flushed): batched if small, written out whole, directly, if larger
+    /// than [`WRITE_BUFFER`]. Cancel-safe: a write cancelled mid-way is finished by
+    /// [`Sock::close`].
     pub(super) async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
         if frame.len() <= WRITE_BUFFER {
-            return self.ws.feed(Message::Text(frame.text())).await;
+            push_text_header(&mut self.batch, frame.len());
+            self.batch.extend_from_slice(&frame);
+            if self.batch.len() >= WRITE_BUFFER {
+                self.write_batch().await?;
+            }
+            return Ok(());
         }
-        // Everything before it goes first, in order.
-        self.ws.flush().await?;
+        self.write_batch().await?; // everything before it goes first, in order
         let payload = Bytes::from(frame.text());
         self.raw = Some(text_header(payload.len()).chain(payload));
         self.finish_raw().await
     }
 
-    /// Writes what is left of a large frame.
+    /// Writes the batch and frees it.
+    async fn write_batch(&mut self) -> Result<(), Error> {
+        // tungstenite's own buffer (a pong, a ping) goes first: frames never interleave.
+        self.ws.flush().await?;
+        if !self.batch.is_empty() {
+            let batch = Bytes::from(std::mem::take(&mut self.batch));
+            self.raw = Some(Bytes::new().chain(batch));
+            self.finish_raw().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left of an interrupted or current write.
     async fn finish_raw(&mut self) -> Result<(), Error> {
         if let Some(buf) = self.raw.as_mut() {
             // `write_all_buf` advances `buf` as it writes: after a cancel, it holds the rest.
@@ -84,11 +114,12 @@ impl Sock {
 
     /// Writes everything queued.
     pub(super) async fn flush(&mut self) -> Result<(), Error> {
-        self.ws.flush().await
+        self.write_batch().await
     }
 
     /// Sends a ping.
     pub(super) async fn ping(&mut self) -> Result<(), Error> {
+        self.write_batch().await?;
         self.ws.send(Message::Ping(Bytes::new())).await
     }
 
@@ -100,7 +131,9 @@ impl Sock {
             reason: Utf8Bytes::from_static(reason),
         };
         let send = async {
+            // A torn frame is finished; small frames still batched are dropped with the outbox.
             self.finish_raw().await?;
+            self.batch = Vec::new();
             self.ws.send(Message::Close(Some(frame))).await
         };
         // The peer may be gone or never read again: either way there is nothing more to do.
