@@ -9,7 +9,7 @@
 //! one allocation per room version), with no copy. tungstenite still reads, and writes the
 //! control frames (ping, pong, close); its buffer is flushed before any of our writes, and ours is
 //! always empty when tungstenite may write (between writes, the socket task only reads). A write
-//! cancelled by a close request keeps what is left of it, and [`Sock::close`] finishes it before
+//! cancelled by a close request keeps what is left of it, and [`SockOn::close`] finishes it before
 //! the close frame, so the peer never sees a torn frame.
 
 use std::time::Duration;
@@ -17,20 +17,21 @@ use std::time::Duration;
 use bytes::buf::Chain;
 use bytes::{Buf, Bytes};
 use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
-use super::upgrade::Socket;
+use super::upgrade::Io;
 use crate::conn::Frame;
 
 /// Bytes of small frames coalesced per syscall, and the largest frame written through that buffer.
 const WRITE_BUFFER: usize = 4 * 1024;
 
 /// One upgraded socket, its batch of small frames, and what is left of an interrupted write.
-pub(super) struct Sock {
-    ws: Socket,
+pub(super) struct SockOn<S> {
+    ws: WebSocketStream<S>,
     /// Small frames, framed, not written yet (empty between writes).
     batch: Vec<u8>,
     /// Bytes being written (header then payload), kept if a write is cancelled mid-way.
@@ -57,9 +58,12 @@ fn push_text_header(h: &mut Vec<u8>, len: usize) {
     }
 }
 
-impl Sock {
+/// An upgraded server socket.
+pub(super) type Sock = SockOn<Io>;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> SockOn<S> {
     /// Wraps an upgraded socket.
-    pub(super) fn new(ws: Socket) -> Self {
+    pub(super) fn new(ws: WebSocketStream<S>) -> Self {
         Self {
             ws,
             batch: Vec::new(),
@@ -74,7 +78,7 @@ impl Sock {
 
     /// Queues `frame` (not flushed): batched if small, written out whole, directly, if larger
     /// than [`WRITE_BUFFER`]. Cancel-safe: a write cancelled mid-way is finished by
-    /// [`Sock::close`].
+    /// [`SockOn::close`].
     pub(super) async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
         if frame.len() <= WRITE_BUFFER {
             push_text_header(&mut self.batch, frame.len());
@@ -155,5 +159,59 @@ mod tests {
             &text_header(65_536)[..],
             &[0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]
         );
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    use super::SockOn;
+    use crate::conn::Frame;
+
+    /// Small frames batch, a large one goes out whole; a large write cut off by a close request
+    /// (the peer stopped reading) is finished before the close frame: the peer reads every
+    /// message intact, then the close code, never a torn frame.
+    #[tokio::test]
+    async fn a_large_write_cut_by_a_close_is_finished_before_the_close_frame() {
+        let (server_io, client_io) = tokio::io::duplex(1024);
+        let server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let mut sock = SockOn::new(server);
+        let big = "b".repeat(100_000);
+        sock.feed(Frame::new("small".into()))
+            .await
+            .expect("batched");
+        // The peer is not reading: the large write blocks on the full pipe and is cut off.
+        let cut = tokio::time::timeout(
+            Duration::from_millis(50),
+            sock.feed(Frame::new(big.clone())),
+        )
+        .await;
+        assert!(cut.is_err(), "the write was still in progress");
+        let closing = tokio::spawn(async move {
+            sock.close(4008, "slow consumer", Duration::from_secs(5))
+                .await;
+        });
+        let mut seen = Vec::new();
+        let code = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match client.next().await {
+                    Some(Ok(Message::Text(t))) => seen.push(t.to_string()),
+                    Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("the close in time");
+        assert_eq!(seen, ["small".to_owned(), big]);
+        assert_eq!(code, 4008);
+        closing.await.expect("close task");
     }
 }

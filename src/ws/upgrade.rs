@@ -16,8 +16,11 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+/// The connection under an upgraded socket.
+pub type Io = TokioIo<hyper::upgrade::Upgraded>;
+
 /// The server end of an upgraded connection.
-pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub type Socket = WebSocketStream<Io>;
 
 /// A valid upgrade request, not answered yet.
 #[derive(Debug)]
