@@ -6,6 +6,8 @@ B=./target/release/rollcall-bench
 R=bench/results; PREFIX=${PREFIX:-final}
 run() { echo "### $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg): $*"; timeout 400 "$@" 2>&1 | grep -v '^\[' | tail -45; }
 run $B --spawn --workers 2 --connect-concurrency 50 --json $R/$PREFIX-idle-19k.json idle --sockets 19000 --step 1000 --hold-secs 3 --after-close-secs 45
+# Big rooms: 10 rooms x 1,000 members; each joiner gets a panel of up to ~60 KB (issue #9: <= 8 KiB/socket, as in small rooms).
+run $B --spawn --connect-concurrency 50 --json $R/$PREFIX-idle-10x1000.json idle --sockets 10000 --room-size 1000 --step 1000 --hold-secs 3
 run $B --spawn --json $R/$PREFIX-churn-1000x10.json --svg $R/$PREFIX-churn-1000x10.svg churn --rooms 1000 --members 10 --connect-rate 2000 --leaves 5000 --leave-rate 500
 run $B --spawn --json $R/$PREFIX-churn-10x1000.json --svg $R/$PREFIX-churn-10x1000.svg churn --rooms 10 --members 1000 --connect-rate 1000 --leaves 200 --leave-rate 50 --settle-secs 60
 run $B --spawn --json $R/$PREFIX-fanout-10k-max.json --svg $R/$PREFIX-fanout-10k-max.svg fanout --watchers 10000 --events 300

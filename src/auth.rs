@@ -26,6 +26,10 @@ pub enum AuthError {
     Expired,
 }
 
+/// The longest display name (`name` claim) a native token may carry, in bytes: a name goes into
+/// every panel row, so it is bounded like the member id.
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// The claims rollcall reads.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Claims {
@@ -104,6 +108,15 @@ impl Verifier {
         };
         if member.len() > 255 {
             return Err(AuthError::Invalid("member id longer than 255 bytes".into()));
+        }
+        if claims
+            .name
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_NAME_BYTES)
+        {
+            return Err(AuthError::Invalid(format!(
+                "name claim longer than {MAX_NAME_BYTES} bytes"
+            )));
         }
         let allow = claims
             .rooms

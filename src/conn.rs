@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Weak;
 use std::sync::{Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::ids::{ConnId, MemberId, RoomId};
 use crate::outbox::{Outbox, Receiver};
@@ -211,15 +211,22 @@ impl Conn {
         self.outbox.capacity()
     }
 
-    /// Asks the socket task to close with `code` (first request wins).
-    pub fn close(&self, code: u16) {
-        if self
+    /// Asks the socket task to close with `code` (first request wins). True if this call was
+    /// the first, so a caller counting closes counts each socket once.
+    pub fn close(&self, code: u16) -> bool {
+        let first = self
             .close_code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+            .is_ok();
+        if first {
             self.close.notify_one();
         }
+        first
+    }
+
+    /// Whether [`Conn::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.close_code.load(Ordering::Acquire) != 0
     }
 
     /// Resolves when [`Conn::close`] was called; returns the code.
@@ -293,7 +300,8 @@ impl Sockets {
     pub fn close_all(&self, code: u16) {
         for entry in self.map.iter() {
             if let Some(conn) = entry.value().upgrade() {
-                conn.close(code);
+                // Already closing with another code: that close stands.
+                let _ = conn.close(code);
             }
         }
     }

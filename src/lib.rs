@@ -16,7 +16,9 @@
 //! - [`outbox`]: a connection's bounded frame queue, the fan-out hot path.
 //! - [`relay`]: the cluster seam: where events go beyond this node (webhooks; later a cluster).
 //! - [`auth`]: JWT verification with pinned algorithms; constant-time secret comparison.
-//! - [`ws`]: `GET /v1/ws`: authentication before upgrade and the per-connection task.
+//! - [`ws`]: `GET /v1/ws`: authentication, our own upgrade handshake (`ws::upgrade`), the
+//!   per-connection task (`ws::conn`) and its socket writer (`ws::socket`: batched small frames,
+//!   large ones written from shared bytes, nothing buffered between writes).
 //! - [`http`]: the router and the operator REST API.
 //! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
 //! - [`limits`]: room-creation rate limits and room caps (issue #9), counted in `/metrics`.

@@ -148,6 +148,9 @@ impl Subscribers {
             let Some(since) = sub.lagging_since else {
                 continue;
             };
+            if sub.conn.is_closing() {
+                continue; // asked to close already (here or by another room): its Detach is on the way
+            }
             if sub.conn.free_slots() * 2 >= sub.conn.capacity() {
                 if frame.is_none() {
                     frame = panel.take().map(|f| f());
@@ -161,8 +164,10 @@ impl Subscribers {
                 }
             }
             if now.duration_since(since) >= limit {
-                sub.conn.close(close::SLOW_CONSUMER);
-                closed += 1;
+                if sub.conn.close(close::SLOW_CONSUMER) {
+                    closed += 1;
+                }
+                continue;
             }
             still = true;
         }

@@ -179,7 +179,8 @@ async fn lagging_subscriber_is_resynced_with_a_panel() {
     assert_eq!(reg.stats().lagging(), 0);
 }
 
-/// A subscriber that never drains is asked to close with 4008 after `slow_consumer_secs`.
+/// A subscriber that never drains is asked to close with 4008 after `slow_consumer_secs`, and
+/// counted once.
 #[tokio::test(start_paused = true)]
 async fn stuck_subscriber_is_closed_with_4008() {
     let reg = registry(|f| f.slow_consumer_secs = 1.0);
@@ -196,6 +197,10 @@ async fn stuck_subscriber_is_closed_with_4008() {
         .expect("closed");
     assert_eq!(code, crate::protocol::close::SLOW_CONSUMER);
     assert_eq!(reg.stats().slow_closes(), 1);
+    // Its socket task has not detached yet: later resync ticks must not count it again.
+    tokio::time::sleep(actor::RESYNC_EVERY * 10).await;
+    settle().await;
+    assert_eq!(reg.stats().slow_closes(), 1, "one socket, counted once");
 }
 
 /// A kick bans for `ban_secs` of (paused) time, then the member may rejoin.

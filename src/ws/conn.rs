@@ -12,12 +12,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use bytes::Bytes;
-use futures::SinkExt;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::requests::{self, error, Later, Step};
+use super::socket::Sock;
+use super::upgrade::Socket;
 use crate::app::App;
 use crate::conn::{Conn, Frame};
 use crate::outbox::Receiver;
@@ -92,11 +92,13 @@ fn close_reason(code: u16) -> &'static str {
 /// registers no new timer and takes no shared lock; shutdown reaches each
 /// socket through its own [`Conn::close`] (see [`crate::conn::Sockets`]) rather than through one
 /// token every socket would poll.
-pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: Receiver) {
+pub async fn run(socket: Socket, app: App, conn: Arc<Conn>, mut outbox: Receiver) {
+    let mut socket = Sock::new(socket);
     app.stats.socket(1);
     app.sockets.register(&conn);
     if app.shutdown.is_cancelled() {
-        conn.close(close::GOING_AWAY); // upgraded while the server was stopping
+        // Upgraded while the server was stopping; nothing else can have closed it yet.
+        let _ = conn.close(close::GOING_AWAY);
     }
     let s = app.settings.clone();
     let mut ping = interval_at(Instant::now() + s.ping_interval, s.ping_interval);
@@ -137,7 +139,7 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
                     Some(Ok(Message::Binary(_))) => {
                         Step::Now(error(None, ErrorCode::BadRequest, "binary frames are not part of the protocol"))
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 };
                 match step {
                     Step::Now(f) => pending.push_back(Pending::Ready(f)),
@@ -163,7 +165,7 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
                 if crate::auth::unix_now() >= expires {
                     break Exit::Close(close::TOKEN_EXPIRED, "token expired");
                 }
-                if let Err(exit) = guarded(closed.as_mut(), socket.send(Message::Ping(Bytes::new()))).await {
+                if let Err(exit) = guarded(closed.as_mut(), socket.ping()).await {
                     break exit;
                 }
             }
@@ -175,33 +177,37 @@ pub async fn run(mut socket: WebSocket, app: App, conn: Arc<Conn>, mut outbox: R
         }
     };
     let timed_out = matches!(exit, Exit::TimedOut);
-    if let Exit::Close(code, reason) = exit {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        // Best effort: the peer may already be gone.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
-    }
+    // Leave the rooms first: they stop pushing to a socket that is going, and its member does
+    // not wait on the peer reading its close frame.
     for room in conn.take_rooms() {
         room.detach(conn.id(), timed_out).await;
+    }
+    if let Exit::Close(code, reason) = exit {
+        // The outbox is abandoned: the close frame goes right after what is already written to
+        // the socket, and the peer has a bounded time to read up to it.
+        socket.close(code, reason, close_wait(code)).await;
     }
     app.sockets.unregister(conn.id());
     app.stats.socket(-1);
     tracing::debug!(conn = %conn.id(), timed_out, "socket closed");
 }
 
-fn is_too_big(e: &axum::Error) -> bool {
-    use std::error::Error as _;
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    matches!(
-        e.source().and_then(|s| s.downcast_ref::<Error>()),
-        Some(Error::Capacity(CapacityError::MessageTooLong { .. }))
-    )
+/// How long the close frame may take to get out. A slow consumer is closed because it is behind,
+/// so it gets [`SLOW_CLOSE_WAIT`] to read what was already written before the close frame.
+fn close_wait(code: u16) -> Duration {
+    if code == close::SLOW_CONSUMER {
+        SLOW_CLOSE_WAIT
+    } else {
+        Duration::from_secs(1)
+    }
+}
+
+/// How long a slow consumer's close frame may wait behind the data already on its socket.
+pub const SLOW_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+fn is_too_big(e: &WsError) -> bool {
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    matches!(e, WsError::Capacity(CapacityError::MessageTooLong { .. }))
 }
 
 /// Runs a write, but gives up on it when the socket is asked to close (slow consumer, shutdown):
@@ -209,7 +215,7 @@ fn is_too_big(e: &axum::Error) -> bool {
 async fn guarded<C, F>(closed: std::pin::Pin<&mut C>, write: F) -> Result<(), Exit>
 where
     C: std::future::Future<Output = u16>,
-    F: std::future::Future<Output = Result<(), axum::Error>>,
+    F: std::future::Future<Output = Result<(), WsError>>,
 {
     tokio::select! {
         biased;
@@ -218,19 +224,15 @@ where
     }
 }
 
-fn text_frame(frame: Frame) -> Message {
-    Message::Text(frame.text())
-}
-
 async fn write_batch(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     first: Frame,
     outbox: &mut Receiver,
-) -> Result<(), axum::Error> {
-    socket.feed(text_frame(first)).await?;
+) -> Result<(), WsError> {
+    socket.feed(first).await?;
     for _ in 1..BATCH {
         match outbox.try_recv() {
-            Some(f) => socket.feed(text_frame(f)).await?,
+            Some(f) => socket.feed(f).await?,
             None => break,
         }
     }
@@ -239,24 +241,24 @@ async fn write_batch(
 
 /// Feeds everything queued in the outbox, then `reply` (not flushed).
 async fn feed_after_outbox(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     outbox: &mut Receiver,
     reply: Frame,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     while let Some(f) = outbox.try_recv() {
-        socket.feed(text_frame(f)).await?;
+        socket.feed(f).await?;
     }
-    socket.feed(text_frame(reply)).await
+    socket.feed(reply).await
 }
 
 /// Writes `first` (after the outbox), then every following reply that is already known, in one
 /// flush.
 async fn write_replies(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     outbox: &mut Receiver,
     first: Frame,
     pending: &mut VecDeque<Pending>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     feed_after_outbox(socket, outbox, first).await?;
     while let Some(reply) = take_known(pending) {
         feed_after_outbox(socket, outbox, reply).await?;
@@ -266,10 +268,10 @@ async fn write_replies(
 
 /// Waits for every unanswered request and writes the replies, in order.
 async fn write_all_replies(
-    socket: &mut WebSocket,
+    socket: &mut Sock,
     outbox: &mut Receiver,
     pending: &mut VecDeque<Pending>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     while !pending.is_empty() {
         let first = next_reply(pending).await;
         write_replies(socket, outbox, first, pending).await?;

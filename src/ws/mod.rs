@@ -4,8 +4,9 @@
 mod access;
 pub mod conn;
 mod requests;
+mod socket;
+pub mod upgrade;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ use crate::app::App;
 use crate::auth::AuthError;
 use crate::conn::{Access, Conn, Identity};
 use crate::connection::Upgrading;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -73,7 +75,7 @@ pub async fn upgrade(
     extensions: axum::http::Extensions,
     Query(q): Query<WsQuery>,
     upgrading: Option<Extension<Upgrading>>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Result<upgrade::Upgrade, upgrade::UpgradeError>,
 ) -> Response {
     let identity = match bearer(&headers, q.token.as_deref()) {
         None => return unauthorized(&AuthError::Missing),
@@ -103,25 +105,25 @@ pub async fn upgrade(
     if let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<crate::listener::Peer>>() {
         conn.set_peer(peer.0.ip());
     }
-    let ws = ws
-        // Small buffers: the library defaults (128 KiB each) would cost far more than the
-        // whole per-socket budget. Reads grow on demand up to the message limit; writes are
-        // coalesced up to 4 KiB per syscall when a socket has a backlog of events.
+    // Small buffers: the library defaults (128 KiB each) would cost far more than the whole
+    // per-socket budget. Reads grow on demand up to the message limit. Server messages bypass
+    // tungstenite's write buffer (see `socket`: batched up to 4 KiB per syscall, larger ones
+    // written straight from their shared bytes, nothing kept between writes), so it only ever
+    // holds control frames (ping, pong, close).
+    let config = WebSocketConfig::default()
         .read_buffer_size(512)
-        .write_buffer_size(4 * 1024)
-        .max_write_buffer_size(s.max_message_bytes.max(64 * 1024) * 4)
-        .max_message_size(s.max_message_bytes)
-        .max_frame_size(s.max_message_bytes);
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * 1024)
+        .max_message_size(Some(s.max_message_bytes))
+        .max_frame_size(Some(s.max_message_bytes));
     let task_app = app.clone();
     if let Some(Extension(u)) = upgrading {
         u.started(); // the 101 is answered below: the upgrade deadline starts
     }
-    ws.on_upgrade(move |socket| {
-        let tracker = task_app.tracker.clone();
-        let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
-        tracker.track_future(tracing::Instrument::instrument(
-            conn::run(socket, task_app, conn, outbox),
-            span,
-        ))
-    })
+    let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
+    let (response, run) = ws.answer(config, move |socket| {
+        tracing::Instrument::instrument(conn::run(socket, task_app, conn, outbox), span)
+    });
+    tokio::spawn(app.tracker.track_future(run));
+    response
 }

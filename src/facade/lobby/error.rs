@@ -36,6 +36,9 @@ pub enum LobbyError {
     /// A room-creation limit (`[limits]`): 429 (503 for the global cap) with `Retry-After`.
     #[error("{0}")]
     Limited(crate::limits::Refused),
+    /// A player's state would exceed `max_state_bytes` (serialized JSON, after the merge).
+    #[error("playerState must not be larger than {0} bytes of JSON once merged")]
+    StateTooLarge(usize),
     /// A broken invariant of the façade itself (never caused by input).
     #[error("{0}")]
     Internal(String),
@@ -54,7 +57,7 @@ impl LobbyError {
             Self::BadRequest(_) | Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::StateTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Limited(r) if r.limit == crate::limits::Limit::MaxRooms => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -70,7 +73,7 @@ impl LobbyError {
             Self::BadRequest(_) | Self::Validation(_) => "Bad Request",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "Not Found",
-            Self::PayloadTooLarge => "Payload Too Large",
+            Self::PayloadTooLarge | Self::StateTooLarge(_) => "Payload Too Large",
             Self::Limited(r) if r.limit == crate::limits::Limit::MaxRooms => "Service Unavailable",
             Self::Limited(_) => "Too Many Requests",
             Self::Internal(_) => "Internal Server Error",

@@ -267,9 +267,12 @@ pub async fn update(
     }
     let e = entry(&app, &ctx.scope, &id)?;
     let (e2, idx) = (e.clone(), indexes(&app).clone());
-    run(&app, &e, move |ops| ops::update(ops, &e2, &idx, u))
-        .await
-        .map(Json)
+    let max_state = app.settings.max_state_bytes;
+    run(&app, &e, move |ops| {
+        ops::update(ops, &e2, &idx, u, max_state)
+    })
+    .await
+    .map(Json)
 }
 
 /// `DELETE /lobbies/{id}?name=` with `{playerId}`: the host deletes the lobby. 204.

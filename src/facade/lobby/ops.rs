@@ -168,6 +168,7 @@ pub fn update(
     e: &LobbyEntry,
     indexes: &Indexes,
     u: UpdateLobby,
+    max_state: usize,
 ) -> Result<Lobby, LobbyError> {
     let requester = MemberId::from(u.requester.as_str());
     if !ops.is_member(&u.requester) {
@@ -194,6 +195,16 @@ pub fn update(
         return Err(LobbyError::NotFound(
             "Target player not found in lobby".into(),
         ));
+    }
+    let merged = u
+        .player_state
+        .clone()
+        .map(|patch| merge_state(ops.state_of(target.as_str()), patch));
+    if merged
+        .as_ref()
+        .is_some_and(|m| serde_json::to_vec(m).map_or(usize::MAX, |b| b.len()) > max_state)
+    {
+        return Err(LobbyError::StateTooLarge(max_state));
     }
     let new_host = match &u.host {
         Some(h) if !ops.is_member(h) => {
@@ -282,8 +293,7 @@ pub fn update(
     if let Some(h) = new_host.filter(|_| host_changed) {
         ops.set_host(&h, Some(&requester));
     }
-    if let Some(patch) = u.player_state {
-        let merged = merge_state(ops.state_of(target.as_str()), patch);
+    if let Some(merged) = merged {
         ops.set_state(&target, Value::Object(merged));
     }
     e.live.touch(&requester);

@@ -12,6 +12,9 @@ use super::model::{
 
 /// Longest player id accepted (the vendor's `host` limit).
 pub const MAX_PLAYER_ID: usize = 255;
+/// The longest display name (`metadata.displayName` or `metadata.name`), in characters, like
+/// the vendor's other strings.
+pub const MAX_DISPLAY_NAME: usize = 255;
 
 /// A validated CreateLobby body.
 #[derive(Debug, Clone, PartialEq)]
@@ -382,6 +385,15 @@ pub fn add_player(body: &Value) -> Result<AddPlayer, LobbyError> {
         .object("metadata")
         .map(|o| Value::Object(o.clone()))
         .unwrap_or(Value::Null);
+    for key in ["displayName", "name"] {
+        if let Some(name) = metadata.get(key).and_then(Value::as_str) {
+            if name.chars().count() > MAX_DISPLAY_NAME {
+                f.errors.push(format!(
+                    "metadata.{key} must be shorter than or equal to {MAX_DISPLAY_NAME} characters"
+                ));
+            }
+        }
+    }
     match player_id {
         Some(player_id) => f.finish(AddPlayer {
             player_id,
