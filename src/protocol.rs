@@ -422,6 +422,11 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down: reconnect (elsewhere) after a short backoff.
     pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the WebSocket protocol (RFC 6455 §7.4.1): a bad frame, a masked frame from
+    /// the server side, a reserved bit or opcode, a fragment out of order.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message that is not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A message larger than `max_message_bytes`.
     pub const TOO_BIG: u16 = 1009;
     /// The socket's token expired while it was open: reconnect with a fresh token.

@@ -107,3 +107,39 @@ async fn ref_is_echoed_verbatim() {
         );
     }
 }
+
+/// The close code a raw frame `f` earns: the server answers with a close frame and its code.
+async fn close_code_after(
+    s: &TestServer,
+    f: tokio_tungstenite::tungstenite::protocol::frame::Frame,
+) -> u16 {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("{}?token={}", s.ws_url(), s.token("a"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Frame(f)).await.unwrap();
+    loop {
+        let msg = tokio::time::timeout(READ_TIMEOUT, ws.next())
+            .await
+            .expect("an answer");
+        match msg {
+            Some(Ok(Message::Close(Some(c)))) => return u16::from(c.code),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
+/// A text message that is not UTF-8 closes with 1007; a protocol violation (a reserved bit set)
+/// closes with 1002 — a close frame with the documented code, not a dropped connection.
+#[tokio::test]
+async fn bad_utf8_and_protocol_violations_get_their_close_codes() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let s = start().await;
+    let bad_utf8 = Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true);
+    assert_eq!(close_code_after(&s, bad_utf8).await, 1007);
+    let mut rsv = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true);
+    rsv.header_mut().rsv1 = true;
+    assert_eq!(close_code_after(&s, rsv).await, 1002);
+}

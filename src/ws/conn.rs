@@ -127,6 +127,8 @@ pub async fn run(socket: Socket, app: App, conn: Arc<Conn>, mut outbox: Receiver
                 let step = match msg {
                     None | Some(Ok(Message::Close(_))) => break Exit::PeerGone,
                     Some(Err(e)) if is_too_big(&e) => break Exit::Close(close::TOO_BIG, "message too big"),
+                    Some(Err(WsError::Utf8(_))) => break Exit::Close(close::INVALID_PAYLOAD, "invalid UTF-8"),
+                    Some(Err(WsError::Protocol(_))) => break Exit::Close(close::PROTOCOL_ERROR, "protocol error"),
                     Some(Err(_)) => break Exit::PeerGone,
                     Some(Ok(Message::Text(text))) => {
                         // Waits for room mailbox space at most: still give way to a close.
