@@ -35,6 +35,11 @@
 //! - [`panel`]: `GET /panel/{room}`, the live participant panel page (embedded HTML/CSS/JS).
 //! - [`app`]: the shared state handed to every handler.
 
+// No `unwrap()` in the server's own code: an `expect` says why it cannot fail, or the case is
+// handled. Scoped to src/ (here, not in Cargo.toml's [lints], which would reach the test and
+// bench crates too); `#[cfg(test)]` code may unwrap (clippy.toml: allow-unwrap-in-tests).
+#![warn(clippy::unwrap_used)]
+
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -1,5 +1,10 @@
 //! The `rollcall` binary: parse configuration, set up logging, serve until SIGINT/SIGTERM.
 
+// No `unwrap()` in the server's own code: an `expect` says why it cannot fail, or the case is
+// handled. Scoped to src/ (here, not in Cargo.toml's [lints], which would reach the test and
+// bench crates too); `#[cfg(test)]` code may unwrap (clippy.toml: allow-unwrap-in-tests).
+#![warn(clippy::unwrap_used)]
+
 use clap::Parser;
 use rollcall::cli::{Cli, Command};
 use rollcall::config::Settings;

@@ -47,7 +47,8 @@ pub fn routes() -> Router<App> {
         .merge(video::routes())
 }
 
-/// Verifies a socket token that is not a native one (a video-room token, a game session token).
+/// Verifies a socket token that is not a native one (a video-room token, a game session token;
+/// lobby players need none of their own: they attach with a native token, `sub` = player id).
 /// `None` when no façade recognises the token.
 pub fn verify_socket_token(app: &App, token: &str) -> Option<Result<Identity, AuthError>> {
     video::verify_socket_token(app, token).or_else(|| game::verify_socket_token(app, token))

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::fanout::Subscribers;
-use super::handle::{Command, Joiner};
+use super::handle::Command;
 use super::members::Members;
 pub use super::ops::Ops;
 use super::{now_ms, Registry, RoomError, RoomHandle, RoomSpec, Snapshot};
@@ -72,10 +72,16 @@ impl Timers {
     }
 }
 
+/// The longest step an expiry timer is armed for: the wheel refuses (panics on) deadlines past
+/// ~2 years, so a later expiry is reached in steps, each re-armed when it fires.
+const EXPIRY_STEP: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 pub(super) enum Timer {
     Grace(MemberId),
     Idle,
     Resync,
+    /// The room closes with reason `expired` at this instant (game rooms' `expiresIn`).
+    Expire(Instant),
 }
 
 /// One room's state and its event loop.
@@ -139,7 +145,7 @@ impl Room {
         while !self.exit {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(Command::Join { who: Joiner::Socket { conn, state }, reply }) => {
+                    Some(Command::Join { conn, state, reply }) => {
                         if let Some(cmd) = self.on_join((conn, state, reply), &mut rx) {
                             self.handle(cmd);
                         }
@@ -171,10 +177,7 @@ impl Room {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join {
-                who: Joiner::Socket { conn, state },
-                reply,
-            } => {
+            Command::Join { conn, state, reply } => {
                 self.join_sockets(vec![(conn, state, reply)]);
             }
             Command::AddMembers { members, reply } => {
@@ -231,10 +234,7 @@ impl Room {
             Command::Snapshot { reply } => {
                 let _ = reply.send(Ok(self.snapshot())); // as above
             }
-            Command::Custom { op, reply } => {
-                let r = op(&mut Ops { room: self });
-                let _ = reply.send(Ok(r)); // as above
-            }
+            Command::Custom(op) => op(&mut Ops { room: self }),
             Command::Close { reason, reply } => {
                 self.close(&reason);
                 let _ = reply.send(Ok(())); // as above
@@ -266,6 +266,18 @@ impl Room {
                 self.resync_key = None;
                 self.resync();
             }
+            Timer::Expire(at) => self.expire_at(at),
+        }
+    }
+
+    /// Closes the room with reason `expired` at `at`, or arms the timer that will (in steps of
+    /// at most [`EXPIRY_STEP`]). The timer lives in this room's wheel and goes with the room.
+    pub(super) fn expire_at(&mut self, at: Instant) {
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            self.close("expired");
+        } else {
+            self.timers.insert(Timer::Expire(at), left.min(EXPIRY_STEP));
         }
     }
 
@@ -412,9 +424,7 @@ fn refuse(cmd: Command) {
         Command::Snapshot { reply } => {
             let _ = reply.send(Err(RoomError::Closed));
         }
-        Command::Custom { reply, .. } => {
-            let _ = reply.send(Err(RoomError::Closed));
-        }
-        Command::Detach { .. } => {}
+        // Dropping the change drops its reply channel: the caller sees `Closed`.
+        Command::Custom(_) | Command::Detach { .. } => {}
     }
 }

@@ -35,29 +35,21 @@ pub struct NewMember {
     pub meta: Value,
 }
 
-/// Who is joining.
-#[derive(Debug)]
-pub enum Joiner {
+/// A façade's custom change, applied atomically inside the actor. It may read and change the
+/// room's attributes and members through [`super::ops::Ops`], which versions and broadcasts
+/// every change it makes. The closure carries its own typed reply channel (see
+/// [`RoomHandle::custom`]): a room that exits before running it drops it, and the caller sees
+/// [`RoomError::Closed`].
+pub type Custom = Box<dyn FnOnce(&mut super::ops::Ops<'_>) + Send>;
+
+/// Everything a room actor can be asked to do.
+pub enum Command {
     /// A socket joins as its identity's member.
-    Socket {
+    Join {
         /// The connection.
         conn: Arc<Conn>,
         /// Initial live state.
         state: Option<Value>,
-    },
-}
-
-/// A façade's custom change, applied atomically inside the actor. It may read and change the
-/// room's attributes and members through [`super::ops::Ops`], which versions and broadcasts
-/// every change it makes.
-pub type Custom = Box<dyn FnOnce(&mut super::ops::Ops<'_>) -> Result<Value, Value> + Send>;
-
-/// Everything a room actor can be asked to do.
-pub enum Command {
-    /// A socket joins.
-    Join {
-        /// Who.
-        who: Joiner,
         /// Reply.
         reply: Reply<()>,
     },
@@ -132,13 +124,8 @@ pub enum Command {
         /// Reply.
         reply: Reply<Snapshot>,
     },
-    /// A façade's atomic custom change.
-    Custom {
-        /// The change.
-        op: Custom,
-        /// Reply: what the closure returned.
-        reply: Reply<Result<Value, Value>>,
-    },
+    /// A façade's atomic custom change; it answers its caller itself.
+    Custom(Custom),
     /// Close the room: subscribers get `closed`, the actor exits.
     Close {
         /// Why (`ended`, `deleted`, ...).
@@ -219,11 +206,8 @@ impl RoomHandle {
 
     /// A socket joins as its member.
     pub async fn join(&self, conn: Arc<Conn>, state: Option<Value>) -> Result<(), RoomError> {
-        self.call(|reply| Command::Join {
-            who: Joiner::Socket { conn, state },
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Join { conn, state, reply })
+            .await
     }
 
     /// REST adds members (one event).
@@ -287,14 +271,17 @@ impl RoomHandle {
         self.call(|reply| Command::Snapshot { reply }).await
     }
 
-    /// Runs a façade's change atomically in the actor.
-    pub async fn custom(
+    /// Runs a façade's change atomically in the actor (no other command between its checks and
+    /// its changes) and returns what it returned. [`RoomError::Closed`] if the room exited first.
+    pub async fn custom<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&mut super::ops::Ops<'_>) -> Result<Value, Value> + Send + 'static,
-    ) -> Result<Result<Value, Value>, RoomError> {
-        self.call(|reply| Command::Custom {
-            op: Box::new(op),
-            reply,
+        op: impl FnOnce(&mut super::ops::Ops<'_>) -> T + Send + 'static,
+    ) -> Result<T, RoomError> {
+        self.call(|reply: Reply<T>| {
+            Command::Custom(Box::new(move |ops| {
+                // The caller may have given up waiting; the change is made either way.
+                let _ = reply.send(Ok(op(ops)));
+            }))
         })
         .await
     }

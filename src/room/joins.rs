@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::actor::Room;
-use super::handle::{Command, Joiner, Reply};
+use super::handle::{Command, Reply};
 use super::members::{Binding, Member, RowCache};
 use super::{now_ms, RoomError};
 use crate::conn::Conn;
@@ -39,10 +39,7 @@ impl Room {
         let mut next = None;
         while joins.len() < JOIN_BATCH {
             match rx.try_recv() {
-                Ok(Command::Join {
-                    who: Joiner::Socket { conn, state },
-                    reply,
-                }) => joins.push((conn, state, reply)),
+                Ok(Command::Join { conn, state, reply }) => joins.push((conn, state, reply)),
                 Ok(other) => {
                     next = Some(other);
                     break;

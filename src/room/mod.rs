@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use handle::{Answer, Command, Joiner, NewMember, RoomHandle};
+pub use handle::{Answer, Command, NewMember, RoomHandle};
 pub use registry::Registry;
 
 use crate::ids::MemberId;

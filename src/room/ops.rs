@@ -5,8 +5,10 @@
 //! here that versions and broadcasts it, exactly like the actor's own commands.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
 use super::actor::Room;
 use super::handle::NewMember;
@@ -113,6 +115,11 @@ impl Ops<'_> {
         .to_frame();
         self.room.broadcast(frame, "host");
         true
+    }
+    /// Closes the room with reason `expired` after `after`, unless it closes first. The timer
+    /// is the room's own (no task outside the actor) and goes with it.
+    pub fn expire_after(&mut self, after: Duration) {
+        self.room.expire_at(Instant::now() + after)
     }
     /// Closes the room after this change.
     pub fn close(&mut self, reason: &str) {

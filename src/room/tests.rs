@@ -309,10 +309,8 @@ async fn queued_joins_are_announced_in_one_event() {
         let who = who.clone();
         let answer = room
             .request(|reply| Command::Join {
-                who: Joiner::Socket {
-                    conn: who,
-                    state: None,
-                },
+                conn: who,
+                state: None,
                 reply,
             })
             .await
@@ -348,4 +346,34 @@ async fn queued_joins_are_announced_in_one_event() {
         next(&mut crx).is_none(),
         "a refused join gets nothing from the room"
     );
+}
+
+/// An expiry armed through `Ops` closes the room with `expired` at its deadline, even one past
+/// the timer wheel's ~2-year range (reached in re-armed steps), and not a moment before.
+#[tokio::test(start_paused = true)]
+async fn expiry_closes_the_room_at_its_deadline() {
+    let reg = registry(|_| {});
+    for (name, after) in [
+        ("soon", Duration::from_secs(60)),
+        ("far", Duration::from_secs(3 * 365 * 24 * 60 * 60)),
+    ] {
+        let room = reg.get_or_spawn(&name.into(), native(&reg));
+        let (w, mut wrx) = conn("watcher", 16);
+        room.watch(w.clone()).await.unwrap();
+        room.custom(move |ops| ops.expire_after(after))
+            .await
+            .unwrap();
+        while next(&mut wrx).is_some() {}
+        tokio::time::sleep(after - Duration::from_secs(1)).await;
+        settle().await;
+        assert!(next(&mut wrx).is_none(), "{name}: open until its deadline");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        settle().await;
+        let closed = next(&mut wrx).expect("a closed event");
+        assert_eq!(
+            (closed["type"].as_str(), closed["reason"].as_str()),
+            (Some("closed"), Some("expired")),
+            "{name}"
+        );
+    }
 }

@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio_util::sync::CancellationToken;
 
 use super::error::GameError;
 use super::tasks::Outcome;
@@ -127,27 +126,12 @@ pub async fn create(app: App, game_id: String, expires_in: u64) -> Outcome {
         return Err(format!("Room already exists: {room_no}"));
     };
     if expires_in <= MAX_SCHEDULED_SECS {
-        expire_later(
-            handle,
-            Duration::from_secs(expires_in),
-            app.shutdown.clone(),
-        );
+        let after = Duration::from_secs(expires_in);
+        // A room already closed (ended in the meantime) has nothing left to expire.
+        let _ = handle.custom(move |ops| ops.expire_after(after)).await;
     }
     tracing::info!(room = %key, expires_in, "game room created");
     Ok(json!({ "gameId": game_id, "roomId": room_no, "roomAddress": key.as_str() }))
-}
-
-/// Closes the room with reason `expired` after `after`, unless it ended first or we shut down.
-fn expire_later(handle: RoomHandle, after: Duration, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        tokio::select! {
-            () = tokio::time::sleep(after) => {
-                // An ended room is already gone (`Closed`): nothing left to close.
-                let _ = handle.close("expired").await;
-            }
-            () = shutdown.cancelled() => {}
-        }
-    });
 }
 
 /// `joinGameRoom`: adds the players in one `joined` event.
@@ -192,38 +176,27 @@ pub async fn not_members(
     handle: &RoomHandle,
     plyr_ids: Vec<String>,
 ) -> Result<Vec<String>, GameError> {
-    let r = handle
+    handle
         .custom(move |ops| {
-            let missing: Vec<Value> = plyr_ids
+            plyr_ids
                 .into_iter()
                 .filter(|id| !ops.is_member(id))
-                .map(Value::String)
-                .collect();
-            Ok(Value::Array(missing))
+                .collect()
         })
-        .await;
-    match r {
-        Ok(Ok(Value::Array(ids))) => Ok(ids
-            .into_iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()),
-        Ok(other) => Err(GameError::Internal(format!(
-            "membership check answered {other:?}"
-        ))),
-        Err(RoomError::Closed) => Err(GameError::RoomNotFound),
-        Err(e) => Err(GameError::Internal(e.to_string())),
-    }
+        .await
+        .map_err(|e| match e {
+            RoomError::Closed => GameError::RoomNotFound,
+            e => GameError::Internal(e.to_string()),
+        })
 }
 
 /// Whether `plyr_id` is a member of the room (false for an unknown or closed room).
 pub async fn is_joined(handle: Option<RoomHandle>, plyr_id: String) -> bool {
     let Some(handle) = handle else { return false };
-    matches!(
-        handle
-            .custom(move |ops| Ok(Value::Bool(ops.is_member(&plyr_id))))
-            .await,
-        Ok(Ok(Value::Bool(true)))
-    )
+    handle
+        .custom(move |ops| ops.is_member(&plyr_id))
+        .await
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

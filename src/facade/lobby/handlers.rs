@@ -19,7 +19,7 @@ use super::extract::{Ctx, JsonBody};
 use super::index::{Indexes, LobbyEntry, Scope, Taken};
 use super::liveness::{self, Live};
 use super::model::{now_iso, render, Lobby, LobbyAttrs, LobbyId, Status};
-use super::ops::{self, atomically, AfterRemoval, ALREADY_ELSEWHERE, ALREADY_HERE};
+use super::ops::{self, AfterRemoval, ALREADY_ELSEWHERE, ALREADY_HERE};
 use super::request::{self, AddPlayer};
 use crate::app::App;
 use crate::ids::MemberId;
@@ -58,7 +58,7 @@ async fn run<T: Send + 'static>(
     e: &LobbyEntry,
     f: impl FnOnce(&mut Ops<'_>) -> Result<T, LobbyError> + Send + 'static,
 ) -> Result<T, LobbyError> {
-    match atomically(&e.handle, f).await {
+    match e.handle.custom(f).await {
         Ok(r) => r,
         Err(_) => {
             indexes(app).forget(&e.id);

@@ -18,7 +18,6 @@ use tokio::time::Instant;
 
 use super::index::Indexes;
 use super::model::LobbyAttrs;
-use super::ops::atomically;
 use crate::ids::MemberId;
 use crate::protocol::LeaveReason;
 use crate::room::actor::Ops;
@@ -166,7 +165,7 @@ pub fn spawn(indexes: Arc<Indexes>, entry: Arc<super::index::LobbyEntry>) {
                 _ = tick.tick() => {}
             }
             let live = entry.live.clone();
-            match atomically(&entry.handle, move |ops| live.sweep(ops)).await {
+            match entry.handle.custom(move |ops| live.sweep(ops)).await {
                 Ok(swept) => {
                     for p in swept.removed.iter().chain(&swept.vanished) {
                         indexes.release(&entry.scope, p, entry.id);
@@ -230,9 +229,7 @@ mod tests {
 
     async fn sweep(handle: &crate::room::RoomHandle, live: &Arc<Live>) -> Swept {
         let live = live.clone();
-        atomically(handle, move |ops| live.sweep(ops))
-            .await
-            .unwrap()
+        handle.custom(move |ops| live.sweep(ops)).await.unwrap()
     }
 
     async fn next(rx: &mut crate::outbox::Receiver) -> Value {

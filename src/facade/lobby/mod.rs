@@ -30,9 +30,8 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::app::App;
-use crate::auth::{secret_eq, AuthError};
+use crate::auth::secret_eq;
 use crate::config::{ConfigError, Settings};
-use crate::conn::Identity;
 
 use error::LobbyError;
 use index::{Indexes, Tenant};
@@ -160,9 +159,4 @@ pub fn routes() -> Router<App> {
         )
         .route("/lobbies/{id}/heartbeat", post(handlers::heartbeat))
         .route("/lobbies-sse/{id}/events", get(sse::events))
-}
-
-/// Lobby players use native socket tokens (`sub` = player id): no token of the façade's own.
-pub fn verify_socket_token(_app: &App, _token: &str) -> Option<Result<Identity, AuthError>> {
-    None
 }

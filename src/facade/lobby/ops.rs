@@ -1,13 +1,12 @@
 //! The lobby rules, each applied atomically inside the lobby's room actor.
 //!
-//! Every function here runs in a `custom` closure ([`atomically`]): it checks (host, membership,
+//! Every function here runs in a `custom` closure (`RoomHandle::custom`): it checks (host, membership,
 //! capacity, status), then changes the room through `Ops` — which versions and broadcasts each
 //! change as the native event (`joined`, `left`, `kicked`, `state`, `host`, `updated`, `closed`)
 //! — and renders the lobby as it is right after the change. Nothing here awaits, so no other
 //! command can slip between a check and its act.
 
 use serde_json::{Map, Value};
-use tokio::sync::oneshot;
 
 use super::error::LobbyError;
 use super::index::{Indexes, LobbyEntry};
@@ -16,29 +15,12 @@ use super::request::{Matchmaking, UpdateLobby};
 use crate::ids::MemberId;
 use crate::protocol::LeaveReason;
 use crate::room::actor::Ops;
-use crate::room::{NewMember, RoomError, RoomHandle};
+use crate::room::{NewMember, RoomError};
 
 /// The refusal of a join by a player who is already in the lobby it joins.
 pub const ALREADY_HERE: &str = "Player is already in this lobby";
 /// The refusal of a join or create by a player who is in another lobby of the config.
 pub const ALREADY_ELSEWHERE: &str = "Player is already in a lobby";
-
-/// Runs `f` inside the room's actor and returns what it returned.
-pub async fn atomically<T: Send + 'static>(
-    handle: &RoomHandle,
-    f: impl FnOnce(&mut Ops<'_>) -> T + Send + 'static,
-) -> Result<T, RoomError> {
-    let (tx, rx) = oneshot::channel();
-    handle
-        .custom(move |ops| {
-            // The receiver is dropped only if the caller gave up; nothing to undo then.
-            let _ = tx.send(f(ops));
-            Ok(Value::Null)
-        })
-        .await?
-        .map_err(|_| RoomError::Closed)?;
-    rx.await.map_err(|_| RoomError::Closed)
-}
 
 /// The lobby after a removal, or the news that the removal emptied and deleted it.
 #[derive(Debug)]

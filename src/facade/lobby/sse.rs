@@ -26,7 +26,6 @@ use super::error::LobbyError;
 use super::extract::Ctx;
 use super::index::LobbyEntry;
 use super::model::{render, Lobby, LobbyId};
-use super::ops::atomically;
 use crate::app::App;
 use crate::conn::{Conn, Identity};
 use crate::ids::MemberId;
@@ -122,11 +121,15 @@ impl Feed {
             if newest <= self.last {
                 continue;
             }
-            let snap = atomically(&self.guard.entry.handle, move |ops| {
-                let s = ops.snapshot();
-                render(&id, &s).map(|l| (l, s.version))
-            })
-            .await;
+            let snap = self
+                .guard
+                .entry
+                .handle
+                .custom(move |ops| {
+                    let s = ops.snapshot();
+                    render(&id, &s).map(|l| (l, s.version))
+                })
+                .await;
             let (lobby, version) = match snap {
                 Ok(Ok(v)) => v,
                 Ok(Err(e)) => {
@@ -178,15 +181,17 @@ pub async fn events(
         counted: false,
     };
     let (live, p, lid) = (entry.live.clone(), player.clone(), entry.id);
-    let first = atomically(&entry.handle, move |ops| {
-        if !ops.is_member(p.as_str()) {
-            return Err(LobbyError::Forbidden("Player is not in this lobby".into()));
-        }
-        live.stream_opened(&p);
-        let s = ops.snapshot();
-        render(&lid, &s).map(|l| (l, s.version))
-    })
-    .await;
+    let first = entry
+        .handle
+        .custom(move |ops| {
+            if !ops.is_member(p.as_str()) {
+                return Err(LobbyError::Forbidden("Player is not in this lobby".into()));
+            }
+            live.stream_opened(&p);
+            let s = ops.snapshot();
+            render(&lid, &s).map(|l| (l, s.version))
+        })
+        .await;
     let (lobby, version) = match first {
         Ok(r) => r?,
         Err(_) => return Err(LobbyError::lobby_not_found()),

@@ -17,7 +17,7 @@ use super::auth::AuthTeam;
 use super::body::Page;
 use super::error::{FieldErrors, VideoError};
 use super::rooms::resolve;
-use super::{in_actor, room_key, TeamId};
+use super::{room_key, TeamId};
 use crate::app::App;
 use crate::ids::RoomId;
 use crate::protocol::MemberKind;
@@ -43,7 +43,7 @@ struct Row {
 
 /// A room's attributes and its participants, read atomically.
 async fn read(h: &RoomHandle) -> Result<(Map<String, Value>, Vec<Row>), RoomError> {
-    in_actor(h, |ops| {
+    h.custom(|ops| {
         let s = ops.snapshot();
         let rows = s
             .members

@@ -33,16 +33,12 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::Value;
-use tokio::sync::oneshot;
 
 use crate::app::App;
 use crate::auth::AuthError;
 use crate::config::{ConfigError, Settings};
 use crate::conn::Identity;
 use crate::ids::RoomId;
-use crate::room::actor::Ops;
-use crate::room::{RoomError, RoomHandle};
 
 /// The team id used when no `[[video.teams]]` is configured (development only, logged at start).
 pub const DEV_TEAM_ID: &str = "dev-team";
@@ -172,24 +168,6 @@ impl VideoState {
 /// The room key of video room `uuid`.
 pub fn room_key(uuid: uuid::Uuid) -> RoomId {
     RoomId::from(format!("video:{uuid}"))
-}
-
-/// Runs `f` inside room `h`'s actor (atomically with every other change to the room) and returns
-/// its typed result.
-pub async fn in_actor<T, F>(h: &RoomHandle, f: F) -> Result<T, RoomError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Ops<'_>) -> T + Send + 'static,
-{
-    let (tx, rx) = oneshot::channel();
-    h.custom(move |ops| {
-        // The receiver below waits for this unless the request was dropped: nothing to undo then.
-        let _ = tx.send(f(ops));
-        Ok(Value::Null)
-    })
-    .await?
-    .map_err(|_| RoomError::Closed)?;
-    rx.await.map_err(|_| RoomError::Closed)
 }
 
 /// This façade's routes (all under `/api/v1`).

@@ -8,7 +8,7 @@
 //!   generated OpenAPI) and removes those callers in one `left` event with reason `left`. Ids that
 //!   are not phone participants of the room are a no-op. 200, empty body.
 //!
-//! Both check and change the room inside its actor ([`in_actor`]), so the kind check (a call id
+//! Both check and change the room inside its actor (`RoomHandle::custom`), so the kind check (a call id
 //! never touches a web participant) and the change are one atomic step.
 
 use axum::body::Bytes;
@@ -20,7 +20,6 @@ use serde_json::{json, Value};
 use super::auth::AuthTeam;
 use super::body::{self, as_bool};
 use super::error::{FieldErrors, VideoError};
-use super::in_actor;
 use super::rooms::resolve;
 use crate::app::App;
 use crate::ids::MemberId;
@@ -280,24 +279,25 @@ pub async fn joined(
 ) -> Result<StatusCode, VideoError> {
     let (_, h) = resolve(&app, &team, key).await?;
     let callers = parse_joined(&body::json_body(b)?)?;
-    let r = in_actor(&h, move |ops| {
-        // Per-id kind lookups: no copy of the whole room inside the actor.
-        let clash: Vec<usize> = callers
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                ops.kind_of(&c.call_id)
-                    .is_some_and(|k| k != MemberKind::Phone)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if !clash.is_empty() {
-            return Err(JoinRefusal::NotPhone(clash));
-        }
-        ops.add(callers.iter().map(Caller::member).collect())
-            .map_err(JoinRefusal::Room)
-    })
-    .await?;
+    let r = h
+        .custom(move |ops| {
+            // Per-id kind lookups: no copy of the whole room inside the actor.
+            let clash: Vec<usize> = callers
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| {
+                    ops.kind_of(&c.call_id)
+                        .is_some_and(|k| k != MemberKind::Phone)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if !clash.is_empty() {
+                return Err(JoinRefusal::NotPhone(clash));
+            }
+            ops.add(callers.iter().map(Caller::member).collect())
+                .map_err(JoinRefusal::Room)
+        })
+        .await?;
     match r {
         Ok(_) => Ok(StatusCode::OK),
         Err(JoinRefusal::Room(e)) => Err(e.into()),
@@ -323,7 +323,7 @@ pub async fn left(
 ) -> Result<StatusCode, VideoError> {
     let (_, h) = resolve(&app, &team, key).await?;
     let ids = parse_left(&body::json_body(b)?)?;
-    in_actor(&h, move |ops| {
+    h.custom(move |ops| {
         let phones: Vec<MemberId> = ids
             .into_iter()
             .filter(|id| ops.kind_of(id.as_str()) == Some(MemberKind::Phone))

@@ -18,7 +18,7 @@ use super::auth::AuthTeam;
 use super::body::{self, opt_string, Page};
 use super::directory::Listed;
 use super::error::{FieldErrors, VideoError};
-use super::{in_actor, room_key, TeamId};
+use super::{room_key, TeamId};
 use crate::app::App;
 use crate::room::{RoomHandle, RoomKind, RoomSpec};
 
@@ -297,44 +297,45 @@ pub async fn update(
         }
     }
     let new_name = f.friendly_url.clone();
-    let r = in_actor(&h, move |ops| {
-        let old = ops
-            .attrs()
-            .get("friendly_url")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let max = f.max_participants.map(|m| m.unwrap_or(cap));
-        let a = ops.attrs_mut();
-        for (key, v) in [
-            ("description", f.description),
-            ("topic", f.topic),
-            ("external_id", f.external_id),
-            ("default_role", f.default_role),
-        ] {
-            if let Some(v) = v {
-                set_opt(a, key, v);
+    let r = h
+        .custom(move |ops| {
+            let old = ops
+                .attrs()
+                .get("friendly_url")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let max = f.max_participants.map(|m| m.unwrap_or(cap));
+            let a = ops.attrs_mut();
+            for (key, v) in [
+                ("description", f.description),
+                ("topic", f.topic),
+                ("external_id", f.external_id),
+                ("default_role", f.default_role),
+            ] {
+                if let Some(v) = v {
+                    set_opt(a, key, v);
+                }
             }
-        }
-        if let Some(n) = f.friendly_url {
-            a.insert("friendly_url".into(), json!(n));
-        }
-        if let Some(p) = f.privacy {
-            a.insert("privacy".into(), json!(p));
-        }
-        if let Some(m) = max {
-            a.insert("max_participants".into(), json!(m));
-        }
-        a.insert(
-            "updated_at".into(),
-            json!(iso_seconds(crate::room::now_ms())),
-        );
-        if let Some(m) = max {
-            ops.set_max_members(m);
-        }
-        ops.publish_attrs();
-        (old, room_json(ops.attrs()))
-    })
-    .await;
+            if let Some(n) = f.friendly_url {
+                a.insert("friendly_url".into(), json!(n));
+            }
+            if let Some(p) = f.privacy {
+                a.insert("privacy".into(), json!(p));
+            }
+            if let Some(m) = max {
+                a.insert("max_participants".into(), json!(m));
+            }
+            a.insert(
+                "updated_at".into(),
+                json!(iso_seconds(crate::room::now_ms())),
+            );
+            if let Some(m) = max {
+                ops.set_max_members(m);
+            }
+            ops.publish_attrs();
+            (old, room_json(ops.attrs()))
+        })
+        .await;
     match r {
         Ok((old, room)) => {
             if let (Some(old), Some(new)) = (old, new_name) {
