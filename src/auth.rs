@@ -8,9 +8,83 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Settings};
-use crate::conn::{Access, Identity, RoomAllow};
 use crate::ids::{MemberId, RoomId};
 use crate::protocol::MemberKind;
+
+/// Who is on the other end of a connection, from its verified token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The member id (`sub`, or `plyrId` for game session tokens).
+    pub member: MemberId,
+    /// Display name (`name` claim), if any.
+    pub name: Option<String>,
+    /// Participant kind (`player` by default, `web` for video-room tokens).
+    pub kind: MemberKind,
+    /// Token expiry, seconds since the Unix epoch.
+    pub exp: Option<u64>,
+    /// When set, the token only admits this room (video-room tokens).
+    pub only_room: Option<RoomId>,
+    /// Which rooms the credential may see at all (tenant isolation; `protocol/README.md`).
+    pub access: Access,
+}
+
+/// What kind of credential a socket holds, which decides the rooms it may join or watch (checked
+/// in `ws::access` before any room is asked; `protocol/README.md`, "Who may see a room").
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Access {
+    /// A native token: native rooms (all of them, or those its `rooms` claim admits), and a
+    /// lobby room only where its member is one of the lobby's players. Never video or game rooms.
+    Native(Option<RoomAllow>),
+    /// A PLYR session token: the game rooms of this game (`game:<gameId>:*`) only.
+    Game(String),
+    /// A façade credential bound to [`Identity::only_room`] (video room tokens, a lobby's own
+    /// SSE and liveness watchers): that room only.
+    #[default]
+    Room,
+    /// The operator (`admin_token`): may watch any room and join native rooms.
+    Operator,
+}
+
+impl Access {
+    /// A native token with no `rooms` claim.
+    pub const NATIVE: Self = Self::Native(None);
+}
+
+/// A native token's `rooms` claim: room name patterns, each an exact name or a prefix ending in
+/// `*` (`"chess-*"`; `"*"` admits every native room).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomAllow(std::sync::Arc<[String]>);
+
+impl RoomAllow {
+    /// At most this many patterns in one claim.
+    pub const MAX_PATTERNS: usize = 64;
+
+    /// Validates the claim: 1..=64 patterns, each a room name (or a room name prefix then `*`).
+    pub fn new(patterns: Vec<String>) -> Result<Self, String> {
+        if patterns.is_empty() || patterns.len() > Self::MAX_PATTERNS {
+            return Err(format!(
+                "the rooms claim holds 1 to {} patterns",
+                Self::MAX_PATTERNS
+            ));
+        }
+        for p in &patterns {
+            let stem = p.strip_suffix('*').unwrap_or(p);
+            let ok = p == "*" || crate::ids::valid_room_name(stem);
+            if !ok {
+                return Err(format!("rooms claim: {p:?} is not a room name or prefix*"));
+            }
+        }
+        Ok(Self(patterns.into()))
+    }
+
+    /// Whether `room` matches one of the patterns.
+    pub fn admits(&self, room: &str) -> bool {
+        self.0.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => room.starts_with(prefix),
+            None => p == room,
+        })
+    }
+}
 
 /// Why a token was refused. The message is safe to show the client (it never echoes the token).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Defined where it is validated; here for `FileConfig::webhooks` and its old path.
+pub use crate::webhook::config::WebhookConfig;
+
 /// The HS256 secret of development mode ([`crate::devmode`]): public, never live beside a
 /// configured credential.
 pub const DEV_JWT_SECRET: &str = "rollcall-dev-secret";
@@ -430,43 +433,6 @@ impl Settings {
             deadlines: f.deadlines.validate()?,
         })
     }
-}
-
-/// One `[[webhooks]]` endpoint: where signed event POSTs go, and how hard to try. Defaults,
-/// validation and the secret-free `Debug` live in [`crate::webhook::config`].
-#[derive(Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// `http://` or `https://` URL that receives the POSTs.
-    pub url: String,
-    /// HMAC-SHA256 key of the `X-Rollcall-Signature` header (at least 16 bytes).
-    pub secret: String,
-    /// Label in metrics and logs; default: the URL's host (never its path or query, which may
-    /// carry credentials).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Event names to send (see [`crate::webhook::config::EVENTS`]); empty = all.
-    #[serde(default)]
-    pub events: Vec<String>,
-    /// Seconds one POST may take before it counts as failed (and is retried).
-    #[serde(default = "crate::webhook::config::default_timeout")]
-    pub timeout_secs: f64,
-    /// Deliveries queued (or in flight) for this endpoint; beyond it new ones are dropped and
-    /// counted.
-    #[serde(default = "crate::webhook::config::default_max_queue")]
-    pub max_queue: usize,
-    /// Deliveries in flight at once; events of one room always use the same lane, in order.
-    #[serde(default = "crate::webhook::config::default_concurrency")]
-    pub concurrency: usize,
-    /// Attempts per delivery before it is given up (and counted); 0 = retry forever.
-    #[serde(default = "crate::webhook::config::default_max_attempts")]
-    pub max_attempts: u32,
-    /// First retry delay, seconds; doubled after each failure up to `backoff_max_secs`.
-    #[serde(default = "crate::webhook::config::default_backoff_initial")]
-    pub backoff_initial_secs: f64,
-    /// Largest retry delay, seconds.
-    #[serde(default = "crate::webhook::config::default_backoff_max")]
-    pub backoff_max_secs: f64,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -12,130 +12,15 @@ use std::sync::Weak;
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+// Their old paths (`rollcall::conn::Identity`, `::Push` ...), which bench/ and tests/ import.
+pub use crate::auth::{Access, Identity, RoomAllow};
+pub use crate::frame::{Frame, Push};
 use crate::ids::{ConnId, MemberId, RoomId};
-use crate::outbox::{Outbox, Receiver};
-use crate::protocol::MemberKind;
+use crate::outbox::Outbox;
 use crate::room::RoomHandle;
 
-/// Who is on the other end of a connection, from its verified token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Identity {
-    /// The member id (`sub`, or `plyrId` for game session tokens).
-    pub member: MemberId,
-    /// Display name (`name` claim), if any.
-    pub name: Option<String>,
-    /// Participant kind (`player` by default, `web` for video-room tokens).
-    pub kind: MemberKind,
-    /// Token expiry, seconds since the Unix epoch.
-    pub exp: Option<u64>,
-    /// When set, the token only admits this room (video-room tokens).
-    pub only_room: Option<RoomId>,
-    /// Which rooms the credential may see at all (tenant isolation; `protocol/README.md`).
-    pub access: Access,
-}
-
-/// What kind of credential a socket holds, which decides the rooms it may join or watch (checked
-/// in `ws::access` before any room is asked; `protocol/README.md`, "Who may see a room").
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum Access {
-    /// A native token: native rooms (all of them, or those its `rooms` claim admits), and a
-    /// lobby room only where its member is one of the lobby's players. Never video or game rooms.
-    Native(Option<RoomAllow>),
-    /// A PLYR session token: the game rooms of this game (`game:<gameId>:*`) only.
-    Game(String),
-    /// A façade credential bound to [`Identity::only_room`] (video room tokens, a lobby's own
-    /// SSE and liveness watchers): that room only.
-    #[default]
-    Room,
-    /// The operator (`admin_token`): may watch any room and join native rooms.
-    Operator,
-}
-
-impl Access {
-    /// A native token with no `rooms` claim.
-    pub const NATIVE: Self = Self::Native(None);
-}
-
-/// A native token's `rooms` claim: room name patterns, each an exact name or a prefix ending in
-/// `*` (`"chess-*"`; `"*"` admits every native room).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoomAllow(std::sync::Arc<[String]>);
-
-impl RoomAllow {
-    /// At most this many patterns in one claim.
-    pub const MAX_PATTERNS: usize = 64;
-
-    /// Validates the claim: 1..=64 patterns, each a room name (or a room name prefix then `*`).
-    pub fn new(patterns: Vec<String>) -> Result<Self, String> {
-        if patterns.is_empty() || patterns.len() > Self::MAX_PATTERNS {
-            return Err(format!(
-                "the rooms claim holds 1 to {} patterns",
-                Self::MAX_PATTERNS
-            ));
-        }
-        for p in &patterns {
-            let stem = p.strip_suffix('*').unwrap_or(p);
-            let ok = p == "*" || crate::ids::valid_room_name(stem);
-            if !ok {
-                return Err(format!("rooms claim: {p:?} is not a room name or prefix*"));
-            }
-        }
-        Ok(Self(patterns.into()))
-    }
-
-    /// Whether `room` matches one of the patterns.
-    pub fn admits(&self, room: &str) -> bool {
-        self.0.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => room.starts_with(prefix),
-            None => p == room,
-        })
-    }
-}
-
-/// One serialized server message (a JSON text frame), shared by every outbox it is pushed to.
-///
-/// A thin pointer on purpose: an outbox slot is paid per queued frame per socket (8 bytes here
-/// instead of 32 for a `Bytes`). The text is validated as UTF-8 once, when it is built, not once
-/// per delivery.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame(std::sync::Arc<Utf8Bytes>);
-
-impl Frame {
-    /// Wraps serialized JSON.
-    pub fn new(json: String) -> Self {
-        Self(std::sync::Arc::new(Utf8Bytes::from(json)))
-    }
-    /// The text, for a WebSocket `Text` message (a reference-count bump, no copy).
-    pub fn text(&self) -> Utf8Bytes {
-        (*self.0).clone()
-    }
-    /// The JSON text.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl std::ops::Deref for Frame {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-/// Result of [`Conn::push`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Push {
-    /// Queued.
-    Queued,
-    /// The outbox is full: the connection is lagging.
-    Full,
-    /// The connection is gone.
-    Gone,
-}
-
-/// The shared half of one WebSocket connection.
+/// The shared half of one WebSocket connection: who it is, its outbox and the rooms it is in.
 #[derive(Debug)]
 pub struct Conn {
     id: ConnId,
@@ -166,7 +51,7 @@ impl Conn {
         (conn, rx)
     }
 
-    pub(crate) fn outbox(&self) -> &Outbox {
+    fn outbox(&self) -> &Outbox {
         &self.outbox
     }
 
@@ -268,6 +153,35 @@ impl Conn {
     /// Empties the room list (on close), returning the handles to notify.
     pub fn take_rooms(&self) -> Vec<RoomHandle> {
         self.rooms().drain().map(|(_, h)| h).collect()
+    }
+}
+
+/// The receiving end of a connection's outbox (one per connection): dropping it closes the
+/// outbox, so rooms see [`Push::Gone`] and forget the connection.
+#[derive(Debug)]
+pub struct Receiver {
+    conn: std::sync::Arc<Conn>,
+}
+
+impl Receiver {
+    fn new(conn: std::sync::Arc<Conn>) -> Self {
+        Self { conn }
+    }
+
+    /// The next frame, waiting for one. Cancel-safe.
+    pub async fn recv(&mut self) -> Frame {
+        self.conn.outbox().recv().await
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        self.conn.outbox().try_pop()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.conn.outbox().close();
     }
 }
 

@@ -11,11 +11,13 @@
 //!   configured one).
 //! - [`ids`]: newtype ids (`RoomId`, `MemberId`, `ConnId`).
 //! - [`protocol`]: the WebSocket wire types, error codes and close codes (spec in `protocol/`).
+//! - [`frame`]: a serialized server message shared by every outbox, with its kind and version.
 //! - [`room`]: the room actor, its handle, the member set and the registry.
 //! - [`conn`]: the subscriber seam: what a room may do to a socket (push, close, attach).
 //! - [`outbox`]: a connection's bounded frame queue, the fan-out hot path.
 //! - [`relay`]: the cluster seam: where events go beyond this node (webhooks; later a cluster).
-//! - [`auth`]: JWT verification with pinned algorithms; constant-time secret comparison.
+//! - [`auth`]: who a socket is ([`auth::Identity`]); JWT verification with pinned algorithms;
+//!   constant-time secret comparison.
 //! - [`ws`]: `GET /v1/ws`: authentication, our own upgrade handshake (`ws::upgrade`), the
 //!   per-connection task (`ws::conn`) and its socket writer (`ws::socket`: batched small frames,
 //!   large ones written from shared bytes, nothing buffered between writes).
@@ -50,6 +52,7 @@ pub mod deadlines;
 pub mod devmode;
 pub mod drain;
 pub mod facade;
+pub mod frame;
 pub mod http;
 pub mod ids;
 pub mod limits;

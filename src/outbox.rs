@@ -14,7 +14,7 @@ use std::future::poll_fn;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use crate::conn::{Frame, Push};
+use crate::frame::{Frame, Push};
 
 /// Queue capacity above which an emptied queue gives its memory back.
 const KEEP_SLOTS: usize = 64;
@@ -124,35 +124,6 @@ impl Outbox {
     }
 }
 
-/// The receiving end of a connection's outbox (one per connection): dropping it closes the
-/// outbox, so rooms see [`Push::Gone`] and forget the connection.
-#[derive(Debug)]
-pub struct Receiver {
-    conn: std::sync::Arc<crate::conn::Conn>,
-}
-
-impl Receiver {
-    pub(crate) fn new(conn: std::sync::Arc<crate::conn::Conn>) -> Self {
-        Self { conn }
-    }
-
-    /// The next frame, waiting for one. Cancel-safe.
-    pub async fn recv(&mut self) -> Frame {
-        self.conn.outbox().recv().await
-    }
-
-    /// The next frame if one is queued.
-    pub fn try_recv(&mut self) -> Option<Frame> {
-        self.conn.outbox().try_pop()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.conn.outbox().close();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::future::Future;
@@ -161,7 +132,8 @@ mod tests {
     use std::task::{Context, Wake};
 
     use super::*;
-    use crate::conn::{Conn, Identity};
+    use crate::auth::Identity;
+    use crate::conn::{Conn, Receiver};
     use crate::protocol::MemberKind;
 
     struct Count(AtomicUsize);
@@ -178,7 +150,7 @@ mod tests {
             kind: MemberKind::Player,
             exp: None,
             only_room: None,
-            access: crate::conn::Access::NATIVE,
+            access: crate::auth::Access::NATIVE,
         };
         Conn::new(who, cap)
     }

@@ -349,14 +349,6 @@ pub enum ServerMsg<'a> {
     },
 }
 
-impl ServerMsg<'_> {
-    /// Serializes to one text frame.
-    pub fn to_frame(&self) -> crate::conn::Frame {
-        // Serializing these types cannot fail: no maps with non-string keys, no custom impls.
-        crate::conn::Frame::new(serde_json::to_string(self).expect("server messages serialize"))
-    }
-}
-
 /// A `panel` whose member rows are already serialized: the same JSON as [`ServerMsg::Panel`]
 /// (a test holds the two byte for byte), built from a room's cached rows.
 #[derive(Debug, Serialize)]
@@ -370,14 +362,6 @@ pub struct PanelRows<'a> {
     pub host: Option<&'a str>,
     /// Serialized [`MemberView`]s in join order.
     pub members: Vec<&'a serde_json::value::RawValue>,
-}
-
-impl PanelRows<'_> {
-    /// Serializes the panel into a shared frame.
-    pub fn to_frame(&self) -> crate::conn::Frame {
-        // Strings, numbers and raw JSON only: serializing cannot fail.
-        crate::conn::Frame::new(serde_json::to_string(self).expect("panels serialize"))
-    }
 }
 
 /// The `code` of an `error` message.

@@ -6,14 +6,14 @@
 //! touching the room actor. [`Relays`] composes several (the local one and the webhook relay,
 //! see `App::new`).
 
-use crate::conn::Frame;
+use crate::frame::Frame;
 use crate::ids::RoomId;
 
 /// Where a room's events go beyond its local subscribers. Called from the room actor, so it must
 /// not block: implementations queue and return.
 pub trait Relay: Send + Sync + 'static {
-    /// A room emitted `frame` at `version`.
-    fn publish(&self, room: &RoomId, version: u64, frame: &Frame);
+    /// A room emitted `frame` (its kind and version are [`Frame::kind`], [`Frame::version`]).
+    fn publish(&self, room: &RoomId, frame: &Frame);
 }
 
 /// The single-node relay: no other node to tell.
@@ -21,7 +21,7 @@ pub trait Relay: Send + Sync + 'static {
 pub struct LocalRelay;
 
 impl Relay for LocalRelay {
-    fn publish(&self, _room: &RoomId, _version: u64, _frame: &Frame) {}
+    fn publish(&self, _room: &RoomId, _frame: &Frame) {}
 }
 
 /// Several relays side by side (the local one, the webhook relay, later a cluster relay): each
@@ -38,9 +38,9 @@ impl std::fmt::Debug for Relays {
 }
 
 impl Relay for Relays {
-    fn publish(&self, room: &RoomId, version: u64, frame: &Frame) {
+    fn publish(&self, room: &RoomId, frame: &Frame) {
         for r in &self.0 {
-            r.publish(room, version, frame);
+            r.publish(room, frame);
         }
     }
 }

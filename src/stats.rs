@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::frame::Kind;
+use crate::protocol::LeaveReason;
+
 /// Event kinds counted by [`Stats::event`] (leave reasons are kinds of `left`).
 pub const EVENT_KINDS: [&str; 10] = [
     "joined",
@@ -86,12 +89,22 @@ pub struct HistogramSnapshot {
 }
 
 impl Stats {
-    /// One event of `kind`, pushed to `delivered` outboxes.
-    pub fn event(&self, kind: &str, delivered: u64) {
-        let i = EVENT_KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(EVENT_KINDS.len() - 1);
+    /// One event of `kind`, pushed to `delivered` outboxes, counted under its [`EVENT_KINDS`]
+    /// label. `updated` counts as `other` (exported as `type="updated"`); panels, `kicked` and
+    /// replies are never broadcast, and would count there too.
+    pub fn event(&self, kind: Kind, delivered: u64) {
+        let i = match kind {
+            Kind::Joined => 0,
+            Kind::Left(LeaveReason::Leave) => 1,
+            Kind::Left(LeaveReason::Kick) => 2,
+            Kind::Left(LeaveReason::Left) => 3,
+            Kind::Left(LeaveReason::Disconnect) => 4,
+            Kind::Left(LeaveReason::Timeout) => 5,
+            Kind::State => 6,
+            Kind::Host => 7,
+            Kind::Closed => 8,
+            Kind::Panel | Kind::Updated | Kind::Kicked | Kind::Reply => 9,
+        };
         self.events[i].fetch_add(1, Relaxed);
         self.deliveries.fetch_add(delivered, Relaxed);
     }
@@ -253,6 +266,31 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every event kind is counted under the `/metrics` label it always had (leave reasons are
+    /// kinds of `left`; `updated` counts as `other`).
+    #[test]
+    fn event_kinds_keep_their_labels() {
+        let cases = [
+            (Kind::Joined, "joined"),
+            (Kind::Left(LeaveReason::Leave), "leave"),
+            (Kind::Left(LeaveReason::Kick), "kick"),
+            (Kind::Left(LeaveReason::Left), "left"),
+            (Kind::Left(LeaveReason::Disconnect), "disconnect"),
+            (Kind::Left(LeaveReason::Timeout), "timeout"),
+            (Kind::State, "state"),
+            (Kind::Host, "host"),
+            (Kind::Closed, "closed"),
+            (Kind::Updated, "other"),
+        ];
+        for (kind, label) in cases {
+            let s = Stats::default();
+            s.event(kind, 2);
+            let counted: Vec<_> = s.events().filter(|(_, n)| *n > 0).collect();
+            assert_eq!(counted, [(label, 1)], "{kind:?}");
+            assert_eq!(s.deliveries(), 2);
+        }
+    }
 
     /// Each observation lands in one bucket; the count is their total.
     #[test]

@@ -15,7 +15,7 @@ use rollcall::room::{Registry, RoomHandle, RoomKind, RoomSpec};
 use rollcall::stats::Stats;
 use serde_json::json;
 
-fn conn(member: &str) -> (Arc<Conn>, rollcall::outbox::Receiver) {
+fn conn(member: &str) -> (Arc<Conn>, rollcall::conn::Receiver) {
     Conn::new(
         Identity {
             member: member.into(),

@@ -14,8 +14,8 @@ use axum::Router;
 
 use crate::app::App;
 use crate::auth::AuthError;
+use crate::auth::Identity;
 use crate::config::{ConfigError, Settings};
-use crate::conn::Identity;
 
 /// The façades' own state.
 #[derive(Debug)]

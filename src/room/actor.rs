@@ -25,7 +25,8 @@ use super::handle::Command;
 use super::members::Members;
 pub use super::ops::Ops;
 use super::{now_ms, Registry, RoomError, RoomHandle, RoomSpec, Snapshot};
-use crate::conn::{Conn, Frame};
+use crate::conn::Conn;
+use crate::frame::Frame;
 use crate::ids::{ConnId, MemberId, RoomId};
 use crate::protocol::{LeaveReason, MemberView, PanelRows};
 
@@ -186,7 +187,7 @@ impl Room {
             Command::Watch { conn, reply } => {
                 // A native token watches a lobby only as one of its players (tenant isolation).
                 let outsider = self.spec.kind == super::RoomKind::Lobby
-                    && matches!(conn.identity().access, crate::conn::Access::Native(_))
+                    && matches!(conn.identity().access, crate::auth::Access::Native(_))
                     && !self.members.contains(conn.member().as_str());
                 if outsider {
                     let _ = reply.send(Err(RoomError::Forbidden)); // the caller may have gone
@@ -301,16 +302,14 @@ impl Room {
     }
 
     /// Pushes one serialized event to every subscriber that is not lagging, then to the relay.
-    pub(super) fn broadcast(&mut self, frame: Frame, kind: &'static str) {
+    pub(super) fn broadcast(&mut self, frame: Frame) {
         let started = std::time::Instant::now();
-        let lagging = self.subs.broadcast(&frame, kind, self.registry.stats());
+        let lagging = self.subs.broadcast(&frame, self.registry.stats());
         self.registry.stats().fanout(started.elapsed());
         if lagging {
             self.schedule_resync();
         }
-        self.registry
-            .relay()
-            .publish(&self.id, self.version, &frame);
+        self.registry.relay().publish(&self.id, &frame);
     }
 
     fn panel_frame(&mut self) -> Frame {

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::conn::{Conn, Frame, Push};
+use crate::conn::Conn;
+use crate::frame::{Frame, Push};
 use crate::ids::{ConnId, MemberId};
 use crate::protocol::close;
 use crate::stats::Stats;
@@ -93,7 +94,7 @@ impl Subscribers {
 
     /// Pushes `frame` to every subscriber that is not lagging. True if some became lagging
     /// (the caller schedules a resync).
-    pub(super) fn broadcast(&mut self, frame: &Frame, kind: &'static str, stats: &Stats) -> bool {
+    pub(super) fn broadcast(&mut self, frame: &Frame, stats: &Stats) -> bool {
         let now = Instant::now();
         let mut delivered = 0u64;
         let mut newly_lagging = 0u64;
@@ -110,7 +111,7 @@ impl Subscribers {
                 Push::Gone => {} // its Detach is on the way
             }
         }
-        stats.event(kind, delivered);
+        stats.event(frame.kind(), delivered);
         if newly_lagging > 0 {
             stats.lagging_add(newly_lagging);
         }

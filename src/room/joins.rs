@@ -120,7 +120,7 @@ impl Room {
             }
             .to_frame();
             // Before the joiners subscribe: their panel, not this event, tells them.
-            self.broadcast(frame, "joined");
+            self.broadcast(frame);
         }
         for (conn, member, _) in &attach {
             if let Some(id) = member {

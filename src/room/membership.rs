@@ -90,7 +90,7 @@ impl Room {
             },
         }
         .to_frame();
-        self.broadcast(frame, "joined");
+        self.broadcast(frame);
         Ok(Added {
             added,
             updated,
@@ -201,7 +201,7 @@ impl Room {
                 .map(|h| Cow::Borrowed(h.as_str())),
         }
         .to_frame();
-        self.broadcast(frame, reason.as_str());
+        self.broadcast(frame);
         let kicked = (reason == LeaveReason::Kick).then(|| {
             ServerMsg::Kicked {
                 room: Cow::Borrowed(self.id.as_str()),
@@ -264,7 +264,7 @@ impl Room {
             .to_frame(),
             None => return,
         };
-        self.broadcast(frame, "state");
+        self.broadcast(frame);
     }
 
     pub(super) fn close(&mut self, reason: &str) {
@@ -273,7 +273,7 @@ impl Room {
             reason: Cow::Borrowed(reason),
         }
         .to_frame();
-        self.broadcast(frame, "closed");
+        self.broadcast(frame);
         for c in self.subs.conns() {
             self.unsubscribe(c);
         }

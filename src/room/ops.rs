@@ -45,7 +45,7 @@ impl Ops<'_> {
             attrs: Cow::Borrowed(&self.room.spec.attrs),
         }
         .to_frame();
-        self.room.broadcast(frame, "other");
+        self.room.broadcast(frame);
         version
     }
     /// Member cap.
@@ -113,7 +113,7 @@ impl Ops<'_> {
             by: by.map(|b| Cow::Borrowed(b.as_str())),
         }
         .to_frame();
-        self.room.broadcast(frame, "host");
+        self.room.broadcast(frame);
         true
     }
     /// Closes the room with reason `expired` after `after`, unless it closes first. The timer

@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::auth::Identity;
 use crate::config::{FileConfig, Settings};
-use crate::conn::{Conn, Identity};
+use crate::conn::Conn;
 use crate::ids::RoomId;
 use crate::protocol::{LeaveReason, MemberKind};
 use crate::stats::Stats;
@@ -22,7 +23,7 @@ fn registry(tweak: impl FnOnce(&mut FileConfig)) -> Registry {
     )
 }
 
-fn conn(member: &str, cap: usize) -> (Arc<Conn>, crate::outbox::Receiver) {
+fn conn(member: &str, cap: usize) -> (Arc<Conn>, crate::conn::Receiver) {
     Conn::new(
         Identity {
             member: member.into(),
@@ -30,7 +31,7 @@ fn conn(member: &str, cap: usize) -> (Arc<Conn>, crate::outbox::Receiver) {
             kind: MemberKind::Player,
             exp: None,
             only_room: None,
-            access: crate::conn::Access::NATIVE,
+            access: crate::auth::Access::NATIVE,
         },
         cap,
     )
@@ -45,7 +46,7 @@ fn native(r: &Registry) -> impl Fn() -> RoomSpec + '_ {
     }
 }
 
-fn next(rx: &mut crate::outbox::Receiver) -> Option<Value> {
+fn next(rx: &mut crate::conn::Receiver) -> Option<Value> {
     rx.try_recv().map(|b| serde_json::from_slice(&b).unwrap())
 }
 

@@ -1,8 +1,9 @@
-//! `[[webhooks]]` configuration: defaults, validation (errors name the field) and a `Debug` that
-//! never prints the secret. The struct itself is [`WebhookConfig`] in `config.rs`, beside the
-//! other settings.
+//! `[[webhooks]]` configuration: [`WebhookConfig`], its defaults, its validation (errors name
+//! the field) and a `Debug` that never prints the secret.
 
-use crate::config::{at_least, secs, ConfigError, WebhookConfig};
+use serde::Deserialize;
+
+use crate::config::{at_least, secs, ConfigError};
 
 /// Webhook event names an endpoint may subscribe to (`events = [...]`).
 pub const EVENTS: [&str; 4] = [
@@ -29,6 +30,42 @@ pub(crate) fn default_backoff_initial() -> f64 {
 }
 pub(crate) fn default_backoff_max() -> f64 {
     60.0
+}
+
+/// One `[[webhooks]]` endpoint: where signed event POSTs go, and how hard to try.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL that receives the POSTs.
+    pub url: String,
+    /// HMAC-SHA256 key of the `X-Rollcall-Signature` header (at least 16 bytes).
+    pub secret: String,
+    /// Label in metrics and logs; default: the URL's host (never its path or query, which may
+    /// carry credentials).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Event names to send (see [`EVENTS`]); empty = all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Seconds one POST may take before it counts as failed (and is retried).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+    /// Deliveries queued (or in flight) for this endpoint; beyond it new ones are dropped and
+    /// counted.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
+    /// Deliveries in flight at once; events of one room always use the same lane, in order.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts per delivery before it is given up (and counted); 0 = retry forever.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay, seconds; doubled after each failure up to `backoff_max_secs`.
+    #[serde(default = "default_backoff_initial")]
+    pub backoff_initial_secs: f64,
+    /// Largest retry delay, seconds.
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_secs: f64,
 }
 
 impl std::fmt::Debug for WebhookConfig {

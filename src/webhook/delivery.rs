@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::{ConfigError, WebhookConfig};
+use super::config::WebhookConfig;
+use crate::config::ConfigError;
 use crate::ids::RoomId;
 use crate::metrics::{DropLabels, EndpointLabels, WebhookMetrics};
 

@@ -20,7 +20,7 @@ pub mod event;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::conn::Frame;
+use crate::frame::{Frame, Kind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -72,13 +72,12 @@ impl std::fmt::Debug for WebhookRelay {
 }
 
 /// Frames no webhook is made of; skipped before the channel so hot state updates cost nothing.
-/// (serde writes the `type` tag first; if it ever did not, the dispatcher would skip them.)
-fn irrelevant(frame: &[u8]) -> bool {
-    frame.starts_with(br#"{"type":"state""#) || frame.starts_with(br#"{"type":"updated""#)
+fn irrelevant(frame: &Frame) -> bool {
+    matches!(frame.kind(), Kind::State | Kind::Updated)
 }
 
 impl Relay for WebhookRelay {
-    fn publish(&self, room: &RoomId, _version: u64, frame: &Frame) {
+    fn publish(&self, room: &RoomId, frame: &Frame) {
         if irrelevant(frame) {
             return;
         }

@@ -6,7 +6,7 @@
 //! the lobbies its member plays in (membership is checked by the lobby's actor, atomically); the
 //! operator token watches everything.
 
-use crate::conn::{Access, Identity};
+use crate::auth::{Access, Identity};
 use crate::ids::RESERVED_PREFIXES;
 use crate::protocol::ErrorCode;
 

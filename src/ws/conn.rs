@@ -19,8 +19,8 @@ use super::requests::{self, error, Later, Step};
 use super::socket::Sock;
 use super::upgrade::Socket;
 use crate::app::App;
-use crate::conn::{Conn, Frame};
-use crate::outbox::Receiver;
+use crate::conn::{Conn, Receiver};
+use crate::frame::Frame;
 use crate::protocol::{close, ErrorCode};
 
 /// Frames written per flush when the outbox has a backlog.

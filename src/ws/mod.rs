@@ -17,7 +17,8 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::auth::AuthError;
-use crate::conn::{Access, Conn, Identity};
+use crate::auth::{Access, Identity};
+use crate::conn::Conn;
 use crate::connection::Upgrading;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::conn::{Conn, Frame};
+use crate::conn::Conn;
+use crate::frame::Frame;
 use crate::ids::{valid_room_name, RoomId, RESERVED_PREFIXES};
 use crate::protocol::{ClientMsg, ErrorCode, Ref, ServerMsg};
 use crate::room::{Answer, Command, RoomError, RoomKind, RoomSpec};

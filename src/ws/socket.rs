@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::upgrade::Io;
-use crate::conn::Frame;
+use crate::frame::Frame;
 
 /// Bytes of small frames coalesced per syscall, and the largest frame written through that buffer.
 const WRITE_BUFFER: usize = 4 * 1024;
@@ -172,7 +172,7 @@ mod write_tests {
     use tokio_tungstenite::WebSocketStream;
 
     use super::SockOn;
-    use crate::conn::Frame;
+    use crate::frame::Frame;
 
     /// Small frames batch, a large one goes out whole; a large write cut off by a close request
     /// (the peer stopped reading) is finished before the close frame: the peer reads every

@@ -26,9 +26,9 @@ use std::time::Duration;
 use axum::Router;
 
 use crate::app::App;
+use crate::auth::Identity;
 use crate::auth::{unix_now, AuthError};
 use crate::config::{ConfigError, GameApiKey, Settings};
-use crate::conn::Identity;
 use crate::ids::MemberId;
 use crate::protocol::MemberKind;
 
@@ -143,6 +143,6 @@ pub fn verify_socket_token(app: &App, token: &str) -> Option<Result<Identity, Au
         kind: MemberKind::Player,
         exp: Some(s.exp),
         only_room: None,
-        access: crate::conn::Access::Game(s.game_id),
+        access: crate::auth::Access::Game(s.game_id),
     }))
 }

@@ -192,8 +192,9 @@ pub fn spawn(indexes: Arc<Indexes>, entry: Arc<super::index::LobbyEntry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Identity;
     use crate::config::Settings;
-    use crate::conn::{Conn, Identity};
+    use crate::conn::Conn;
     use crate::facade::lobby::index::{LobbyEntry, Scope, Tenant};
     use crate::facade::lobby::model::{now_iso, LobbyId};
     use crate::ids::RoomId;
@@ -232,7 +233,7 @@ mod tests {
         handle.custom(move |ops| live.sweep(ops)).await.unwrap()
     }
 
-    async fn next(rx: &mut crate::outbox::Receiver) -> Value {
+    async fn next(rx: &mut crate::conn::Receiver) -> Value {
         let frame = tokio::time::timeout(Duration::from_secs(3600), rx.recv())
             .await
             .expect("an event in time");
@@ -269,7 +270,7 @@ mod tests {
             kind: MemberKind::Player,
             exp: None,
             only_room: Some(RoomId::from(id.room().as_str())),
-            access: crate::conn::Access::Room,
+            access: crate::auth::Access::Room,
         };
         let (conn, mut rx) = Conn::new(ident, 16);
         handle.watch(conn).await.unwrap();

@@ -19,7 +19,6 @@ use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::error::LobbyError;
@@ -27,7 +26,9 @@ use super::extract::Ctx;
 use super::index::LobbyEntry;
 use super::model::{render, Lobby, LobbyId};
 use crate::app::App;
-use crate::conn::{Conn, Identity};
+use crate::auth::Identity;
+use crate::conn::Conn;
+use crate::frame::Kind;
 use crate::ids::MemberId;
 use crate::protocol::MemberKind;
 
@@ -58,18 +59,10 @@ impl Drop for Guard {
 struct Feed {
     app: App,
     guard: Guard,
-    rx: crate::outbox::Receiver,
+    rx: crate::conn::Receiver,
     first: Option<Event>,
     last: u64,
     done: bool,
-}
-
-/// The head of a room event frame.
-#[derive(Deserialize)]
-struct Head {
-    #[serde(rename = "type")]
-    kind: String,
-    version: Option<u64>,
 }
 
 fn event(name: &str, version: u64, data: &impl serde::Serialize) -> Event {
@@ -108,10 +101,9 @@ impl Feed {
             let mut newest = 0;
             let mut closed = false;
             for f in std::iter::once(frame).chain(std::iter::from_fn(|| self.rx.try_recv())) {
-                match serde_json::from_slice::<Head>(&f) {
-                    Ok(h) if h.kind == "closed" => closed = true,
-                    Ok(h) => newest = newest.max(h.version.unwrap_or(0)),
-                    Err(_) => {}
+                match f.kind() {
+                    Kind::Closed => closed = true,
+                    _ => newest = newest.max(f.version().unwrap_or(0)),
                 }
             }
             if closed {
@@ -170,7 +162,7 @@ pub async fn events(
         kind: MemberKind::Player,
         exp: None,
         only_room: Some(entry.id.room()),
-        access: crate::conn::Access::Room,
+        access: crate::auth::Access::Room,
     };
     let (conn, rx) = Conn::new(identity, app.settings.outbox_capacity);
     entry.handle.watch(conn.clone()).await?;

@@ -36,8 +36,8 @@ use axum::Router;
 
 use crate::app::App;
 use crate::auth::AuthError;
+use crate::auth::Identity;
 use crate::config::{ConfigError, Settings};
-use crate::conn::Identity;
 use crate::ids::RoomId;
 
 /// The team id used when no `[[video.teams]]` is configured (development only, logged at start).

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::{room_key, VideoState};
 use crate::auth::AuthError;
-use crate::conn::Identity;
+use crate::auth::Identity;
 use crate::ids::{MemberId, RoomId};
 use crate::protocol::MemberKind;
 
@@ -196,7 +196,7 @@ fn verify_room_token(
             .filter(|e| e.is_finite() && *e > 0.0)
             .map(|e| e as u64),
         only_room: Some(only),
-        access: crate::conn::Access::Room,
+        access: crate::auth::Access::Room,
     })
 }
 
