@@ -19,10 +19,11 @@
 //! - [`auth`]: who a socket is ([`auth::Identity`]); JWT verification with pinned algorithms;
 //!   constant-time secret comparison.
 //! - [`ws`]: `GET /v1/ws`: authentication, our own upgrade handshake (`ws::upgrade`), the
-//!   per-connection task (`ws::conn`) and its socket writer (`ws::socket`: batched small frames,
+//!   per-connection task (`ws::session`) and its socket writer (`ws::socket`: batched small frames,
 //!   large ones written from shared bytes, nothing buffered between writes).
-//! - [`http`]: the router and the operator REST API.
-//! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core.
+//! - [`http`]: the router and the operator REST API (`http::admin`).
+//! - [`facade`]: the three vendor APIs (game rooms, lobbies, video rooms) over the room core;
+//!   each façade's rules in its `rules` module, applied inside the room through [`room::Ops`].
 //! - [`limits`]: room-creation rate limits and room caps (issue #9), counted in `/metrics`.
 //! - [`listener`]: the TCP listener with a connection cap and clean refusal on fd exhaustion.
 //! - [`connection`]: serving each accepted connection (hyper HTTP/1.1) with its deadlines.

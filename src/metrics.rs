@@ -345,7 +345,7 @@ impl prometheus_client::collector::Collector for StatsCollector {
 /// `GET /metrics`.
 pub async fn handler(State(app): State<App>, headers: HeaderMap) -> Response {
     if app.settings.metrics_require_admin {
-        if let Err(e) = crate::http::ops::require_admin(&app, &headers) {
+        if let Err(e) = crate::http::admin::require_admin(&app, &headers) {
             return e.into_response();
         }
     }

@@ -2,9 +2,9 @@
 //! panel page and the façades side by side over one [`App`]. Every request is counted by route
 //! template, method and status ([`crate::metrics::track`]).
 
+pub mod admin;
 pub mod deadline;
 pub mod error;
-pub mod ops;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,11 +15,11 @@ use crate::app::App;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/v1/ws", get(crate::ws::upgrade))
-        .route("/healthz", get(ops::healthz))
-        .route("/v1/rooms", get(ops::list))
-        .route("/v1/rooms/{room}", get(ops::get))
-        .route("/v1/rooms/{room}/leave", post(ops::leave))
-        .route("/v1/rooms/{room}/kick", post(ops::kick))
+        .route("/healthz", get(admin::healthz))
+        .route("/v1/rooms", get(admin::list))
+        .route("/v1/rooms/{room}", get(admin::get))
+        .route("/v1/rooms/{room}/leave", post(admin::leave))
+        .route("/v1/rooms/{room}/kick", post(admin::kick))
         .route("/metrics", get(crate::metrics::handler))
         .merge(crate::panel::routes())
         .merge(crate::facade::routes())

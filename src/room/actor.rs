@@ -23,7 +23,7 @@ use tokio_util::time::{delay_queue, DelayQueue};
 use super::fanout::Subscribers;
 use super::handle::Command;
 use super::members::Members;
-pub use super::ops::Ops;
+use super::ops::Ops;
 use super::{now_ms, Registry, RoomError, RoomHandle, RoomSpec, Snapshot};
 use crate::conn::Conn;
 use crate::frame::Frame;
@@ -31,7 +31,7 @@ use crate::ids::{ConnId, MemberId, RoomId};
 use crate::protocol::{LeaveReason, MemberView, PanelRows};
 
 /// How often a room retries lagging subscribers.
-pub const RESYNC_EVERY: Duration = Duration::from_millis(50);
+pub(super) const RESYNC_EVERY: Duration = Duration::from_millis(50);
 
 /// A room's timers (grace periods, idle exit, resync). The timer wheel costs ~6 KiB, so it is
 /// allocated only while a timer is pending and dropped when the last one fired or was removed
@@ -86,7 +86,7 @@ pub(super) enum Timer {
 }
 
 /// One room's state and its event loop.
-pub struct Room {
+pub(super) struct Room {
     pub(super) id: RoomId,
     pub(super) me: RoomHandle,
     pub(super) spec: RoomSpec,
@@ -177,12 +177,14 @@ impl Room {
     }
 
     fn handle(&mut self, cmd: Command) {
+        // Every `reply.send` below may find its caller gone (it gave up waiting); the change is
+        // made either way and there is nothing to undo.
         match cmd {
             Command::Join { conn, state, reply } => {
                 self.join_sockets(vec![(conn, state, reply)]);
             }
             Command::AddMembers { members, reply } => {
-                let _ = reply.send(self.add_members(members)); // as above
+                let _ = reply.send(self.add_members(members));
             }
             Command::Watch { conn, reply } => {
                 // A native token watches a lobby only as one of its players (tenant isolation).
@@ -190,15 +192,15 @@ impl Room {
                     && matches!(conn.identity().access, crate::auth::Access::Native(_))
                     && !self.members.contains(conn.member().as_str());
                 if outsider {
-                    let _ = reply.send(Err(RoomError::Forbidden)); // the caller may have gone
+                    let _ = reply.send(Err(RoomError::Forbidden));
                 } else {
                     self.subscribe(&conn, None);
                     self.send_panel(conn.id());
-                    let _ = reply.send(Ok(())); // as above
+                    let _ = reply.send(Ok(()));
                 }
             }
             Command::Leave { conn, reply } => {
-                let _ = reply.send(self.leave_socket(&conn)); // as above
+                let _ = reply.send(self.leave_socket(&conn));
             }
             Command::Remove {
                 ids,
@@ -207,10 +209,10 @@ impl Room {
                 atomic,
                 reply,
             } => {
-                let _ = reply.send(self.remove_ids(ids, reason, by, atomic)); // as above
+                let _ = reply.send(self.remove_ids(ids, reason, by, atomic));
             }
             Command::Kick { by, target, reply } => {
-                let _ = reply.send(self.kick(by, target)); // as above
+                let _ = reply.send(self.kick(by, target));
             }
             Command::State { conn, state, reply } => {
                 let r = match self.subs.member_of(conn.id()).cloned() {
@@ -220,7 +222,7 @@ impl Room {
                     }
                     None => Err(RoomError::NotMember),
                 };
-                let _ = reply.send(r); // as above
+                let _ = reply.send(r);
             }
             Command::Sync { conn, reply } => {
                 let r = if self.subs.contains(conn.id()) {
@@ -229,16 +231,16 @@ impl Room {
                 } else {
                     Err(RoomError::NotMember)
                 };
-                let _ = reply.send(r); // as above
+                let _ = reply.send(r);
             }
             Command::Detach { conn, timed_out } => self.detach(conn, timed_out),
             Command::Snapshot { reply } => {
-                let _ = reply.send(Ok(self.snapshot())); // as above
+                let _ = reply.send(Ok(self.snapshot()));
             }
             Command::Custom(op) => op(&mut Ops { room: self }),
             Command::Close { reason, reply } => {
                 self.close(&reason);
-                let _ = reply.send(Ok(())); // as above
+                let _ = reply.send(Ok(()));
             }
         }
     }

@@ -18,6 +18,15 @@ use crate::ids::{ConnId, MemberId};
 use crate::protocol::close;
 use crate::stats::Stats;
 
+/// What a subscribed socket is in its room.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Role {
+    /// It joined as this member.
+    Member(MemberId),
+    /// It only watches.
+    Watcher,
+}
+
 /// One subscribed socket.
 #[derive(Debug)]
 pub(super) struct Sub {
@@ -53,9 +62,12 @@ impl Subscribers {
         self.map.get(&conn).and_then(|s| s.member.as_ref())
     }
 
-    /// `Some(member)` for a subscribed socket (`Some(None)`: a watcher), `None` if unknown.
-    pub(super) fn role_of(&self, conn: ConnId) -> Option<Option<MemberId>> {
-        self.map.get(&conn).map(|s| s.member.clone())
+    /// What a subscribed socket is in the room; `None` if it is not subscribed.
+    pub(super) fn role_of(&self, conn: ConnId) -> Option<Role> {
+        self.map.get(&conn).map(|s| match &s.member {
+            Some(m) => Role::Member(m.clone()),
+            None => Role::Watcher,
+        })
     }
 
     pub(super) fn conns(&self) -> Vec<ConnId> {

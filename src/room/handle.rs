@@ -19,15 +19,16 @@ use crate::conn::Conn;
 use crate::ids::{ConnId, MemberId, RoomId};
 use crate::protocol::{LeaveReason, MemberKind};
 
-/// The reply channel of a command.
+/// The reply channel of a command: every command but `Detach` and `Custom` carries one in its
+/// `reply` field, answered once the room has applied it (or `Closed` if it never will).
 pub type Reply<T> = oneshot::Sender<Result<T, RoomError>>;
 
 /// A member added through a REST API.
 #[derive(Debug, Clone)]
 pub struct NewMember {
-    /// Id.
+    /// The façade's participant or player id.
     pub id: MemberId,
-    /// Kind.
+    /// Player, phone or web participant.
     pub kind: MemberKind,
     /// Display name.
     pub name: Option<String>,
@@ -46,45 +47,45 @@ pub type Custom = Box<dyn FnOnce(&mut super::ops::Ops<'_>) + Send>;
 pub enum Command {
     /// A socket joins as its identity's member.
     Join {
-        /// The connection.
+        /// The socket.
         conn: Arc<Conn>,
         /// Initial live state.
         state: Option<Value>,
-        /// Reply.
+        /// Answered once the panel is queued, or with the refusal (`Banned`, `Full`, ...).
         reply: Reply<()>,
     },
     /// REST adds (or updates) members, atomically: one `joined` event.
     AddMembers {
-        /// The members.
+        /// Added, or updated in place when already members (name, kind, metadata).
         members: Vec<NewMember>,
-        /// Reply.
+        /// Who was added, who updated in place, and the event's version.
         reply: Reply<Added>,
     },
     /// A socket subscribes without membership.
     Watch {
-        /// The connection.
+        /// The socket.
         conn: Arc<Conn>,
-        /// Reply.
+        /// Answered once the panel is queued (`Forbidden`: an outsider of a lobby).
         reply: Reply<()>,
     },
     /// A socket leaves (its member leaves, or it stops watching).
     Leave {
-        /// The connection.
+        /// The socket.
         conn: Arc<Conn>,
-        /// Reply.
+        /// `NotMember` if the socket was not subscribed.
         reply: Reply<()>,
     },
     /// Members are removed by id, in one event.
     Remove {
-        /// Who.
+        /// The members to remove (duplicates and non-members are skipped unless `atomic`).
         ids: Vec<MemberId>,
-        /// Why.
+        /// The `left` event's reason.
         reason: LeaveReason,
         /// Who did it (kick by a member).
         by: Option<MemberId>,
         /// All-or-nothing: any non-member fails the batch with `NotMembers`.
         atomic: bool,
-        /// Reply.
+        /// Who was removed, and the version of their `left` event.
         reply: Reply<Removed>,
     },
     /// A member kicks another (host only), or an operator kicks (`by: None`).
@@ -93,35 +94,35 @@ pub enum Command {
         by: Option<MemberId>,
         /// The target.
         target: MemberId,
-        /// Reply.
+        /// `NotHost`, `NotMember` or `SelfKick` when the kick is refused.
         reply: Reply<()>,
     },
     /// A member's live state.
     State {
         /// The connection whose member changes its state.
         conn: Arc<Conn>,
-        /// The state.
+        /// The new state, whole.
         state: Value,
-        /// Reply.
+        /// `NotMember` if the socket has not joined as a member.
         reply: Reply<()>,
     },
     /// Push a fresh panel to a subscribed socket.
     Sync {
-        /// The connection.
+        /// The socket.
         conn: Arc<Conn>,
-        /// Reply.
+        /// `NotMember` if the socket is not subscribed.
         reply: Reply<()>,
     },
     /// A socket closed (or missed its heartbeat).
     Detach {
-        /// The connection.
+        /// The socket.
         conn: ConnId,
         /// True for a heartbeat timeout: the member leaves at once with `timeout`.
         timed_out: bool,
     },
     /// A snapshot for REST.
     Snapshot {
-        /// Reply.
+        /// The room as it is when the command is handled.
         reply: Reply<Snapshot>,
     },
     /// A façade's atomic custom change; it answers its caller itself.
@@ -130,7 +131,7 @@ pub enum Command {
     Close {
         /// Why (`ended`, `deleted`, ...).
         reason: String,
-        /// Reply.
+        /// Answered once `closed` is queued to every subscriber.
         reply: Reply<()>,
     },
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::actor::{Room, Timer};
+use super::fanout::Role;
 use super::handle::NewMember;
 use super::members::{Binding, Member, RowCache};
 use super::{now_ms, Added, Removed, RoomError};
@@ -32,8 +33,7 @@ impl Room {
         if self.members.len() + fresh > self.spec.max_members {
             return Err(RoomError::Full);
         }
-        if let Some(b) = new.iter().find(|m| self.banned(&m.id)) {
-            let _ = b;
+        if new.iter().any(|m| self.banned(&m.id)) {
             return Err(RoomError::Banned);
         }
         let (mut added, mut updated) = (Vec::new(), Vec::new());
@@ -101,11 +101,11 @@ impl Room {
     pub(super) fn leave_socket(&mut self, conn: &Conn) -> Result<(), RoomError> {
         match self.subs.role_of(conn.id()) {
             None => Err(RoomError::NotMember),
-            Some(Some(member)) => {
+            Some(Role::Member(member)) => {
                 self.remove(&[member], LeaveReason::Leave, None);
                 Ok(())
             }
-            Some(None) => {
+            Some(Role::Watcher) => {
                 self.unsubscribe(conn.id());
                 Ok(())
             }

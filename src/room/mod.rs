@@ -2,21 +2,21 @@
 //!
 //! - [`handle`]: the public, cloneable [`RoomHandle`] and the [`Command`]s it sends.
 //! - [`members`]: the member set in join order and the host rule (pure, no async).
-//! - [`actor`]: the task that applies commands, versions events and runs timers.
+//! - `actor`: the task that applies commands, versions events and runs timers.
 //! - `joins`: socket joins, batched from the mailbox and announced in one `joined` event.
 //! - `membership`: the other rules: REST adds, leaves, kicks, bans, grace, state (methods of the
 //!   actor).
 //! - `fanout`: the subscribers and the non-blocking push of each event into their outboxes.
-//! - [`ops`]: what a façade's atomic custom change may do inside the actor.
+//! - `ops`: [`Ops`], what a façade's atomic custom change may do inside the actor.
 //! - [`registry`]: maps room ids to handles, spawns rooms on demand, forgets closed rooms.
 
-pub mod actor;
+mod actor;
 mod fanout;
 pub mod handle;
 mod joins;
 pub mod members;
 mod membership;
-pub mod ops;
+mod ops;
 pub mod registry;
 
 use std::time::Duration;
@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use handle::{Answer, Command, NewMember, RoomHandle};
+pub use ops::Ops;
 pub use registry::Registry;
 
 use crate::ids::MemberId;

@@ -1,9 +1,9 @@
 //! `GET /v1/ws`: authentication before the upgrade, socket limits, and the hand-off to the
-//! per-connection task in [`conn`].
+//! per-connection task in [`session`].
 
 mod access;
-pub mod conn;
 mod requests;
+pub mod session;
 mod socket;
 pub mod upgrade;
 
@@ -123,7 +123,7 @@ pub async fn upgrade(
     }
     let span = tracing::debug_span!("conn", conn = %conn.id(), member = %conn.member());
     let (response, run) = ws.answer(config, move |socket| {
-        tracing::Instrument::instrument(conn::run(socket, task_app, conn, outbox), span)
+        tracing::Instrument::instrument(session::run(socket, task_app, conn, outbox), span)
     });
     tokio::spawn(app.tracker.track_future(run));
     response

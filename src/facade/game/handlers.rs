@@ -4,7 +4,7 @@
 //! Each handler follows the vendor's middleware order: parse the body (bad JSON → 400), check
 //! the HMAC ([`super::sign`]), check `sessionJwts` ([`super::session`]), then the route's own
 //! checks (`roomId`, room exists, membership), and only then create a task. A task runs as a
-//! spawned future ([`super::ops`]); `sync` callers await it (bounded), others get its id.
+//! spawned future ([`super::rules`]); `sync` callers await it (bounded), others get its id.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::error::GameError;
-use super::ops;
+use super::rules;
 use super::sign::{authenticate, ApiKey, Role};
 use super::tasks::{Method, Outcome};
 use crate::app::App;
@@ -84,7 +84,7 @@ fn signed_get(app: &App, headers: &HeaderMap) -> Result<Arc<ApiKey>, GameError> 
 }
 
 fn required_room(body: &Map<String, Value>) -> Result<String, GameError> {
-    ops::room_id(body.get("roomId"))?
+    rules::room_id(body.get("roomId"))?
         .ok_or_else(|| GameError::BadRequest("roomId is required".into()))
 }
 
@@ -120,7 +120,7 @@ fn player_batch(
 
 fn live_room(app: &App, key: &ApiKey, room_no: &str) -> Result<RoomHandle, GameError> {
     app.registry
-        .get(ops::room_key(&key.game_id, room_no).as_str())
+        .get(rules::room_key(&key.game_id, room_no).as_str())
         .ok_or(GameError::RoomNotFound)
 }
 
@@ -174,8 +174,8 @@ async fn create(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, GameError> {
     let req = signed_post(&app, &headers, raw)?;
-    let expires_in = ops::expires_in(req.body.get("expiresIn"))?;
-    let sync = ops::truthy(req.body.get("sync"));
+    let expires_in = rules::expires_in(req.body.get("expiresIn"))?;
+    let sync = rules::truthy(req.body.get("sync"));
     let game_id = req.key.game_id.clone();
     app.limits
         .facade_room(
@@ -189,7 +189,7 @@ async fn create(
         )
         .map_err(GameError::Limited)?;
     let body = json!({ "gameId": game_id, "expiresIn": expires_in });
-    let work = ops::create(app.clone(), game_id, expires_in);
+    let work = rules::create(app.clone(), game_id, expires_in);
     let mut v = submit(&app, Method::Create, body, sync, Map::new(), work).await?;
     if sync {
         // A sync create also answers the documented `{roomId, roomAddress}` at the top level.
@@ -217,13 +217,13 @@ async fn join(
         room_no,
         handle,
     } = player_batch(&app, &headers, raw)?;
-    let new = ops::not_members(&handle, players).await?;
+    let new = rules::not_members(&handle, players).await?;
     if new.is_empty() {
         return Ok(Json(json!({ "message": "All players are already joined" })));
     }
     let body = json!({ "plyrIds": new, "gameId": req.key.game_id, "roomId": room_no });
     let extra = top_level(&room_no, Some(&new));
-    let sync = ops::truthy(req.body.get("sync"));
+    let sync = rules::truthy(req.body.get("sync"));
     Ok(Json(
         submit(
             &app,
@@ -231,7 +231,7 @@ async fn join(
             body,
             sync,
             extra,
-            ops::join(handle, new),
+            rules::join(handle, new),
         )
         .await?,
     ))
@@ -249,14 +249,14 @@ async fn leave(
         room_no,
         handle,
     } = player_batch(&app, &headers, raw)?;
-    let missing = ops::not_members(&handle, players.clone()).await?;
+    let missing = rules::not_members(&handle, players.clone()).await?;
     if !missing.is_empty() {
         return Err(GameError::NotJoined(missing));
     }
     let body = json!({ "plyrIds": players, "gameId": req.key.game_id, "roomId": room_no });
     let extra = top_level(&room_no, Some(&players));
-    let sync = ops::truthy(req.body.get("sync"));
-    let work = ops::leave(handle, players);
+    let sync = rules::truthy(req.body.get("sync"));
+    let work = rules::leave(handle, players);
     Ok(Json(
         submit(&app, Method::Leave, body, sync, extra, work).await?,
     ))
@@ -273,9 +273,9 @@ async fn end(
     let handle = live_room(&app, &req.key, &room_no)?;
     let body = json!({ "gameId": req.key.game_id, "roomId": room_no });
     let extra = top_level(&room_no, None);
-    let sync = ops::truthy(req.body.get("sync"));
+    let sync = rules::truthy(req.body.get("sync"));
     Ok(Json(
-        submit(&app, Method::End, body, sync, extra, ops::end(handle)).await?,
+        submit(&app, Method::End, body, sync, extra, rules::end(handle)).await?,
     ))
 }
 
@@ -303,11 +303,11 @@ async fn is_joined(
     let Some(room) = q.get("roomId") else {
         return Err(GameError::BadRequest("roomId is required".into()));
     };
-    let room_no = ops::normalize_room_id(room);
+    let room_no = rules::normalize_room_id(room);
     let handle = app
         .registry
-        .get(ops::room_key(&key.game_id, &room_no).as_str());
-    let joined = ops::is_joined(handle, plyr_id).await;
+        .get(rules::room_key(&key.game_id, &room_no).as_str());
+    let joined = rules::is_joined(handle, plyr_id).await;
     Ok(Json(json!({ "isJoined": joined })))
 }
 

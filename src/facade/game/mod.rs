@@ -4,7 +4,7 @@
 //! - [`sign`]: API keys, the HMAC check and the JavaScript-faithful body re-serialization.
 //! - [`session`]: ES256 session JWTs (`sessionJwts[]`, and game clients' socket tokens).
 //! - [`tasks`]: the bounded task log behind the async API (`PENDING` → `SUCCESS`/`FAILED`).
-//! - [`ops`]: what each task does to a room actor; the vendor's loose field parsing.
+//! - [`rules`]: what each task does to a room actor; the vendor's loose field parsing.
 //! - [`handlers`]: the routes, in the vendor's middleware order.
 //! - [`error`]: every failure and its status/body, mapped in one place.
 //!
@@ -14,7 +14,7 @@
 
 pub mod error;
 pub mod handlers;
-pub mod ops;
+pub mod rules;
 pub mod session;
 pub mod sign;
 pub mod tasks;

@@ -267,7 +267,7 @@ fn write_number(out: &mut String, n: &serde_json::Number) {
     if let Some(u) = n.as_u64().filter(|u| *u <= MAX_SAFE) {
         let _ = write!(out, "{u}"); // writing to a String cannot fail
     } else if let Some(i) = n.as_i64().filter(|i| i.unsigned_abs() <= MAX_SAFE) {
-        let _ = write!(out, "{i}"); // as above
+        let _ = write!(out, "{i}"); // writing to a String cannot fail
     } else {
         write_f64(out, n.as_f64().unwrap_or(0.0));
     }
@@ -290,7 +290,7 @@ fn write_f64(out: &mut String, f: f64) {
         let s = format!("{f:e}");
         match s.split_once('e') {
             Some((mantissa, exp)) if !exp.starts_with('-') => {
-                let _ = write!(out, "{mantissa}e+{exp}"); // as above
+                let _ = write!(out, "{mantissa}e+{exp}"); // writing to a String cannot fail
             }
             _ => out.push_str(&s),
         }

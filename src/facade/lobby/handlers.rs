@@ -2,7 +2,7 @@
 //!
 //! Each handler runs in NestJS's order: the guard ([`Ctx`]: `api-key`, `?name=`), then the input
 //! (query and body validation, 400), then the lookup (404), then the rule inside the room actor
-//! ([`ops`]). Lookups go through [`Indexes`]; a room found closed under a lookup is forgotten and
+//! ([`rules`]). Lookups go through [`Indexes`]; a room found closed under a lookup is forgotten and
 //! answered 404.
 
 use std::sync::Arc;
@@ -19,12 +19,12 @@ use super::extract::{Ctx, JsonBody};
 use super::index::{Indexes, LobbyEntry, Scope, Taken};
 use super::liveness::{self, Live};
 use super::model::{now_iso, render, Lobby, LobbyAttrs, LobbyId, Status};
-use super::ops::{self, AfterRemoval, ALREADY_ELSEWHERE, ALREADY_HERE};
 use super::request::{self, AddPlayer};
+use super::rules::{self, AfterRemoval, ALREADY_ELSEWHERE, ALREADY_HERE};
 use crate::app::App;
 use crate::ids::MemberId;
 use crate::protocol::MemberKind;
-use crate::room::actor::Ops;
+use crate::room::Ops;
 use crate::room::{NewMember, RoomKind, RoomSpec};
 
 /// A lobby's custom `settings` are at most `limits.max_lobby_settings_bytes` of JSON (400).
@@ -212,7 +212,7 @@ pub async fn create(
         meta: Value::Null,
     };
     let e2 = e.clone();
-    match run(&app, &e, move |ops| ops::join(ops, &e2, member, true)).await {
+    match run(&app, &e, move |ops| rules::join(ops, &e2, member, true)).await {
         Ok(lobby) => {
             // Listed only now that it has its host: a listing never sees it empty.
             idx.insert(e.clone());
@@ -269,7 +269,7 @@ pub async fn update(
     let (e2, idx) = (e.clone(), indexes(&app).clone());
     let max_state = app.settings.max_state_bytes;
     run(&app, &e, move |ops| {
-        ops::update(ops, &e2, &idx, u, max_state)
+        rules::update(ops, &e2, &idx, u, max_state)
     })
     .await
     .map(Json)
@@ -285,7 +285,7 @@ pub async fn delete(
     let player = MemberId::from(request::player_id(&body)?);
     ctx.act_as(&app, player.as_str())?;
     let e = entry(&app, &ctx.scope, &id)?;
-    run(&app, &e, move |ops| ops::delete(ops, &player)).await?;
+    run(&app, &e, move |ops| rules::delete(ops, &player)).await?;
     indexes(&app).forget(&e.id);
     tracing::debug!(lobby = %e.id, "lobby deleted by its host");
     Ok(StatusCode::NO_CONTENT)
@@ -346,7 +346,7 @@ async fn join_entry(
         meta: p.metadata,
     };
     let e2 = e.clone();
-    let r = run(app, &e, move |ops| ops::join(ops, &e2, member, via_code)).await;
+    let r = run(app, &e, move |ops| rules::join(ops, &e2, member, via_code)).await;
     let idx = indexes(app);
     match r {
         Ok(lobby) => {
@@ -378,7 +378,7 @@ pub async fn remove_player(
     let target = MemberId::from(player_id.as_str());
     let (e2, t) = (e.clone(), target.clone());
     let after = run(&app, &e, move |ops| {
-        ops::remove(ops, &e2, &t, &requester, is_kick)
+        rules::remove(ops, &e2, &t, &requester, is_kick)
     })
     .await?;
     let idx = indexes(&app);
@@ -403,7 +403,7 @@ pub async fn heartbeat(
     let player = MemberId::from(request::player_id(&body)?);
     let e = entry(&app, &ctx.scope, &id)?;
     let e2 = e.clone();
-    run(&app, &e, move |ops| ops::heartbeat(ops, &e2, &player))
+    run(&app, &e, move |ops| rules::heartbeat(ops, &e2, &player))
         .await
         .map(Json)
 }

@@ -20,7 +20,7 @@ use super::index::Indexes;
 use super::model::LobbyAttrs;
 use crate::ids::MemberId;
 use crate::protocol::LeaveReason;
-use crate::room::actor::Ops;
+use crate::room::Ops;
 
 /// The shortest wake-up period (keeps tiny test timeouts from spinning).
 const MIN_PERIOD: Duration = Duration::from_millis(50);

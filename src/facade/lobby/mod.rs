@@ -6,7 +6,7 @@
 //! players are members added by REST, their sockets attach with a native token whose `sub` is the
 //! player id. Layout:
 //! - [`handlers`]: the REST routes; [`sse`]: the `lobbies-sse` event stream.
-//! - [`ops`]: the lobby rules, applied atomically inside the room actor.
+//! - [`rules`]: the lobby rules, applied atomically inside the room actor.
 //! - [`model`]: the vendor's Lobby object and the room attributes behind it.
 //! - [`request`]: request bodies and their validation.
 //! - [`index`]: lookup tables (lobby, invite code, player → lobby).
@@ -20,8 +20,8 @@ pub mod handlers;
 pub mod index;
 pub mod liveness;
 pub mod model;
-pub mod ops;
 pub mod request;
+pub mod rules;
 pub mod sse;
 
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use super::model::{now_iso, render, Lobby, LobbyAttrs, LobbyId, Status};
 use super::request::{Matchmaking, UpdateLobby};
 use crate::ids::MemberId;
 use crate::protocol::LeaveReason;
-use crate::room::actor::Ops;
+use crate::room::Ops;
 use crate::room::{NewMember, RoomError};
 
 /// The refusal of a join by a player who is already in the lobby it joins.
