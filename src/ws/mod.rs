@@ -4,6 +4,8 @@
 pub mod conn;
 mod requests;
 
+pub use requests::parse_request;
+
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -89,9 +89,9 @@ fn ack(reference: Option<&Value>) -> Frame {
 /// Parses one request and starts it: see [`Step`]. Waits for room mailbox space, never for a
 /// room's work.
 pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
-    let msg = match serde_json::from_str::<ClientMsg>(text) {
+    let msg = match parse_request(text) {
         Ok(m) => m,
-        Err(e) => return Step::Now(parse_error(text, &e)),
+        Err(reply) => return Step::Now(reply),
     };
     let c = || conn.clone();
     match msg {
@@ -290,6 +290,12 @@ async fn subscribe_to(
             .await
     };
     r.map(|_| ()).map_err(room_err)
+}
+
+/// Parses one text frame: the request, or the `error` reply that refuses it (`bad_json`,
+/// `unknown_type` or `bad_request`). Pure; public for the fuzz target `ws_message`.
+pub fn parse_request(text: &str) -> Result<ClientMsg, Frame> {
+    serde_json::from_str::<ClientMsg>(text).map_err(|e| parse_error(text, &e))
 }
 
 /// Classifies a request that did not parse: not JSON, unknown `type`, or a bad field.
