@@ -56,7 +56,10 @@ pub fn check(data: &[u8]) {
         assert_eq!(s.admin_token.as_deref(), Some(DEV_ADMIN_TOKEN));
     } else {
         for secret in [&s.jwt_secret, &s.admin_token].into_iter().flatten() {
-            assert!(secret.len() >= 8, "configured secrets have at least 8 bytes");
+            assert!(
+                secret.len() >= 8,
+                "configured secrets have at least 8 bytes"
+            );
         }
     }
     for k in &s.jwt_keys {

@@ -75,7 +75,10 @@ pub fn check(data: &[u8]) {
         data
     };
     let sig = signature(SECRET, TS, signed_raw);
-    assert!(verify(&ring, &sig, data, &parsed).is_ok(), "raw bytes verify");
+    assert!(
+        verify(&ring, &sig, data, &parsed).is_ok(),
+        "raw bytes verify"
+    );
     let sig_canonical = signature(SECRET, TS, canonical.as_bytes());
     assert!(
         verify(&ring, &sig_canonical, data, &parsed).is_ok(),

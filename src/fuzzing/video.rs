@@ -7,8 +7,8 @@ use axum::http::Uri;
 
 use crate::facade::video::body::{json_body, json_object, Page, PAGE_MAX};
 use crate::facade::video::error::VideoError;
-use crate::facade::video::phone::{caller_number, is_e164, parse_joined, parse_left, MAX_BATCH};
 use crate::facade::video::phone::MAX_TEXT;
+use crate::facade::video::phone::{caller_number, is_e164, parse_joined, parse_left, MAX_BATCH};
 
 fn chars(s: &str) -> usize {
     s.chars().count()
@@ -34,7 +34,11 @@ pub fn check(data: &[u8]) {
         Err(e) => panic!("json_body refused with {e:?}"),
         Ok(v) => {
             assert!(!blank, "a blank body is refused");
-            assert_eq!(obj.is_ok(), v.is_object(), "json_object accepts objects only");
+            assert_eq!(
+                obj.is_ok(),
+                v.is_object(),
+                "json_object accepts objects only"
+            );
             check_joined(&v);
             check_left(&v);
         }

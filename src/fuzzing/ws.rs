@@ -40,7 +40,10 @@ pub fn check(data: &[u8]) {
                 other => panic!("unexpected parse error code {other:?} for {text:?}"),
             }
             // `"ref": null` reads back as no ref: compare the two the same way.
-            let sent_ref = json.as_ref().and_then(|v| v.get("ref")).filter(|r| !r.is_null());
+            let sent_ref = json
+                .as_ref()
+                .and_then(|v| v.get("ref"))
+                .filter(|r| !r.is_null());
             assert_eq!(
                 reference.as_deref().filter(|r| !r.is_null()),
                 sent_ref,
