@@ -19,9 +19,12 @@ pub mod sign;
 pub mod video;
 pub mod ws;
 
+/// A property check over one raw input: panics when a property fails.
+pub type Check = fn(&[u8]);
+
 /// The fuzz targets, by name (`fuzz/fuzz_targets/<name>.rs`, corpus `fuzz/corpus/<name>/`), with
 /// the check each runs.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("ws_message", ws::check),
     ("plyr_sign", sign::check),
     ("video_body", video::check),
