@@ -37,6 +37,7 @@
 //! - [`webhook`]: signed leave webhooks: a relay, a dispatcher and per-endpoint delivery workers.
 //! - [`panel`]: `GET /panel/{room}`, the live participant panel page (embedded HTML/CSS/JS).
 //! - [`app`]: the shared state handed to every handler.
+//! - [`fuzzing`]: the properties the fuzz targets (`fuzz/`) and the corpus replay test check.
 
 // No `unwrap()` in the server's own code: an `expect` says why it cannot fail, or the case is
 // handled. Scoped to src/ (here, not in Cargo.toml's [lints], which would reach the test and
@@ -54,6 +55,7 @@ pub mod devmode;
 pub mod drain;
 pub mod facade;
 pub mod frame;
+pub mod fuzzing;
 pub mod http;
 pub mod ids;
 pub mod limits;
