@@ -220,3 +220,28 @@ impl Sockets {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::MemberKind;
+
+    /// Dropping a connection's receiver closes its outbox: rooms pushing to it see `Gone`.
+    #[test]
+    fn a_dropped_receiver_closes_the_outbox() {
+        let who = Identity {
+            member: "m".into(),
+            name: None,
+            kind: MemberKind::Player,
+            exp: None,
+            only_room: None,
+            access: Access::NATIVE,
+        };
+        let (c, mut rx) = Conn::new(who, 2);
+        let frame = Frame::new("{}".into());
+        assert_eq!(c.push(frame.clone()), Push::Queued);
+        assert_eq!(rx.try_recv(), Some(frame.clone()));
+        drop(rx);
+        assert_eq!(c.push(frame), Push::Gone);
+    }
+}

@@ -132,9 +132,6 @@ mod tests {
     use std::task::{Context, Wake};
 
     use super::*;
-    use crate::auth::Identity;
-    use crate::conn::{Conn, Receiver};
-    use crate::protocol::MemberKind;
 
     struct Count(AtomicUsize);
     impl Wake for Count {
@@ -143,49 +140,37 @@ mod tests {
         }
     }
 
-    fn conn(cap: usize) -> (Arc<Conn>, Receiver) {
-        let who = Identity {
-            member: "m".into(),
-            name: None,
-            kind: MemberKind::Player,
-            exp: None,
-            only_room: None,
-            access: crate::auth::Access::NATIVE,
-        };
-        Conn::new(who, cap)
-    }
-
     fn frame(n: u32) -> Frame {
         Frame::new(format!("{{\"n\":{n}}}"))
     }
 
-    /// Frames come out in order; a full outbox refuses without dropping what it holds; a dropped
-    /// receiver makes every later push `Gone`.
+    /// Frames come out in order; a full outbox refuses without dropping what it holds; a closed
+    /// outbox (its receiver dropped) makes every later push `Gone`.
     #[test]
-    fn bounded_ordered_and_gone_after_the_receiver() {
-        let (c, mut rx) = conn(2);
-        assert_eq!(c.push(frame(1)), Push::Queued);
-        assert_eq!(c.push(frame(2)), Push::Queued);
-        assert_eq!(c.push(frame(3)), Push::Full);
-        assert_eq!(c.free_slots(), 0);
-        assert_eq!(rx.try_recv(), Some(frame(1)));
-        assert_eq!(c.push(frame(4)), Push::Queued);
-        assert_eq!(rx.try_recv(), Some(frame(2)));
-        assert_eq!(rx.try_recv(), Some(frame(4)));
-        assert_eq!(rx.try_recv(), None);
-        drop(rx);
-        assert_eq!(c.push(frame(5)), Push::Gone);
+    fn bounded_ordered_and_gone_after_close() {
+        let ob = Outbox::new(2);
+        assert_eq!(ob.push(frame(1)), Push::Queued);
+        assert_eq!(ob.push(frame(2)), Push::Queued);
+        assert_eq!(ob.push(frame(3)), Push::Full);
+        assert_eq!(ob.free_slots(), 0);
+        assert_eq!(ob.try_pop(), Some(frame(1)));
+        assert_eq!(ob.push(frame(4)), Push::Queued);
+        assert_eq!(ob.try_pop(), Some(frame(2)));
+        assert_eq!(ob.try_pop(), Some(frame(4)));
+        assert_eq!(ob.try_pop(), None);
+        ob.close();
+        assert_eq!(ob.push(frame(5)), Push::Gone);
     }
 
     /// A waiting receiver is woken once by the first push, not once per push, and a push after
     /// it drained the queue wakes it again.
     #[test]
     fn wakes_once_per_empty_to_ready() {
-        let (c, mut rx) = conn(16);
+        let c = Outbox::new(16);
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
-        let mut recv = Box::pin(rx.recv());
+        let mut recv = Box::pin(c.recv());
         assert!(recv.as_mut().poll(&mut cx).is_pending());
         for n in 0..5 {
             c.push(frame(n));
@@ -193,8 +178,8 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(frame(0)));
         drop(recv);
-        while rx.try_recv().is_some() {}
-        let mut recv = Box::pin(rx.recv());
+        while c.try_pop().is_some() {}
+        let mut recv = Box::pin(c.recv());
         assert!(recv.as_mut().poll(&mut cx).is_pending());
         c.push(frame(9));
         assert_eq!(count.0.load(Ordering::SeqCst), 2);

@@ -66,6 +66,17 @@ impl Member {
     }
 }
 
+/// What a removal did to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostChange {
+    /// The host stayed (it was not among the removed).
+    Unchanged,
+    /// The host left; this member, the first remaining in join order, took over.
+    To(MemberId),
+    /// The host left and nobody remains.
+    Vacant,
+}
+
 /// Members in join order, and the host.
 #[derive(Debug, Default)]
 pub struct Members {
@@ -137,10 +148,9 @@ impl Members {
         }
     }
 
-    /// Removes every member in `ids` in one pass. Returns the removed members (join order) and,
-    /// when the host was among them, `Some(new host)` — the first remaining member in join order,
-    /// or `None` inside when the room is now empty.
-    pub fn remove_many(&mut self, ids: &HashSet<&str>) -> (Vec<Member>, Option<Option<MemberId>>) {
+    /// Removes every member in `ids` in one pass. Returns the removed members (join order) and
+    /// what became of the host.
+    pub fn remove_many(&mut self, ids: &HashSet<&str>) -> (Vec<Member>, HostChange) {
         let mut removed = Vec::new();
         if ids.len() == 1 {
             // The common case (one leave) without rebuilding the map.
@@ -165,9 +175,12 @@ impl Members {
             .is_some_and(|h| removed.iter().any(|m| &m.id == h));
         let change = if host_gone {
             self.host = self.map.keys().next().cloned();
-            Some(self.host.clone())
+            match &self.host {
+                Some(h) => HostChange::To(h.clone()),
+                None => HostChange::Vacant,
+            }
         } else {
-            None
+            HostChange::Unchanged
         };
         (removed, change)
     }
@@ -212,9 +225,13 @@ mod tests {
         assert!(!ms.insert(member("c")));
         let (gone, change) = ms.remove_many(&HashSet::from(["a"]));
         assert_eq!(gone.len(), 1);
-        assert_eq!(change, Some(Some(MemberId::from("b"))));
+        assert_eq!(change, HostChange::To(MemberId::from("b")));
         let (_, change) = ms.remove_many(&HashSet::from(["c"]));
-        assert_eq!(change, None, "a non-host leaving changes no host");
+        assert_eq!(
+            change,
+            HostChange::Unchanged,
+            "a non-host leaving changes no host"
+        );
     }
 
     /// A batch removes all named members at once, keeps join order, and empties the host.
@@ -229,13 +246,13 @@ mod tests {
             gone.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
             ["a", "c"]
         );
-        assert_eq!(change, Some(Some(MemberId::from("b"))));
+        assert_eq!(change, HostChange::To(MemberId::from("b")));
         assert_eq!(
             ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
             ["b", "d"]
         );
         let (_, change) = ms.remove_many(&HashSet::from(["b", "d"]));
-        assert_eq!(change, Some(None));
+        assert_eq!(change, HostChange::Vacant);
         assert!(ms.host().is_none());
     }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::actor::{Room, Timer};
 use super::fanout::Role;
 use super::handle::NewMember;
-use super::members::{Binding, Member, RowCache};
+use super::members::{Binding, HostChange, Member, RowCache};
 use super::{now_ms, Added, Removed, RoomError};
 use crate::conn::Conn;
 use crate::ids::{ConnId, MemberId};
@@ -195,10 +195,10 @@ impl Room {
             members: gone.iter().map(|m| Cow::Borrowed(m.id.as_str())).collect(),
             reason,
             by: by.map(|b| Cow::Borrowed(b.as_str())),
-            host: host_change
-                .as_ref()
-                .and_then(|h| h.as_ref())
-                .map(|h| Cow::Borrowed(h.as_str())),
+            host: match &host_change {
+                HostChange::To(h) => Some(Cow::Borrowed(h.as_str())),
+                HostChange::Unchanged | HostChange::Vacant => None,
+            },
         }
         .to_frame();
         self.broadcast(frame);
