@@ -174,7 +174,7 @@ async fn watch(
 }
 
 /// Runs `rest` through a façade and reports.
-pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
+pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     let rooms = a.rooms.max(1);
     let size = a.requests.div_ceil(rooms).max(1);
     let target = Arc::new(Target::start(t, 5.0, rooms).await?);

@@ -15,7 +15,7 @@ use super::target::Target;
 use super::Error;
 
 /// A PLYR API client: signs requests and mints session tokens.
-pub(crate) struct GameClient {
+pub struct GameClient {
     base: String,
     http: reqwest::Client,
     api_key: String,
@@ -26,7 +26,7 @@ pub(crate) struct GameClient {
 
 impl GameClient {
     /// A client for the target's game façade.
-    pub(crate) fn new(target: &Target, a: &RestArgs) -> Result<Self, Error> {
+    pub fn new(target: &Target, a: &RestArgs) -> Result<Self, Error> {
         let path = a.session_key.as_ref().ok_or(
             "--api game needs --session-key PEM (on the embedded default: \
              src/facade/game/dev-keys/session-private.pem)",
@@ -43,12 +43,12 @@ impl GameClient {
     }
 
     /// The room id sockets use for game room `room_no`.
-    pub(crate) fn room_key(&self, room_no: &str) -> String {
+    pub fn room_key(&self, room_no: &str) -> String {
         format!("game:{}:{room_no}", self.game_id)
     }
 
     /// A session JWT for `plyr`, valid for an hour.
-    pub(crate) fn session(&self, plyr: &str) -> Result<String, Error> {
+    pub fn session(&self, plyr: &str) -> Result<String, Error> {
         let claims = json!({
             "plyrId": plyr,
             "gameId": self.game_id,
@@ -63,7 +63,7 @@ impl GameClient {
     }
 
     /// A signed POST; the status and the JSON answer.
-    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), Error> {
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), Error> {
         let body = serde_json::to_vec(body)?;
         let ts = super::stats::unix_nanos() / 1_000_000;
         let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes())?;
@@ -84,7 +84,7 @@ impl GameClient {
     }
 
     /// `/game/create` (sync): the new room's number.
-    pub(crate) async fn create_room(&self) -> Result<String, Error> {
+    pub async fn create_room(&self) -> Result<String, Error> {
         let (status, v) = self.post("/game/create", &json!({"sync": true})).await?;
         let no = v["roomId"]
             .as_str()
@@ -97,7 +97,7 @@ impl GameClient {
     }
 
     /// `/game/join` (sync) of `players`, in batches of 200 tokens; returns each player's token.
-    pub(crate) async fn add_players(
+    pub async fn add_players(
         &self,
         room_no: &str,
         players: &[String],
@@ -117,7 +117,7 @@ impl GameClient {
     }
 
     /// The measured call: `/game/leave` (sync) of one player by its session token.
-    pub(crate) async fn leave(&self, room_no: &str, jwt: &str) -> Result<(u16, Value), Error> {
+    pub async fn leave(&self, room_no: &str, jwt: &str) -> Result<(u16, Value), Error> {
         self.post(
             "/game/leave",
             &json!({"roomId": room_no, "sessionJwts": [jwt], "sync": true}),

@@ -24,23 +24,23 @@ enum Server {
 }
 
 /// A reachable server plus what clients need to talk to it.
-pub(crate) struct Target {
+pub struct Target {
     /// `http://host:port`.
-    pub(crate) base: String,
+    pub base: String,
     /// The server's socket address.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     /// HS256 secret for socket tokens.
-    pub(crate) secret: String,
+    pub secret: String,
     /// Operator bearer token.
-    pub(crate) admin: String,
+    pub admin: String,
     /// Shared HTTP client (keep-alive pool).
-    pub(crate) http: reqwest::Client,
+    pub http: reqwest::Client,
     /// The server process's pid when it is not this process.
-    pub(crate) pid: Option<u32>,
+    pub pid: Option<u32>,
     /// Loopback source addresses to spread clients over.
-    pub(crate) sources: u8,
+    pub sources: u8,
     /// Grace period of the server, when this tool started it.
-    pub(crate) grace: Option<f64>,
+    pub grace: Option<f64>,
     mode: &'static str,
     /// Taken by [`Target::stop`]; a `std` mutex, never held across `.await`.
     server: std::sync::Mutex<Option<Server>>,
@@ -49,11 +49,7 @@ pub(crate) struct Target {
 impl Target {
     /// Starts (or locates) the server. `grace` is the scenario's default reconnect grace for a
     /// server this tool starts; `clients` sizes the automatic source-address count.
-    pub(crate) async fn start(
-        args: &TargetArgs,
-        grace: f64,
-        clients: usize,
-    ) -> Result<Self, Error> {
+    pub async fn start(args: &TargetArgs, grace: f64, clients: usize) -> Result<Self, Error> {
         let grace = args.grace_secs.unwrap_or(grace);
         let sources = match args.sources {
             0 => u8::try_from(clients / 25_000 + 1).unwrap_or(u8::MAX),
@@ -129,22 +125,22 @@ impl Target {
     }
 
     /// How the server runs, for the report.
-    pub(crate) fn mode(&self) -> &'static str {
+    pub fn mode(&self) -> &'static str {
         self.mode
     }
 
     /// `ws://host:port/v1/ws`.
-    pub(crate) fn ws_url(&self) -> String {
+    pub fn ws_url(&self) -> String {
         format!("ws{}/v1/ws", self.base.trim_start_matches("http"))
     }
 
     /// A socket token for `sub`, valid for a day.
-    pub(crate) fn token(&self, sub: &str) -> String {
+    pub fn token(&self, sub: &str) -> String {
         rollcall::auth::sign_hs256(&self.secret, sub, None, 86_400)
     }
 
     /// The loopback source address of client `i` (only when the target is on loopback).
-    pub(crate) fn source(&self, i: usize) -> Option<IpAddr> {
+    pub fn source(&self, i: usize) -> Option<IpAddr> {
         if self.sources <= 1 || !self.addr.ip().is_loopback() {
             return None;
         }
@@ -166,7 +162,7 @@ impl Target {
     }
 
     /// Open sockets as the server counts them (`/healthz`).
-    pub(crate) async fn sockets(&self) -> Result<i64, Error> {
+    pub async fn sockets(&self) -> Result<i64, Error> {
         let v: Value = self
             .http
             .get(format!("{}/healthz", self.base))
@@ -178,7 +174,7 @@ impl Target {
     }
 
     /// `GET /v1/rooms/{room}`: the room's panel, or `None` if it does not exist.
-    pub(crate) async fn panel(&self, room: &str) -> Result<Option<Value>, Error> {
+    pub async fn panel(&self, room: &str) -> Result<Option<Value>, Error> {
         let r = self
             .http
             .get(format!("{}/v1/rooms/{room}", self.base))
@@ -195,7 +191,7 @@ impl Target {
     }
 
     /// `POST /v1/rooms/{room}/leave` for one member; the HTTP status.
-    pub(crate) async fn rest_leave(&self, room: &str, member: &str) -> Result<u16, Error> {
+    pub async fn rest_leave(&self, room: &str, member: &str) -> Result<u16, Error> {
         let r = self
             .http
             .post(format!("{}/v1/rooms/{room}/leave", self.base))
@@ -210,7 +206,7 @@ impl Target {
     }
 
     /// Stops a server this tool started (once; later calls do nothing).
-    pub(crate) async fn stop(&self) {
+    pub async fn stop(&self) {
         let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(server) = server else { return };
         match server {
@@ -262,10 +258,11 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
     f
 }
 
-/// The public half of the development session key pair, in this source tree.
+/// The public half of the development session key pair, in the server's source tree (this
+/// package's parent directory).
 fn session_public_key() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/facade/game/dev-keys/session-public.pem")
+        .join("../src/facade/game/dev-keys/session-public.pem")
 }
 
 /// Runs the `rollcall` binary found next to this one on a free loopback port.
@@ -274,7 +271,7 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
     let server = exe.with_file_name("rollcall");
     if !server.exists() {
         return Err(format!(
-            "--spawn needs {} (build both: cargo build --release)",
+            "--spawn needs {} (build both: cargo build --release --workspace)",
             server.display()
         )
         .into());

@@ -29,7 +29,7 @@ async fn call(target: &Target, fleet: &Fleet, g: usize) -> Result<u16, Error> {
 }
 
 /// Runs `rest` and reports.
-pub(crate) async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
+pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     if a.api != RestApi::Operator {
         return super::facade_rest::run(t, a).await;
     }

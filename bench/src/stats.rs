@@ -17,20 +17,20 @@ fn new_hist() -> Histogram<u64> {
 }
 
 /// A latency histogram in microseconds, sharded for concurrent writers.
-pub(crate) struct Hist {
+pub struct Hist {
     shards: Vec<Mutex<Histogram<u64>>>,
 }
 
 impl Hist {
     /// 32 shards.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             shards: (0..32).map(|_| Mutex::new(new_hist())).collect(),
         }
     }
 
     /// Records `micros` from writer `who`.
-    pub(crate) fn record(&self, who: usize, micros: u64) {
+    pub fn record(&self, who: usize, micros: u64) {
         let mut h = self.shards[who % self.shards.len()]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -38,7 +38,7 @@ impl Hist {
     }
 
     /// All shards merged.
-    pub(crate) fn merged(&self) -> Histogram<u64> {
+    pub fn merged(&self) -> Histogram<u64> {
         let mut all = new_hist();
         for s in &self.shards {
             let h = s.lock().unwrap_or_else(|p| p.into_inner());
@@ -51,65 +51,65 @@ impl Hist {
 
 /// Correctness and progress counters of one run.
 #[derive(Default)]
-pub(crate) struct Counters {
+pub struct Counters {
     /// Sockets connected and upgraded.
-    pub(crate) opened: AtomicU64,
+    pub opened: AtomicU64,
     /// Connection or upgrade failures.
-    pub(crate) conn_failures: AtomicU64,
+    pub conn_failures: AtomicU64,
     /// Requests refused with `error`, unexpected closes, unparsable frames.
-    pub(crate) errors: AtomicU64,
+    pub errors: AtomicU64,
     /// Server frames received.
-    pub(crate) frames: AtomicU64,
+    pub frames: AtomicU64,
     /// Versioned events received.
-    pub(crate) events: AtomicU64,
+    pub events: AtomicU64,
     /// Versions skipped without a panel (missed events).
-    pub(crate) gaps: AtomicU64,
+    pub gaps: AtomicU64,
     /// The same version received twice.
-    pub(crate) duplicates: AtomicU64,
+    pub duplicates: AtomicU64,
     /// A version lower than one already seen.
-    pub(crate) out_of_order: AtomicU64,
+    pub out_of_order: AtomicU64,
     /// A `left` naming a member the client did not have, or a `joined` of one it had.
-    pub(crate) inconsistent: AtomicU64,
+    pub inconsistent: AtomicU64,
     /// Panels after the first (resyncs of a lagging socket).
-    pub(crate) resyncs: AtomicU64,
+    pub resyncs: AtomicU64,
     /// Versions jumped over by such a resync (announced, not missed).
-    pub(crate) resync_skipped: AtomicU64,
+    pub resync_skipped: AtomicU64,
     /// Latency samples recorded.
-    pub(crate) samples: AtomicU64,
+    pub samples: AtomicU64,
 }
 
 impl Counters {
     /// Adds one to `c`.
-    pub(crate) fn inc(c: &AtomicU64) {
+    pub fn inc(c: &AtomicU64) {
         c.fetch_add(1, Relaxed);
     }
     /// Reads `c`.
-    pub(crate) fn get(c: &AtomicU64) -> u64 {
+    pub fn get(c: &AtomicU64) -> u64 {
         c.load(Relaxed)
     }
 }
 
 /// A monotonic clock shared by the tasks of one process: nanoseconds since `epoch`, stored in
 /// atomics (0 = unset).
-pub(crate) struct Clock {
+pub struct Clock {
     epoch: Instant,
 }
 
 impl Clock {
     /// Starts now.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             epoch: Instant::now(),
         }
     }
     /// Nanoseconds since the epoch, never 0.
-    pub(crate) fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64 + 1
     }
 }
 
 /// Wall-clock nanoseconds since the Unix epoch: a timestamp another process can compare.
-pub(crate) fn unix_nanos() -> u64 {
+pub fn unix_nanos() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -117,7 +117,7 @@ pub(crate) fn unix_nanos() -> u64 {
 }
 
 /// Prints a progress line to stderr every second until `stop` resolves.
-pub(crate) async fn progress(
+pub async fn progress(
     label: &'static str,
     c: std::sync::Arc<Counters>,
     extra: impl Fn() -> String + Send + 'static,
@@ -150,5 +150,17 @@ pub(crate) async fn progress(
     }
     if tty {
         eprintln!();
+    }
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -27,7 +27,7 @@ use super::Error;
 const MESSAGE_BYTES: usize = 200;
 
 /// Runs `floor`: starts the writer child, connects the readers, measures.
-pub(crate) async fn run(a: &FloorArgs) -> Result<Report, Error> {
+pub async fn run(a: &FloorArgs) -> Result<Report, Error> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(&exe)
         .args(["floor-server", "--sockets", &a.sockets.to_string()])
@@ -129,7 +129,7 @@ pub(crate) async fn run(a: &FloorArgs) -> Result<Report, Error> {
 }
 
 /// The child: accepts `sockets` connections, says so, waits for `go`, publishes `events`.
-pub(crate) async fn serve(a: &FloorServerArgs) -> Result<(), Error> {
+pub async fn serve(a: &FloorServerArgs) -> Result<(), Error> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", l.local_addr()?.port());
     let mut queues = Vec::with_capacity(a.sockets);

@@ -26,7 +26,7 @@ use super::view::View;
 use super::Error;
 
 /// Runs `churn` and reports.
-pub(crate) async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> {
+pub async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> {
     if a.members < 3 && a.leaves > 0 {
         return Err("churn needs at least 3 members per room to leave (host + 1 stay)".into());
     }

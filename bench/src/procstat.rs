@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Resident memory of `pid` in KiB (`VmRSS`).
-pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+pub fn rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -30,7 +30,7 @@ fn ticks_per_sec() -> f64 {
 }
 
 /// CPU seconds used by `pid` (user + system); with `children`, plus its waited-for children's.
-pub(crate) fn cpu_secs(pid: u32, children: bool) -> Option<f64> {
+pub fn cpu_secs(pid: u32, children: bool) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces: fields are counted after its ')'.
     let rest = &s[s.rfind(')')? + 2..];
@@ -47,14 +47,14 @@ pub(crate) fn cpu_secs(pid: u32, children: bool) -> Option<f64> {
 }
 
 /// `/proc/loadavg`'s three averages.
-pub(crate) fn loadavg() -> String {
+pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
 
 /// CPU used by the load generator and by the server between two points in time.
-pub(crate) struct CpuMeter {
+pub struct CpuMeter {
     wall: Instant,
     own: f64,
     server_pid: Option<u32>,
@@ -62,18 +62,18 @@ pub(crate) struct CpuMeter {
 }
 
 /// What a [`CpuMeter`] measured.
-pub(crate) struct CpuUse {
+pub struct CpuUse {
     /// Wall-clock seconds.
-    pub(crate) wall: f64,
+    pub wall: f64,
     /// This process (and its workers), CPU seconds.
-    pub(crate) bench: f64,
+    pub bench: f64,
     /// The server process, CPU seconds (None: same process or unknown pid).
-    pub(crate) server: Option<f64>,
+    pub server: Option<f64>,
 }
 
 impl CpuMeter {
     /// Starts measuring; `server_pid` is `None` when the server runs in this process.
-    pub(crate) fn start(server_pid: Option<u32>) -> Self {
+    pub fn start(server_pid: Option<u32>) -> Self {
         Self {
             wall: Instant::now(),
             own: cpu_secs(std::process::id(), true).unwrap_or(0.0),
@@ -83,7 +83,7 @@ impl CpuMeter {
     }
 
     /// CPU used since [`CpuMeter::start`].
-    pub(crate) fn stop(&self) -> CpuUse {
+    pub fn stop(&self) -> CpuUse {
         let own = cpu_secs(std::process::id(), true).unwrap_or(0.0) - self.own;
         let server = match (self.server_pid, self.server) {
             (Some(p), Some(before)) => cpu_secs(p, false).map(|now| now - before),

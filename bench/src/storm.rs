@@ -52,7 +52,7 @@ fn full(fleet: &Fleet) -> usize {
 }
 
 /// Runs `storm` and reports.
-pub(crate) async fn run(t: &TargetArgs, a: &StormArgs) -> Result<Report, Error> {
+pub async fn run(t: &TargetArgs, a: &StormArgs) -> Result<Report, Error> {
     let n = a.rooms * a.members;
     let target = Arc::new(Target::start(t, 5.0, n).await?);
     let fleet = Fleet::new(a.rooms, a.members);

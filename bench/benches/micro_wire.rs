@@ -3,7 +3,7 @@
 //! (`Conn::push` = a refcounted clone into the outbox, done once per subscriber), and a room's
 //! `panel` built from its members' cached rows.
 //!
-//! Run: `cargo bench --bench micro_wire`.
+//! Run: `cargo bench -p rollcall-bench --bench micro_wire`.
 
 use std::borrow::Cow;
 use std::hint::black_box;

@@ -17,10 +17,10 @@ use tokio_tungstenite::WebSocketStream;
 use super::Error;
 
 /// A client connection.
-pub(crate) type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<TcpStream>;
 
 /// Connects to `addr`, optionally from `source`, and upgrades with `token` in the query string.
-pub(crate) async fn connect(
+pub async fn connect(
     addr: SocketAddr,
     ws_url: &str,
     token: &str,
@@ -43,25 +43,25 @@ pub(crate) async fn connect(
 
 /// The fields of a server frame the scenarios read; everything else is skipped unparsed.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Frame<'a> {
+pub struct Frame<'a> {
     /// `type`.
     #[serde(rename = "type", borrow)]
-    pub(crate) ty: Cow<'a, str>,
+    pub ty: Cow<'a, str>,
     /// Room version (events and panels).
     #[serde(default)]
-    pub(crate) version: Option<u64>,
+    pub version: Option<u64>,
     /// Rows (`panel`, `joined`) or ids (`left`), parsed on demand.
     #[serde(default, borrow)]
-    pub(crate) members: Option<&'a RawValue>,
+    pub members: Option<&'a RawValue>,
     /// Host (`panel`, `joined`, `left`).
     #[serde(default, borrow)]
-    pub(crate) host: Option<Cow<'a, str>>,
+    pub host: Option<Cow<'a, str>>,
     /// `state` event: whose state.
     #[serde(default, borrow)]
-    pub(crate) state: Option<&'a RawValue>,
+    pub state: Option<&'a RawValue>,
     /// `left` reason.
     #[serde(default, borrow)]
-    pub(crate) reason: Option<Cow<'a, str>>,
+    pub reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -72,12 +72,12 @@ struct Row<'a> {
 
 impl<'a> Frame<'a> {
     /// Parses a text frame.
-    pub(crate) fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
 
     /// Member ids of a `panel`/`joined` (rows) or `left` (ids).
-    pub(crate) fn member_ids(&self) -> Vec<Cow<'a, str>> {
+    pub fn member_ids(&self) -> Vec<Cow<'a, str>> {
         let Some(raw) = self.members else {
             return Vec::new();
         };
@@ -92,6 +92,6 @@ impl<'a> Frame<'a> {
 }
 
 /// The member index encoded in a bench member id (`<prefix>-<room>-<index>`).
-pub(crate) fn member_index(id: &str) -> Option<usize> {
+pub fn member_index(id: &str) -> Option<usize> {
     id.rsplit('-').next()?.parse().ok()
 }

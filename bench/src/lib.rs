@@ -18,32 +18,32 @@
 //! - [`worker`]: re-exec'd worker processes that hold sockets for runs above one process's
 //!   open-file cap.
 
-pub(crate) mod churn;
-pub(crate) mod cli;
-pub(crate) mod facade_rest;
-pub(crate) mod fanout;
-pub(crate) mod fleet;
-pub(crate) mod floor;
-pub(crate) mod game;
-pub(crate) mod idle;
-pub(crate) mod lobby;
-pub(crate) mod procstat;
-pub(crate) mod report;
-pub(crate) mod rest;
-pub(crate) mod stats;
-pub(crate) mod storm;
-pub(crate) mod target;
-pub(crate) mod view;
-pub(crate) mod worker;
-pub(crate) mod ws;
+pub mod churn;
+pub mod cli;
+pub mod facade_rest;
+pub mod fanout;
+pub mod fleet;
+pub mod floor;
+pub mod game;
+pub mod idle;
+pub mod lobby;
+pub mod procstat;
+pub mod report;
+pub mod rest;
+pub mod stats;
+pub mod storm;
+pub mod target;
+pub mod view;
+pub mod worker;
+pub mod ws;
 
 use cli::{Cli, Scenario};
 
 /// Errors are reported, not matched on: a boxed error with a readable message is enough here.
-pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Raises the soft open-file limit to the hard one and returns it.
-pub(crate) fn raise_nofile() -> u64 {
+pub fn raise_nofile() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => n,
         Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE)
@@ -54,12 +54,12 @@ pub(crate) fn raise_nofile() -> u64 {
 
 /// A short random tag so room and member names never collide with an earlier run's (bans,
 /// lingering rooms) on a long-lived server.
-pub(crate) fn run_tag() -> String {
+pub fn run_tag() -> String {
     format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 /// Runs the scenario named on the command line.
-pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
+pub async fn run(cli: Cli) -> Result<(), Error> {
     let fds = raise_nofile();
     if let Scenario::Worker(w) = &cli.scenario {
         return worker::run(&cli.target, w, fds).await;

@@ -3,7 +3,7 @@
 //! `bench/keys/`, generated for benchmarks only) and the HMAC-SHA256 request signature the game
 //! façade checks (`hex(HMAC(secret, timestamp + body))`, compared in constant time).
 //!
-//! Run: `cargo bench --bench micro_auth`.
+//! Run: `cargo bench -p rollcall-bench --bench micro_auth`.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use sha2::Sha256;
 const SECRET: &str = "bench-secret-0123456789abcdef";
 
 fn keys_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/keys")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("keys")
 }
 
 fn verifier() -> Verifier {

@@ -10,21 +10,21 @@ use super::ws::{member_index, Frame};
 
 /// A client's picture of its room.
 #[derive(Debug, Clone)]
-pub(crate) struct View {
+pub struct View {
     bits: Vec<u64>,
     /// Members in the view.
-    pub(crate) count: usize,
+    pub count: usize,
     /// Last version applied.
-    pub(crate) version: u64,
+    pub version: u64,
     /// The host, by member index.
-    pub(crate) host: Option<usize>,
+    pub host: Option<usize>,
     /// Panels received.
-    pub(crate) panels: u32,
+    pub panels: u32,
 }
 
 impl View {
     /// An empty view of a room with up to `size` members.
-    pub(crate) fn new(size: usize) -> Self {
+    pub fn new(size: usize) -> Self {
         Self {
             bits: vec![0; size.div_ceil(64)],
             count: 0,
@@ -35,7 +35,7 @@ impl View {
     }
 
     /// Whether member `i` is in the view.
-    pub(crate) fn has(&self, i: usize) -> bool {
+    pub fn has(&self, i: usize) -> bool {
         self.bits
             .get(i / 64)
             .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
@@ -61,7 +61,7 @@ impl View {
     }
 
     /// Members present in one view and not the other.
-    pub(crate) fn diff(&self, other: &View) -> usize {
+    pub fn diff(&self, other: &View) -> usize {
         self.bits
             .iter()
             .zip(&other.bits)
@@ -70,7 +70,7 @@ impl View {
     }
 
     /// A view holding exactly `ids` (a server panel's member ids).
-    pub(crate) fn from_ids<'a>(size: usize, ids: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn from_ids<'a>(size: usize, ids: impl IntoIterator<Item = &'a str>) -> Self {
         let mut v = Self::new(size);
         for id in ids {
             if let Some(i) = member_index(id) {
@@ -83,12 +83,7 @@ impl View {
     /// Applies a `panel` or an event, counting anomalies in `c`. `on_left` is called with each
     /// member index a `left` event removes. Returns false when the frame was not applied
     /// (a duplicate or out-of-order version, or an event before any panel).
-    pub(crate) fn apply(
-        &mut self,
-        f: &Frame<'_>,
-        c: &Counters,
-        mut on_left: impl FnMut(usize),
-    ) -> bool {
+    pub fn apply(&mut self, f: &Frame<'_>, c: &Counters, mut on_left: impl FnMut(usize)) -> bool {
         let Some(v) = f.version else { return false };
         if f.ty == "panel" {
             if self.panels > 0 {

@@ -23,7 +23,7 @@ use super::ws::{self, Frame};
 
 /// What the driver can ask a member's task to do.
 #[derive(Debug)]
-pub(crate) enum Cmd {
+pub enum Cmd {
     /// Send this text frame.
     Text(String),
     /// Drop the socket without a close frame.
@@ -31,59 +31,59 @@ pub(crate) enum Cmd {
 }
 
 /// One member's shared state.
-pub(crate) struct Slot {
+pub struct Slot {
     view: Mutex<View>,
     cmd: Mutex<Option<mpsc::Sender<Cmd>>>,
     /// Which connection of this member is current (storm reconnects bump it).
     epoch: AtomicU32,
     /// The driver made this member leave.
-    pub(crate) leaving: AtomicBool,
+    pub leaving: AtomicBool,
     /// The member's socket saw its own `left`.
-    pub(crate) saw_own_left: AtomicBool,
+    pub saw_own_left: AtomicBool,
     /// The expected `left` reason code (see [`REASONS`]), 0 = none.
-    pub(crate) reason: AtomicU8,
+    pub reason: AtomicU8,
     /// When the leave was started (clock ns), 0 = not leaving.
-    pub(crate) left_t0: AtomicU64,
+    pub left_t0: AtomicU64,
     /// When the view last became complete (clock ns), 0 = never.
-    pub(crate) full_at: AtomicU64,
+    pub full_at: AtomicU64,
     /// When the current connection's connect started (clock ns), until its first `panel`.
     join_t0: AtomicU64,
 }
 
 /// `left` reasons by code (index 0 unused).
-pub(crate) const REASONS: [&str; 5] = ["", "leave", "disconnect", "kick", "left"];
+pub const REASONS: [&str; 5] = ["", "leave", "disconnect", "kick", "left"];
 
 /// The members, their rooms, and what they measured.
-pub(crate) struct Fleet {
+pub struct Fleet {
     /// Run tag in names.
-    pub(crate) tag: String,
+    pub tag: String,
     /// Rooms.
-    pub(crate) rooms: usize,
+    pub rooms: usize,
     /// Members per room.
-    pub(crate) size: usize,
+    pub size: usize,
     /// One per member.
-    pub(crate) slots: Vec<Slot>,
+    pub slots: Vec<Slot>,
     /// Counters.
-    pub(crate) c: Arc<Counters>,
+    pub c: Arc<Counters>,
     /// Shared clock.
-    pub(crate) clock: Clock,
+    pub clock: Clock,
     /// leave → `left` received by each other member, µs.
-    pub(crate) left_lat: Hist,
+    pub left_lat: Hist,
     /// The same, split by the leave's expected reason (index = code in [`REASONS`]).
-    pub(crate) left_lat_by: Vec<Hist>,
+    pub left_lat_by: Vec<Hist>,
     /// `left` events whose reason was not the one the leave path must produce.
-    pub(crate) wrong_reason: AtomicU64,
+    pub wrong_reason: AtomicU64,
     /// connect start → the join's `panel`, µs.
-    pub(crate) join_lat: Hist,
+    pub join_lat: Hist,
     /// connect start → WebSocket upgraded (TCP connect, HTTP upgrade, token check), µs.
-    pub(crate) connect_lat: Hist,
+    pub connect_lat: Hist,
     /// When the latest join got its `panel` (clock ns).
-    pub(crate) last_join_at: AtomicU64,
+    pub last_join_at: AtomicU64,
 }
 
 impl Fleet {
     /// A fleet of `rooms × size` members, none connected yet.
-    pub(crate) fn new(rooms: usize, size: usize) -> Arc<Self> {
+    pub fn new(rooms: usize, size: usize) -> Arc<Self> {
         let slots = (0..rooms * size)
             .map(|_| Slot {
                 view: Mutex::new(View::new(size)),
@@ -114,33 +114,33 @@ impl Fleet {
     }
 
     /// Room of member `g`.
-    pub(crate) fn room_of(&self, g: usize) -> usize {
+    pub fn room_of(&self, g: usize) -> usize {
         g % self.rooms
     }
     /// Index of member `g` in its room.
-    pub(crate) fn idx_of(&self, g: usize) -> usize {
+    pub fn idx_of(&self, g: usize) -> usize {
         g / self.rooms
     }
     /// Member number of index `i` in room `r`.
-    pub(crate) fn g_of(&self, r: usize, i: usize) -> usize {
+    pub fn g_of(&self, r: usize, i: usize) -> usize {
         i * self.rooms + r
     }
     /// Room name.
-    pub(crate) fn room_name(&self, r: usize) -> String {
+    pub fn room_name(&self, r: usize) -> String {
         format!("b{}-{r}", self.tag)
     }
     /// Member id: `m<tag>-<room>-<index>` (the view parses the index back).
-    pub(crate) fn member_id(&self, g: usize) -> String {
+    pub fn member_id(&self, g: usize) -> String {
         format!("m{}-{}-{}", self.tag, self.room_of(g), self.idx_of(g))
     }
 
     /// A copy of member `g`'s view.
-    pub(crate) fn view(&self, g: usize) -> View {
+    pub fn view(&self, g: usize) -> View {
         lock(&self.slots[g].view).clone()
     }
 
     /// Sends `cmd` to member `g`'s task; false if it is not connected or its queue is full.
-    pub(crate) fn send(&self, g: usize, cmd: Cmd) -> bool {
+    pub fn send(&self, g: usize, cmd: Cmd) -> bool {
         match &*lock(&self.slots[g].cmd) {
             Some(tx) => tx.try_send(cmd).is_ok(),
             None => false,
@@ -148,7 +148,7 @@ impl Fleet {
     }
 
     /// Connects member `g` (a fresh view, a new epoch) and sends its `join`. False on failure.
-    pub(crate) async fn connect(self: &Arc<Self>, target: &Target, g: usize) -> bool {
+    pub async fn connect(self: &Arc<Self>, target: &Target, g: usize) -> bool {
         let token = target.token(&self.member_id(g));
         self.slots[g].join_t0.store(self.clock.now(), Relaxed);
         let ws = match ws::connect(target.addr, &target.ws_url(), &token, target.source(g)).await {
@@ -249,7 +249,7 @@ impl Fleet {
 
     /// Waits until every member of every room that is still in it has the server's version, or
     /// `timeout`. Returns the server's view of each room (None: room missing).
-    pub(crate) async fn settle(
+    pub async fn settle(
         &self,
         target: &Target,
         timeout: Duration,
@@ -293,7 +293,7 @@ impl Fleet {
     }
 
     /// Drops every connected socket (end of run).
-    pub(crate) fn abort_all(&self) {
+    pub fn abort_all(&self) {
         for g in 0..self.slots.len() {
             self.send(g, Cmd::Abort);
             *lock(&self.slots[g].cmd) = None;
@@ -302,7 +302,7 @@ impl Fleet {
 }
 
 /// The server's member set of a room from its panel JSON.
-pub(crate) fn server_view(panel: &Value, size: usize) -> View {
+pub fn server_view(panel: &Value, size: usize) -> View {
     let ids = panel["members"]
         .as_array()
         .map(|a| {

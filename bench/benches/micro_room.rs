@@ -2,7 +2,7 @@
 //! as the socket and REST layers call it: a `state` change (one event fanned out to S drained
 //! subscribers) and a `snapshot` round trip, one command at a time, and a join + leave pair.
 //!
-//! Run: `cargo bench --bench micro_room`.
+//! Run: `cargo bench -p rollcall-bench --bench micro_room`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,11 +3,7 @@
 //! never on time: zero missing, duplicate or out-of-order events, zero ghosts, every `left`
 //! delivered.
 
-#[allow(dead_code)] // the test drives one scenario; the others are the binary's
-#[path = "../bench/kit/mod.rs"]
-mod kit;
-
-use kit::cli::{ChurnArgs, LeavePath, TargetArgs};
+use rollcall_bench::cli::{ChurnArgs, LeavePath, TargetArgs};
 
 /// A 4 rooms × 5 members churn through all four leave paths ends with every view true.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +27,9 @@ async fn tiny_churn_is_exact_through_every_leave_path() {
         ],
         settle_secs: 10.0,
     };
-    let report = kit::churn::run(&target, &args).await.expect("churn runs");
+    let report = rollcall_bench::churn::run(&target, &args)
+        .await
+        .expect("churn runs");
     let n = |k: &str| report.value(k).and_then(|v| v.as_u64()).unwrap_or(u64::MAX);
     for key in [
         "conn_failures",

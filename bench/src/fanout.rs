@@ -44,7 +44,7 @@ struct Shared {
 }
 
 /// Runs `fanout` and reports.
-pub(crate) async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error> {
+pub async fn run(t: &TargetArgs, a: &FanoutArgs) -> Result<Report, Error> {
     let target = Arc::new(Target::start(t, 5.0, a.watchers + 1).await?);
     let tag = super::run_tag();
     let room = format!("f{tag}");

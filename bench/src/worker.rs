@@ -22,19 +22,19 @@ use super::Error;
 
 /// Where and as whom sockets connect.
 #[derive(Clone)]
-pub(crate) struct Endpoint {
+pub struct Endpoint {
     /// Server address.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     /// `ws://.../v1/ws`.
-    pub(crate) ws_url: String,
+    pub ws_url: String,
     /// HS256 secret.
-    pub(crate) secret: String,
+    pub secret: String,
     /// Loopback source addresses to spread over.
-    pub(crate) sources: u8,
+    pub sources: u8,
 }
 
 /// Joined sockets `first ..` held open until [`Holder::close`].
-pub(crate) struct Holder {
+pub struct Holder {
     ep: Endpoint,
     tag: String,
     room_size: usize,
@@ -43,14 +43,14 @@ pub(crate) struct Holder {
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     /// Sockets joined (ack received).
-    pub(crate) ok: Arc<AtomicU64>,
+    pub ok: Arc<AtomicU64>,
     /// Sockets that failed to connect or join.
-    pub(crate) failed: Arc<AtomicU64>,
+    pub failed: Arc<AtomicU64>,
 }
 
 impl Holder {
     /// A holder for sockets numbered from `first`.
-    pub(crate) fn new(ep: Endpoint, tag: String, room_size: usize, first: usize) -> Self {
+    pub fn new(ep: Endpoint, tag: String, room_size: usize, first: usize) -> Self {
         Self {
             ep,
             tag,
@@ -66,7 +66,7 @@ impl Holder {
 
     /// Opens sockets until `k` are attempted, `concurrency` at a time; returns when every
     /// attempt has joined or failed.
-    pub(crate) async fn open_upto(&mut self, k: usize, concurrency: usize) {
+    pub async fn open_upto(&mut self, k: usize, concurrency: usize) {
         let sem = Arc::new(Semaphore::new(concurrency.max(1)));
         let pending = Arc::new(Semaphore::new(0));
         let start = self.held;
@@ -112,7 +112,7 @@ impl Holder {
     }
 
     /// Drops every socket (TCP close, no close frame) and waits for the tasks.
-    pub(crate) async fn close(mut self) {
+    pub async fn close(mut self) {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
@@ -162,7 +162,7 @@ async fn idle(mut ws: super::ws::Ws, cancel: CancellationToken) {
 }
 
 /// The `worker` subcommand: obey the parent's lines on stdin.
-pub(crate) async fn run(t: &TargetArgs, w: &WorkerArgs, fds: u64) -> Result<(), Error> {
+pub async fn run(t: &TargetArgs, w: &WorkerArgs, fds: u64) -> Result<(), Error> {
     let secret = t.token_secret.clone().ok_or("worker: no token secret")?;
     let host = w.server.trim_start_matches("http://");
     let addr = tokio::net::lookup_host(host)

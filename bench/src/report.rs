@@ -14,7 +14,7 @@ use super::procstat::{loadavg, CpuUse};
 use super::Error;
 
 /// The results of one run.
-pub(crate) struct Report {
+pub struct Report {
     scenario: &'static str,
     rows: Vec<(String, String)>,
     json: Map<String, Value>,
@@ -37,7 +37,7 @@ fn fmt_value(v: &Value) -> String {
 
 impl Report {
     /// A report for `scenario`, noting the load average now.
-    pub(crate) fn new(scenario: &'static str) -> Self {
+    pub fn new(scenario: &'static str) -> Self {
         Self {
             scenario,
             rows: Vec::new(),
@@ -50,14 +50,14 @@ impl Report {
     }
 
     /// A figure: `key` in the JSON, `label` in the table.
-    pub(crate) fn add(&mut self, key: &str, label: &str, value: impl Into<Value>) {
+    pub fn add(&mut self, key: &str, label: &str, value: impl Into<Value>) {
         let value = value.into();
         self.rows.push((label.to_owned(), fmt_value(&value)));
         self.json.insert(key.to_owned(), value);
     }
 
     /// A latency distribution (µs in the histogram): p50/p90/p99/p99.9/max in ms.
-    pub(crate) fn latency(&mut self, key: &str, label: &str, h: &Histogram<u64>) {
+    pub fn latency(&mut self, key: &str, label: &str, h: &Histogram<u64>) {
         let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         let mut o = Map::new();
         for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
@@ -82,12 +82,12 @@ impl Report {
     }
 
     /// Keeps `h` for the SVG picture.
-    pub(crate) fn picture(&mut self, title: &str, h: &Histogram<u64>) {
+    pub fn picture(&mut self, title: &str, h: &Histogram<u64>) {
         self.hist = Some((title.to_owned(), h.clone()));
     }
 
     /// CPU of the load generator next to the server's, with the bottleneck warning.
-    pub(crate) fn cpu(&mut self, mode: &str, u: &CpuUse) {
+    pub fn cpu(&mut self, mode: &str, u: &CpuUse) {
         self.add("server_mode", "server", mode);
         self.add("wall_secs", "wall time (s)", u.wall);
         self.add("bench_cpu_secs", "load generator CPU (s)", u.bench);
@@ -114,18 +114,17 @@ impl Report {
     }
 
     /// A figure recorded under `key`, as it will appear in the JSON.
-    #[allow(dead_code)] // read by tests/bench_smoke.rs, not by the binary
-    pub(crate) fn value(&self, key: &str) -> Option<&Value> {
+    pub fn value(&self, key: &str) -> Option<&Value> {
         self.json.get(key)
     }
 
     /// A warning printed under the table.
-    pub(crate) fn warn(&mut self, w: String) {
+    pub fn warn(&mut self, w: String) {
         self.warnings.push(w);
     }
 
     /// Counts anomalies: each nonzero one becomes a warning.
-    pub(crate) fn must_be_zero(&mut self, key: &str, label: &str, n: u64) {
+    pub fn must_be_zero(&mut self, key: &str, label: &str, n: u64) {
         self.add(key, label, n);
         if n > 0 {
             self.warn(format!("{label}: {n} (expected 0)"));
@@ -134,8 +133,8 @@ impl Report {
 
     /// The stream anomalies every scenario reports, each expected to be 0: version gaps,
     /// duplicates and out-of-order events.
-    pub(crate) fn stream_anomalies(&mut self, c: &crate::kit::stats::Counters) {
-        use crate::kit::stats::Counters as C;
+    pub fn stream_anomalies(&mut self, c: &crate::stats::Counters) {
+        use crate::stats::Counters as C;
         self.must_be_zero(
             "missing_events",
             "missing events (version gaps)",
@@ -150,7 +149,7 @@ impl Report {
     }
 
     /// Prints the table, writes `--json` and `--svg`.
-    pub(crate) fn finish(
+    pub fn finish(
         mut self,
         command: &str,
         json_path: Option<&Path>,
@@ -194,7 +193,7 @@ impl Report {
 }
 
 /// A bar chart of `h` (µs) over 0 .. p99.9 × 1.25, the last bar holding everything above.
-pub(crate) fn svg_histogram(title: &str, h: &Histogram<u64>) -> String {
+pub fn svg_histogram(title: &str, h: &Histogram<u64>) -> String {
     const BINS: usize = 60;
     let (w, ht, left, bottom, top) = (900.0, 420.0, 70.0, 50.0, 40.0);
     let span = ((h.value_at_quantile(0.999) as f64) * 1.25).max(10.0);

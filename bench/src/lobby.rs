@@ -10,7 +10,7 @@ use super::target::Target;
 use super::Error;
 
 /// A lobby API client.
-pub(crate) struct LobbyClient {
+pub struct LobbyClient {
     base: String,
     http: reqwest::Client,
     api_key: String,
@@ -19,7 +19,7 @@ pub(crate) struct LobbyClient {
 
 impl LobbyClient {
     /// A client for the target's lobby façade.
-    pub(crate) fn new(target: &Target, a: &RestArgs) -> Self {
+    pub fn new(target: &Target, a: &RestArgs) -> Self {
         Self {
             base: target.base.clone(),
             http: target.http.clone(),
@@ -29,7 +29,7 @@ impl LobbyClient {
     }
 
     /// The room id sockets use for lobby `id`.
-    pub(crate) fn room_key(id: &str) -> String {
+    pub fn room_key(id: &str) -> String {
         format!("lobby:{id}")
     }
 
@@ -40,7 +40,7 @@ impl LobbyClient {
     }
 
     /// `POST /lobbies` with `host` as creator (up to 100 players): the lobby id.
-    pub(crate) async fn create(&self, name: &str, host: &str) -> Result<String, Error> {
+    pub async fn create(&self, name: &str, host: &str) -> Result<String, Error> {
         let url = format!("{}/lobbies", self.base);
         let body = json!({"name": name, "host": host, "maxPlayers": 100});
         let (status, v) = self
@@ -58,7 +58,7 @@ impl LobbyClient {
     }
 
     /// `POST /lobbies/{id}/players` for one player.
-    pub(crate) async fn add(&self, id: &str, player: &str) -> Result<(), Error> {
+    pub async fn add(&self, id: &str, player: &str) -> Result<(), Error> {
         let url = format!("{}/lobbies/{id}/players", self.base);
         let (status, v) = self
             .send(
@@ -75,7 +75,7 @@ impl LobbyClient {
     }
 
     /// The measured call: `player` leaves (`kick_by: None`) or the host kicks it.
-    pub(crate) async fn remove(
+    pub async fn remove(
         &self,
         id: &str,
         player: &str,

@@ -3,12 +3,38 @@
 //! so every watcher must still see every event once and in order), and the raw-TCP `floor`
 //! (a re-executed child writes, the tool reads every message).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
+/// Makes sure the `rollcall` server binary sits next to `rollcall-bench`, where `--spawn` looks
+/// for it. `cargo test --workspace` has built it already (the server package's own tests need
+/// it); `cargo test -p rollcall-bench` has not, so build it here with the cargo that built us
+/// (once per test binary; cargo's own lock serialises the concurrent callers).
+fn server_binary() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let bench = Path::new(env!("CARGO_BIN_EXE_rollcall-bench"));
+        let server = bench.with_file_name("rollcall");
+        if server.exists() {
+            return;
+        }
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", "rollcall", "--bin", "rollcall"]);
+        if bench.parent().and_then(Path::file_name) == Some("release".as_ref()) {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "building the rollcall binary failed");
+        assert!(server.exists(), "{} after the build", server.display());
+    });
+}
+
 fn run(args: &[&str], name: &str) -> Value {
+    if args.contains(&"--spawn") {
+        server_binary();
+    }
     let json: PathBuf =
         std::env::temp_dir().join(format!("rollcall-{name}-{}.json", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_rollcall-bench"))
@@ -76,7 +102,7 @@ fn floor_reads_every_message() {
 fn game_rest_scenario_runs_against_a_spawned_server() {
     let key = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/src/facade/game/dev-keys/session-private.pem"
+        "/../src/facade/game/dev-keys/session-private.pem"
     );
     let r = run(
         &[

@@ -161,7 +161,7 @@ fn slope(points: &[(f64, f64)]) -> Option<f64> {
 }
 
 /// Runs `idle` and reports.
-pub(crate) async fn run(t: &TargetArgs, a: &IdleArgs) -> Result<Report, Error> {
+pub async fn run(t: &TargetArgs, a: &IdleArgs) -> Result<Report, Error> {
     let target = Target::start(t, 5.0, a.sockets).await?;
     let mut r = Report::new("idle");
     if target.pid.is_none() {

@@ -1,16 +1,14 @@
 //! `rollcall-bench`: the load tool for rollcall deployments.
 //!
 //! A thin binary: parse the command line, raise the open-file limit, build one tokio runtime and
-//! run the chosen scenario from [`kit`]. Everything else lives in `bench/kit/` (one file per
-//! role) so `tests/bench_smoke.rs` can drive the same code. Results: `bench/RESULTS.md`.
-
-#[path = "kit/mod.rs"]
-mod kit;
+//! run the chosen scenario from the [`rollcall_bench`] library. Everything else lives in
+//! `bench/src/` (one file per role) so `bench/tests/` can drive the same code. Results:
+//! `bench/RESULTS.md`.
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = kit::cli::Cli::parse();
+    let cli = rollcall_bench::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,7 +19,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(kit::run(cli)) {
+    match runtime.block_on(rollcall_bench::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rollcall-bench: {e}");
