@@ -80,11 +80,26 @@ impl Verifier {
                 )
             })
             .collect();
+        let session_key = match &s.game.session_public_key_file {
+            Some(path) => std::fs::read(path).ok().map(|pem| pem_body(&pem)),
+            None => None,
+        };
         for k in &s.jwt_keys {
             let pem = std::fs::read(&k.public_key_file).map_err(|source| ConfigError::Read {
                 path: k.public_key_file.clone(),
                 source,
             })?;
+            if session_key.as_ref().is_some_and(|sk| *sk == pem_body(&pem)) {
+                return Err(ConfigError::Invalid {
+                    field: "jwt_keys.public_key_file",
+                    reason: format!(
+                        "{} is the PLYR session key ([game] session_public_key_file): session \
+                         tokens authenticate for their own game's rooms only, never as native \
+                         tokens; remove it from jwt_keys",
+                        k.public_key_file.display()
+                    ),
+                });
+            }
             let (alg, key) = match k.alg.as_str() {
                 "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(&pem)),
                 _ => (Algorithm::RS256, DecodingKey::from_rsa_pem(&pem)),
@@ -99,8 +114,18 @@ impl Verifier {
     }
 
     /// Verifies `token` and returns who it names.
+    ///
+    /// A token with a `gameId` claim is a PLYR session token, never a native one, whatever key
+    /// signed it: it is refused here and left to the game façade, which admits it to its own
+    /// game's rooms only (a PLYR key listed in `jwt_keys` by mistake must not make session tokens
+    /// native).
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let claims: Claims = verify_claims(token, &self.keys)?;
+        if claims.game_id.is_some() {
+            return Err(AuthError::Invalid(
+                "a PLYR session token (gameId claim) is not a native socket token".into(),
+            ));
+        }
         let member = match (claims.plyr_id, claims.sub) {
             (Some(p), _) if !p.is_empty() => p.to_lowercase(),
             (_, Some(s)) if !s.is_empty() => s,
@@ -132,6 +157,16 @@ impl Verifier {
             access: Access::Native(allow),
         })
     }
+}
+
+/// The base64 body of a PEM file (no armour lines, no whitespace): two files holding the same key
+/// in the same encoding compare equal.
+fn pem_body(pem: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(pem)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.trim().bytes())
+        .collect()
 }
 
 /// Seconds of clock skew allowed on `exp` and `nbf`.

@@ -173,8 +173,8 @@ pub struct LobbyConfig {
     /// Smallest accepted lobby `timeout` in seconds. PlayFlow's range is 60–3600, so the default
     /// is 60; lowering it (tests, demos) lets lobbies expire sooner. 1–3600.
     pub min_timeout_secs: u64,
-    /// Strict requesters (opt-in): a call that acts as `requesterId` (update, leave, kick) or as
-    /// the host (`playerId` of a lobby delete) must prove it with `client-auth-token`, the
+    /// Strict requesters (opt-in): every call that acts as a player (create as `host`, join,
+    /// heartbeat, update, leave, kick, delete) must prove it with `client-auth-token`, the
     /// player's socket token naming that id. Off = PlayFlow's behaviour: ids are trusted, and
     /// anyone holding the api-key (shipped inside game clients) can act as any player.
     pub strict_requester: bool,

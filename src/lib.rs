@@ -34,6 +34,7 @@
 //! - [`webhook`]: signed leave webhooks: a relay, a dispatcher and per-endpoint delivery workers.
 //! - [`panel`]: `GET /panel/{room}`, the live participant panel page (embedded HTML/CSS/JS).
 //! - [`app`]: the shared state handed to every handler.
+//! - [`fuzzing`]: the properties the fuzz targets (`fuzz/`) and the corpus replay test check.
 
 pub mod app;
 pub mod auth;
@@ -45,6 +46,7 @@ pub mod deadlines;
 pub mod devmode;
 pub mod drain;
 pub mod facade;
+pub mod fuzzing;
 pub mod http;
 pub mod ids;
 pub mod limits;

@@ -434,3 +434,24 @@ pub mod close {
     /// The socket could not keep up with its rooms' events for `slow_consumer_secs`.
     pub const SLOW_CONSUMER: u16 = 4008;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A number in a request is read exactly (correctly rounded) and so survives the trip to the
+    /// panel and back: found by the `ws_message` fuzz target, where `2.555555555555555e+49` came
+    /// back as `2.5555555555555547e+49` (serde_json without `float_roundtrip`).
+    #[test]
+    fn request_numbers_survive_a_round_trip() {
+        let text = r#"{"type":"state","room":"r","state":{"y":2.555555555555555e+49,"z":25555555555555555555555555555555555555555555555555}}"#;
+        let msg: ClientMsg = serde_json::from_str(text).unwrap();
+        let ClientMsg::State { state, .. } = &msg else {
+            panic!("a state request: {msg:?}");
+        };
+        assert_eq!(state["y"].as_f64(), Some(2.555555555555555e49));
+        assert_eq!(state["z"].as_f64(), Some(2.5555555555555557e49));
+        let again = serde_json::to_string(&msg).unwrap();
+        assert_eq!(serde_json::from_str::<ClientMsg>(&again).unwrap(), msg);
+    }
+}

@@ -7,6 +7,8 @@ mod requests;
 mod socket;
 pub mod upgrade;
 
+pub use requests::parse_request;
+
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -95,9 +95,9 @@ fn ack(reference: Option<&Ref>) -> Frame {
 /// Parses one request and starts it: see [`Step`]. Waits for room mailbox space, never for a
 /// room's work.
 pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
-    let msg = match ClientMsg::parse(text) {
+    let msg = match parse_request(text) {
         Ok(m) => m,
-        Err(e) => return Step::Now(parse_error(text, &e)),
+        Err(reply) => return Step::Now(reply),
     };
     let c = || conn.clone();
     match msg {
@@ -321,6 +321,12 @@ async fn subscribe_to(
             .await
     };
     r.map(|_| ()).map_err(|e| room_err(e).into())
+}
+
+/// Parses one text frame: the request, or the `error` reply that refuses it (`bad_json`,
+/// `unknown_type` or `bad_request`). Pure; public for the fuzz target `ws_message`.
+pub fn parse_request(text: &str) -> Result<ClientMsg, Frame> {
+    ClientMsg::parse(text).map_err(|e| parse_error(text, &e))
 }
 
 /// Classifies a request that did not parse: not JSON, unknown `type`, or a bad field.

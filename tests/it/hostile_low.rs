@@ -141,3 +141,29 @@ async fn bad_utf8_and_protocol_violations_get_their_close_codes() {
     rsv.header_mut().rsv1 = true;
     assert_eq!(close_code_after(&s, rsv).await, 1002);
 }
+
+/// A token with a `gameId` claim is a PLYR session token, never a native one, even when a native
+/// key signed it; and PLYR's session key listed among the native `jwt_keys` is refused at start
+/// (fresh-eyes review finding: it made every session token native).
+#[tokio::test]
+async fn plyr_session_tokens_are_never_native() {
+    let s = start().await;
+    let now = rollcall::auth::unix_now();
+    let forged = token(json!({"sub": "a", "plyrId": "a", "gameId": "devgame", "exp": now + 60}));
+    assert_eq!(upgrade(&s, &forged).await, 401);
+
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/facade/game/dev-keys/session-public.pem");
+    let mut f = rollcall::config::FileConfig {
+        jwt_secret: Some(SECRET.into()),
+        jwt_keys: vec![rollcall::config::JwtKeyConfig {
+            alg: "ES256".into(),
+            public_key_file: key.clone(),
+        }],
+        ..Default::default()
+    };
+    f.game.session_public_key_file = Some(key);
+    let settings = rollcall::config::Settings::from_file(f).unwrap();
+    let e = rollcall::app::App::new(settings).unwrap_err().to_string();
+    assert!(e.contains("jwt_keys") && e.contains("session"), "{e}");
+}

@@ -10,6 +10,7 @@ mod support;
 
 mod big_panel;
 mod binary;
+mod fuzz_corpus;
 mod game;
 mod game_auth;
 mod hostile;

@@ -47,10 +47,12 @@ impl Ctx {
     }
 
     /// In strict-requester mode (`[lobby] strict_requester`), proves that the caller is
-    /// `player`: `client-auth-token` must be a socket token that verifies (the native verifier:
-    /// configured secret or keys) and names `player` (401 without a valid token, 403 for a token
-    /// of another player). Off (PlayFlow's behaviour), any id is trusted.
-    pub fn act_as(&self, app: &App, player: &str) -> Result<(), LobbyError> {
+    /// `player` acting on `room` (`lobby:<id>`; `None` for a lobby not created yet):
+    /// `client-auth-token` must be a socket token that verifies (the native verifier: configured
+    /// secret or keys), names `player`, and — when it carries a `rooms` claim — admits `room`
+    /// (a new lobby: any `lobby:` room). 401 without a valid token, 403 for a token of another
+    /// player or room. Off (PlayFlow's behaviour), any id is trusted.
+    pub fn act_as(&self, app: &App, player: &str, room: Option<&str>) -> Result<(), LobbyError> {
         if !app.settings.lobby.strict_requester {
             return Ok(());
         }
@@ -66,6 +68,13 @@ impl Ctx {
             return Err(LobbyError::Forbidden(
                 "client-auth-token does not belong to the requesting player".into(),
             ));
+        }
+        if let crate::conn::Access::Native(Some(allow)) = &who.access {
+            if !allow.admits(room.unwrap_or("lobby:")) {
+                return Err(LobbyError::Forbidden(
+                    "client-auth-token's rooms claim does not admit this lobby".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -146,6 +146,7 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Lobby>), LobbyError> {
     let c = request::create(&body, app.facades.lobby.min_timeout())?;
+    ctx.act_as(&app, &c.host, None)?;
     settings_size_ok(&app, c.settings.as_ref())?;
     let idx = indexes(&app);
     app.limits
@@ -261,7 +262,7 @@ pub async fn update(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Lobby>, LobbyError> {
     let u = request::update(&body)?;
-    ctx.act_as(&app, &u.requester)?;
+    ctx.act_as(&app, &u.requester, Some(&format!("lobby:{id}")))?;
     if let Some(Some(custom)) = &u.settings.custom {
         settings_size_ok(&app, Some(custom))?;
     }
@@ -283,7 +284,7 @@ pub async fn delete(
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, LobbyError> {
     let player = MemberId::from(request::player_id(&body)?);
-    ctx.act_as(&app, player.as_str())?;
+    ctx.act_as(&app, player.as_str(), Some(&format!("lobby:{id}")))?;
     let e = entry(&app, &ctx.scope, &id)?;
     run(&app, &e, move |ops| ops::delete(ops, &player)).await?;
     indexes(&app).forget(&e.id);
@@ -310,6 +311,7 @@ pub async fn join(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Lobby>, LobbyError> {
     let p = request::add_player(&body)?;
+    ctx.act_as(&app, &p.player_id, Some(&format!("lobby:{id}")))?;
     let e = entry(&app, &ctx.scope, &id)?;
     join_entry(&app, &ctx.scope, e, p, false).await
 }
@@ -327,6 +329,7 @@ pub async fn join_by_code(
         .code_lobby(&code)
         .and_then(|l| idx.lobby(&ctx.scope, &l))
         .ok_or_else(|| LobbyError::BadRequest("Invalid invite code".into()))?;
+    ctx.act_as(&app, &p.player_id, Some(e.id.room().as_str()))?;
     join_entry(&app, &ctx.scope, e, p, true).await
 }
 
@@ -373,7 +376,7 @@ pub async fn remove_player(
 ) -> Result<Response, LobbyError> {
     let requester = MemberId::from(ctx.required("requesterId")?);
     let is_kick = ctx.flag("isKick")?.unwrap_or(false);
-    ctx.act_as(&app, requester.as_str())?;
+    ctx.act_as(&app, requester.as_str(), Some(&format!("lobby:{id}")))?;
     let e = entry(&app, &ctx.scope, &id)?;
     let target = MemberId::from(player_id.as_str());
     let (e2, t) = (e.clone(), target.clone());
@@ -401,6 +404,7 @@ pub async fn heartbeat(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Lobby>, LobbyError> {
     let player = MemberId::from(request::player_id(&body)?);
+    ctx.act_as(&app, player.as_str(), Some(&format!("lobby:{id}")))?;
     let e = entry(&app, &ctx.scope, &id)?;
     let e2 = e.clone();
     run(&app, &e, move |ops| ops::heartbeat(ops, &e2, &player))
