@@ -47,6 +47,12 @@ pub struct LimitsConfig {
     pub max_game_rooms_per_game: usize,
     /// Largest lobby `settings` object, bytes of JSON.
     pub max_lobby_settings_bytes: usize,
+    /// Lobbies one source address may create at once. The lobby api-key ships inside game
+    /// clients, so the per-key bucket and cap alone would let one holder fill the project's
+    /// quota for everyone; this bucket makes that take many addresses.
+    pub lobby_address_burst: u32,
+    /// ... and per second after that.
+    pub lobby_address_per_sec: f64,
 }
 
 impl Default for LimitsConfig {
@@ -63,6 +69,8 @@ impl Default for LimitsConfig {
             max_lobbies_per_key: 1_000,
             max_game_rooms_per_game: 10_000,
             max_lobby_settings_bytes: 8 * 1024,
+            lobby_address_burst: 20,
+            lobby_address_per_sec: 1.0,
         }
     }
 }
@@ -74,6 +82,7 @@ impl LimitsConfig {
             ("limits.identity_rooms_per_sec", self.identity_rooms_per_sec),
             ("limits.address_rooms_per_sec", self.address_rooms_per_sec),
             ("limits.tenant_rooms_per_sec", self.tenant_rooms_per_sec),
+            ("limits.lobby_address_per_sec", self.lobby_address_per_sec),
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(ConfigError::Invalid {
@@ -105,6 +114,8 @@ pub enum Limit {
     GameRooms,
     /// `max_lobby_settings_bytes`.
     LobbySettings,
+    /// The per-address bucket of lobby creation.
+    LobbyAddressRate,
 }
 
 impl Limit {
@@ -119,6 +130,7 @@ impl Limit {
             Self::Lobbies => "lobbies_per_key",
             Self::GameRooms => "game_rooms_per_game",
             Self::LobbySettings => "lobby_settings_bytes",
+            Self::LobbyAddressRate => "lobby_address_rate",
         }
     }
 }
@@ -258,6 +270,7 @@ pub struct Limits {
     identities: Buckets<String>,
     addresses: Buckets<IpAddr>,
     tenants: Buckets<String>,
+    lobby_addresses: Buckets<IpAddr>,
     refusals: Family<LimitLabels, Counter>,
 }
 
@@ -268,6 +281,7 @@ impl Limits {
             identities: Buckets::new(cfg.identity_room_burst, cfg.identity_rooms_per_sec),
             addresses: Buckets::new(cfg.address_room_burst, cfg.address_rooms_per_sec),
             tenants: Buckets::new(cfg.tenant_room_burst, cfg.tenant_rooms_per_sec),
+            lobby_addresses: Buckets::new(cfg.lobby_address_burst, cfg.lobby_address_per_sec),
             refusals: Family::default(),
             cfg,
         }
@@ -351,6 +365,17 @@ impl Limits {
         }
         if let Err(wait) = self.tenants.take(&tenant.to_owned(), Instant::now()) {
             return Err(self.rate(Limit::TenantRate, wait, "this account"));
+        }
+        Ok(())
+    }
+
+    /// A client at `address` is about to create a lobby: its address's bucket (before the
+    /// tenant's, so one address cannot drain the project's).
+    pub fn lobby_create(&self, address: Option<IpAddr>) -> Result<(), Refused> {
+        if let Some(ip) = address {
+            if let Err(wait) = self.lobby_addresses.take(&source(ip), Instant::now()) {
+                return Err(self.rate(Limit::LobbyAddressRate, wait, "this address"));
+            }
         }
         Ok(())
     }

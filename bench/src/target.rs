@@ -255,6 +255,24 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
     }];
     f.game.session_public_key_file = Some(session_public_key());
     f.lobby.api_keys = vec![rollcall::facade::lobby::DEV_LOBBY_KEY.into()];
+    // A load generator creates rooms from one address as fast as it can: the creation buckets
+    // that stop one abusive client would only measure themselves here (caps stay on).
+    for (burst, rate) in [
+        (
+            &mut f.limits.address_room_burst,
+            &mut f.limits.address_rooms_per_sec,
+        ),
+        (
+            &mut f.limits.tenant_room_burst,
+            &mut f.limits.tenant_rooms_per_sec,
+        ),
+        (
+            &mut f.limits.lobby_address_burst,
+            &mut f.limits.lobby_address_per_sec,
+        ),
+    ] {
+        (*burst, *rate) = (0, 0.0);
+    }
     f
 }
 
@@ -286,7 +304,9 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         "listen = {:?}\njwt_secret = {:?}\nadmin_token = {:?}\ngrace_secs = {}\nban_secs = {}\n\
          max_members_per_room = {}\n[game]\nsession_public_key_file = {:?}\n\
          [[game.api_keys]]\napi_key = {:?}\nsecret_key = {:?}\ngame_id = {:?}\n\
-         [lobby]\napi_keys = [{:?}]\n",
+         [lobby]\napi_keys = [{:?}]\n[limits]\naddress_room_burst = 0\naddress_rooms_per_sec = 0.0\n\
+         tenant_room_burst = 0\ntenant_rooms_per_sec = 0.0\nlobby_address_burst = 0\n\
+         lobby_address_per_sec = 0.0\n",
         f.listen,
         OWN_SECRET,
         OWN_ADMIN,

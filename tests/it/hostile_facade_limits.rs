@@ -140,3 +140,26 @@ async fn game_rooms_per_game_cap_is_429_and_global_cap_503() {
     assert_eq!((st, after.as_deref()), (503, Some("60")), "{v}");
     assert!(refusals(&g.s, "max_rooms").await.ends_with(" 1"));
 }
+
+/// The lobby api-key ships inside game clients, so one source address cannot drain the
+/// project's lobby quota: past its burst it gets 429 + `Retry-After` (fresh-eyes review finding),
+/// counted as `lobby_address_rate`.
+#[tokio::test]
+async fn one_address_cannot_drain_a_projects_lobbies() {
+    use crate::support::lobby::*;
+    let s = start_with(|f| {
+        f.lobby.api_keys = vec![KEY.into()];
+        f.limits.lobby_address_burst = 3;
+        f.limits.lobby_address_per_sec = 0.01;
+    })
+    .await;
+    for host in ["h1", "h2", "h3"] {
+        create(&s, host, json!({})).await;
+    }
+    let body = json!({"name": "Lobby", "maxPlayers": 4, "isPrivate": false, "useInviteCode": false,
+                      "allowLateJoin": true, "region": "eu-west", "host": "h4"});
+    let (st, after, v) = post(&s, &q("/lobbies"), &[("api-key", KEY)], None, body).await;
+    assert_eq!(st, 429, "{v}");
+    assert!(after.is_some(), "Retry-After");
+    assert!(refusals(&s, "lobby_address_rate").await.ends_with(" 1"));
+}

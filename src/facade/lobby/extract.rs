@@ -31,6 +31,8 @@ pub struct Ctx {
     pub query: HashMap<String, String>,
     /// The `client-auth-token` header, if sent.
     client_token: Option<String>,
+    /// The caller's address (per-address limits).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
@@ -121,10 +123,15 @@ impl FromRequestParts<App> for Ctx {
             .get(CLIENT_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<crate::listener::Peer>>()
+            .map(|c| c.0 .0.ip());
         Ok(Self {
             scope: Scope { tenant, config },
             query,
             client_token,
+            peer,
         })
     }
 }

@@ -150,6 +150,9 @@ pub async fn create(
     settings_size_ok(&app, c.settings.as_ref())?;
     let idx = indexes(&app);
     app.limits
+        .lobby_create(ctx.peer)
+        .map_err(LobbyError::Limited)?;
+    app.limits
         .facade_room(
             &format!("lobby:{}", ctx.scope.tenant.0),
             app.registry.len(),
