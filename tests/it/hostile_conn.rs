@@ -355,3 +355,30 @@ async fn upgrade_hand_off_that_never_happens_is_dropped() {
     app.shutdown.cancel();
     let _ = tokio::time::timeout(READ_TIMEOUT, server).await;
 }
+
+/// Idle connections refilling the health reserve cannot keep `/healthz` from answering: with the
+/// cap and all 16 reserve slots held by silent connections (a long header deadline, so none
+/// frees itself), a health check still gets its 200 by evicting the oldest idle reserve
+/// connection, again and again (fresh-eyes review finding).
+#[tokio::test]
+async fn idle_connections_cannot_hold_the_health_reserve() {
+    let s = spawn(
+        "reserve",
+        "max_connections = 2\n[deadlines]\nheader_read_secs = 60",
+    );
+    let mut attackers = Vec::new();
+    for _ in 0..(2 + rollcall::listener::HEALTH_RESERVE) {
+        attackers.push(dial(&s).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for round in 0..3 {
+        let (status, body) = get(&s, "/healthz").await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        // The attacker refills the reserve, newest first.
+        for _ in 0..4 {
+            attackers.push(dial(&s).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
