@@ -72,8 +72,8 @@ fn at_capacity() -> Response<Body> {
     resp
 }
 
-/// Accepts until `signal` resolves, serves each connection in its own task, then waits for every
-/// connection that has not been upgraded to finish.
+/// Accepts until `signal` resolves, serves each connection in its own task, then waits (at most
+/// `shutdown_timeout`) for every connection that has not been upgraded to finish.
 pub async fn serve(
     mut listener: Listener,
     router: Router,
@@ -98,7 +98,12 @@ pub async fn serve(
     }
     drop(close_rx);
     drop(listener);
-    close_tx.closed().await;
+    if tokio::time::timeout(app.settings.shutdown_timeout, close_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::debug!("shutdown bound reached with HTTP requests unfinished");
+    }
 }
 
 fn spawn_connection(

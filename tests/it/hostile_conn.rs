@@ -382,3 +382,35 @@ async fn idle_connections_cannot_hold_the_health_reserve() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// SIGTERM with a half-sent request open: the process still exits within
+/// `shutdown_timeout_secs` (plus start-up slack), not after the 10 s header deadline (fresh-eyes
+/// review finding: the HTTP server waited for it without a bound).
+#[tokio::test]
+async fn a_half_sent_request_does_not_hold_the_exit_back() {
+    use tokio::io::AsyncWriteExt;
+    let mut s = spawn("sigterm", "shutdown_timeout_secs = 1.0");
+    let mut half = dial(&s).await;
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = s.child.id().to_string();
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    loop {
+        if s.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "still running {:?} after SIGTERM",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
