@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every issue-4 target scenario once against a freshly built release server
-# (cargo build --release first) and writes bench/results/$PREFIX-*.json and .svg.
+# (cargo build --release --workspace first: both binaries) and writes bench/results/$PREFIX-*.json and .svg.
 cd "$(dirname "$0")/.."
 B=./target/release/rollcall-bench
 R=bench/results; PREFIX=${PREFIX:-final}

@@ -72,8 +72,8 @@ fn at_capacity() -> Response<Body> {
     resp
 }
 
-/// Accepts until `signal` resolves, serves each connection in its own task, then waits for every
-/// connection that has not been upgraded to finish.
+/// Accepts until `signal` resolves, serves each connection in its own task, then waits (at most
+/// `shutdown_timeout`) for every connection that has not been upgraded to finish.
 pub async fn serve(
     mut listener: Listener,
     router: Router,
@@ -98,7 +98,12 @@ pub async fn serve(
     }
     drop(close_rx);
     drop(listener);
-    close_tx.closed().await;
+    if tokio::time::timeout(app.settings.shutdown_timeout, close_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::debug!("shutdown bound reached with HTTP requests unfinished");
+    }
 }
 
 fn spawn_connection(
@@ -118,9 +123,14 @@ fn spawn_connection(
         upgrading.0.flag.clone(),
     ));
     let marker = upgrading.clone();
+    let evict = io.evict();
+    let head_arrived = evict.clone();
     let inner = TowerToHyperService::new(router.clone());
     let refusals = stats.clone();
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        if let Some(e) = &head_arrived {
+            e.busy.store(true, Ordering::Release); // asking now: no longer evictable
+        }
         let refuse = health_only && !health_path(req.uri().path());
         let answer = if refuse {
             refusals.refused(false);
@@ -176,10 +186,22 @@ fn spawn_connection(
                     tracing::debug!("upgrade not completed in time: connection dropped");
                     break;
                 }
+                _ = evicted(evict.as_deref()) => {
+                    tracing::debug!("idle reserve connection evicted by a newer one");
+                    break;
+                }
             }
         }
         drop(close_rx);
     });
+}
+
+/// Resolves when the listener evicts this reserve connection; never for other connections.
+async fn evicted(evict: Option<&crate::listener::Evict>) {
+    match evict {
+        Some(e) => e.notify.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

@@ -81,12 +81,29 @@ pub fn capacity(configured: usize, fd_limit: u64) -> usize {
     }
 }
 
+/// A [`HEALTH_RESERVE`] connection's standing: evictable until its request head has arrived.
+///
+/// Newest wins: when every reserve slot is taken and another connection arrives, the oldest
+/// reserve connection that has not sent its request yet is dropped to make room. A monitor sends
+/// its request as soon as it connects and is done within milliseconds, so connections that sit on
+/// the reserve without asking (an attacker refilling it as the header deadline frees slots)
+/// cannot keep `/healthz` from answering.
+#[derive(Debug, Default)]
+pub struct Evict {
+    /// Wakes the connection's task to drop it.
+    pub notify: tokio::sync::Notify,
+    /// Set when the request head arrived: no longer evictable.
+    pub busy: std::sync::atomic::AtomicBool,
+}
+
 /// A listener that counts and caps its connections.
 #[derive(Debug)]
 pub struct Listener {
     inner: TcpListener,
     open: Arc<AtomicUsize>,
     health_open: Arc<AtomicUsize>,
+    /// The reserve's connections, oldest first (see [`Evict`]).
+    reserve_queue: std::collections::VecDeque<std::sync::Weak<Evict>>,
     cap: usize,
     reserve: Option<std::fs::File>,
     stats: Arc<Stats>,
@@ -99,6 +116,7 @@ impl Listener {
             inner,
             open: Arc::new(AtomicUsize::new(0)),
             health_open: Arc::new(AtomicUsize::new(0)),
+            reserve_queue: std::collections::VecDeque::new(),
             cap,
             reserve: std::fs::File::open("/dev/null").ok(),
             stats,
@@ -110,7 +128,7 @@ impl Listener {
         self.open.clone()
     }
 
-    fn counted(&self, inner: TcpStream, health_only: bool) -> Counted {
+    fn counted(&mut self, inner: TcpStream, health_only: bool) -> Counted {
         let slot = if health_only {
             &self.health_open
         } else {
@@ -118,13 +136,35 @@ impl Listener {
         };
         slot.fetch_add(1, Ordering::Relaxed);
         self.stats.connection(1);
+        let evict = health_only.then(|| {
+            let e = Arc::new(Evict::default());
+            self.reserve_queue.push_back(Arc::downgrade(&e));
+            e
+        });
         Counted {
             inner,
             slot: slot.clone(),
             stats: self.stats.clone(),
             health_only,
+            evict,
             write_stall: None,
         }
+    }
+
+    /// With the reserve full: drops its oldest connection that has not sent a request yet, and
+    /// says whether one was found (its slot is given back as soon as its task sees the signal).
+    fn evict_oldest_idle(&mut self) -> bool {
+        while let Some(weak) = self.reserve_queue.pop_front() {
+            let Some(e) = weak.upgrade() else {
+                continue; // already closed
+            };
+            if e.busy.load(Ordering::Acquire) {
+                continue; // answering its request: done in a moment, not evictable
+            }
+            e.notify.notify_one();
+            return true;
+        }
+        false
     }
 
     fn refuse(&self, stream: TcpStream) {
@@ -151,7 +191,10 @@ impl axum::serve::Listener for Listener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let health_only = self.open.load(Ordering::Relaxed) >= self.cap;
-                    if health_only && self.health_open.load(Ordering::Relaxed) >= HEALTH_RESERVE {
+                    if health_only
+                        && self.health_open.load(Ordering::Relaxed) >= HEALTH_RESERVE
+                        && !self.evict_oldest_idle()
+                    {
                         tracing::debug!(cap = self.cap, "connection refused: at capacity");
                         self.refuse(stream);
                         continue;
@@ -243,6 +286,8 @@ pub struct Counted {
     slot: Arc<AtomicUsize>,
     stats: Arc<Stats>,
     health_only: bool,
+    /// On a reserve slot: how the listener evicts it (see [`Evict`]).
+    evict: Option<Arc<Evict>>,
     write_stall: Option<WriteStall>,
 }
 
@@ -250,6 +295,11 @@ impl Counted {
     /// True on a [`HEALTH_RESERVE`] slot: only `/healthz` and `/metrics` are served.
     pub fn health_only(&self) -> bool {
         self.health_only
+    }
+
+    /// On a reserve slot, its eviction handle.
+    pub fn evict(&self) -> Option<Arc<Evict>> {
+        self.evict.clone()
     }
 }
 

@@ -66,7 +66,11 @@ pub async fn serve(
     let sockets_app = app.clone();
     let tracker = app.tracker.clone();
     let bound = app.settings.shutdown_timeout;
-    let shutdown = async move {
+    // The shutdown sequence runs beside the HTTP server, which stops accepting the moment the
+    // token is cancelled (right after the signal) and gives connections that have not upgraded
+    // at most `shutdown_timeout` to finish: a half-sent request cannot hold the exit back.
+    let accept_until = app.shutdown.clone();
+    let shutdown = tokio::spawn(async move {
         signal.await;
         stop.cancel();
         sockets_app
@@ -85,8 +89,13 @@ pub async fn serve(
         }
         // Nothing resumes these rooms: tell webhook receivers they are gone, and flush.
         crate::drain::drain(&sockets_app, deadline).await;
-    };
-    crate::connection::serve(listener, router, app, shutdown).await;
+    });
+    crate::connection::serve(listener, router, app, async move {
+        accept_until.cancelled().await;
+    })
+    .await;
+    // A panic in the sequence has been reported by the runtime; the process stops either way.
+    let _ = shutdown.await;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The properties the fuzz targets (`fuzz/`) check, in one place both they and the corpus replay
-//! test (`tests/fuzz_corpus.rs`) call, so the committed corpus is enforced on every `cargo test`
+//! test (`tests/it/fuzz_corpus.rs`) call, so the committed corpus is enforced on every `cargo test`
 //! even where cargo-fuzz is not installed.
 //!
 //! Each `check_*` takes the raw fuzz input, feeds it to the real parser, and panics (an
