@@ -83,11 +83,13 @@ pub fn capacity(configured: usize, fd_limit: u64) -> usize {
 
 /// A [`HEALTH_RESERVE`] connection's standing: evictable until its request head has arrived.
 ///
-/// Newest wins: when every reserve slot is taken and another connection arrives, the oldest
-/// reserve connection that has not sent its request yet is dropped to make room. A monitor sends
-/// its request as soon as it connects and is done within milliseconds, so connections that sit on
-/// the reserve without asking (an attacker refilling it as the header deadline frees slots)
-/// cannot keep `/healthz` from answering.
+/// Newest wins, at the expense of the address that holds the most: when every reserve slot is
+/// taken and another connection arrives, the oldest reserve connection that has not sent its
+/// request yet, among those of the source address holding the most reserve slots, is dropped to
+/// make room. A monitor sends its request as soon as it connects and is done within
+/// milliseconds, so connections that sit on the reserve without asking (an attacker refilling it
+/// as the header deadline frees slots) cannot keep `/healthz` from answering, and an attacker
+/// churning new connections evicts its own, not a monitor's on another address.
 #[derive(Debug, Default)]
 pub struct Evict {
     /// Wakes the connection's task to drop it.
@@ -103,7 +105,7 @@ pub struct Listener {
     open: Arc<AtomicUsize>,
     health_open: Arc<AtomicUsize>,
     /// The reserve's connections, oldest first (see [`Evict`]).
-    reserve_queue: std::collections::VecDeque<std::sync::Weak<Evict>>,
+    reserve_queue: std::collections::VecDeque<(std::net::IpAddr, std::sync::Weak<Evict>)>,
     cap: usize,
     reserve: Option<std::fs::File>,
     stats: Arc<Stats>,
@@ -128,7 +130,7 @@ impl Listener {
         self.open.clone()
     }
 
-    fn counted(&mut self, inner: TcpStream, health_only: bool) -> Counted {
+    fn counted(&mut self, inner: TcpStream, health_only: bool, peer: std::net::IpAddr) -> Counted {
         let slot = if health_only {
             &self.health_open
         } else {
@@ -138,7 +140,7 @@ impl Listener {
         self.stats.connection(1);
         let evict = health_only.then(|| {
             let e = Arc::new(Evict::default());
-            self.reserve_queue.push_back(Arc::downgrade(&e));
+            self.reserve_queue.push_back((peer, Arc::downgrade(&e)));
             e
         });
         Counted {
@@ -151,18 +153,49 @@ impl Listener {
         }
     }
 
-    /// With the reserve full: drops its oldest connection that has not sent a request yet, and
-    /// says whether one was found (its slot is given back as soon as its task sees the signal).
-    fn evict_oldest_idle(&mut self) -> bool {
-        while let Some(weak) = self.reserve_queue.pop_front() {
-            let Some(e) = weak.upgrade() else {
-                continue; // already closed
-            };
-            if e.busy.load(Ordering::Acquire) {
-                continue; // answering its request: done in a moment, not evictable
+    /// With the reserve full: drops the oldest connection that has not sent a request yet of the
+    /// address holding the most such connections (`arriving`'s own on a tie), and says whether
+    /// one was found (its slot is given back as soon as its task sees the signal).
+    fn evict_oldest_idle(&mut self, arriving: std::net::IpAddr) -> bool {
+        // Closed connections leave; those answering a request stay but cannot be evicted.
+        self.reserve_queue.retain(|(_, w)| w.strong_count() > 0);
+        let idle = |w: &std::sync::Weak<Evict>| {
+            w.upgrade().is_some_and(|e| !e.busy.load(Ordering::Acquire))
+        };
+        let mut held: std::collections::HashMap<std::net::IpAddr, usize> = Default::default();
+        for (ip, w) in &self.reserve_queue {
+            if idle(w) {
+                *held.entry(*ip).or_default() += 1;
             }
-            e.notify.notify_one();
-            return true;
+        }
+        let Some(most) = held.values().copied().max() else {
+            return false;
+        };
+        let target = if held.get(&arriving) == Some(&most) {
+            arriving
+        } else {
+            // The oldest connection's address among those holding the most.
+            match self
+                .reserve_queue
+                .iter()
+                .find(|(ip, w)| held.get(ip) == Some(&most) && idle(w))
+            {
+                Some((ip, _)) => *ip,
+                None => return false,
+            }
+        };
+        let Some(i) = self
+            .reserve_queue
+            .iter()
+            .position(|(ip, w)| *ip == target && idle(w))
+        else {
+            return false;
+        };
+        if let Some((_, w)) = self.reserve_queue.remove(i) {
+            if let Some(e) = w.upgrade() {
+                e.notify.notify_one();
+                return true;
+            }
         }
         false
     }
@@ -193,7 +226,7 @@ impl axum::serve::Listener for Listener {
                     let health_only = self.open.load(Ordering::Relaxed) >= self.cap;
                     if health_only
                         && self.health_open.load(Ordering::Relaxed) >= HEALTH_RESERVE
-                        && !self.evict_oldest_idle()
+                        && !self.evict_oldest_idle(addr.ip())
                     {
                         tracing::debug!(cap = self.cap, "connection refused: at capacity");
                         self.refuse(stream);
@@ -201,7 +234,7 @@ impl axum::serve::Listener for Listener {
                     }
                     // Nagle would hold small event frames back; latency matters more here.
                     let _ = stream.set_nodelay(true); // failure only costs latency
-                    return (self.counted(stream, health_only), addr);
+                    return (self.counted(stream, health_only, addr.ip()), addr);
                 }
                 Err(e) if is_fd_exhaustion(&e) => {
                     tracing::debug!(error = %e, "out of file descriptors: refusing a connection");

@@ -414,3 +414,47 @@ async fn a_half_sent_request_does_not_hold_the_exit_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An attacker churning new connections from one address as fast as it can evicts its own reserve
+/// connections, never a monitor's on another address: every health check from 127.0.0.1 is
+/// answered while 127.0.0.2 holds the cap and keeps refilling the reserve (re-check finding).
+#[tokio::test]
+async fn churning_attacker_evicts_its_own_reserve_connections() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = spawn(
+        "churn",
+        "max_connections = 2\n[deadlines]\nheader_read_secs = 60",
+    );
+    let server: std::net::SocketAddr = s.addr.parse().unwrap();
+    let attacker = move || async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        tokio::time::timeout(READ_TIMEOUT, sock.connect(server)).await
+    };
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let churn = tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: at most 3,000 connections, kept open (the server evicts them).
+        for _ in 0..3_000 {
+            if flag.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Ok(Ok(c)) = attacker().await {
+                held.push(c);
+            }
+            tokio::task::yield_now().await;
+        }
+        held.len()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for round in 0..10 {
+        let (status, body) = get(&s, "/healthz").await;
+        assert_eq!(status, 200, "round {round}: {body}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        churn.await.unwrap() > 18,
+        "the attacker held the cap and the reserve"
+    );
+}
