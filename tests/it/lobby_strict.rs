@@ -109,6 +109,16 @@ async fn strict_mode_covers_create_join_and_heartbeat() {
     assert_eq!(status, 401);
     let (status, _) = as_player(&s, Method::POST, &players, Some(&mallory), Some(victim)).await;
     assert_eq!(status, 403, "mallory cannot join as victim");
+    // Without a token a bogus invite code is 401 like a real one: codes cannot be probed.
+    let (status, _) = as_player(
+        &s,
+        Method::POST,
+        "/lobbies/code/ZZZZZZ/players",
+        None,
+        Some(json!({"playerId": "victim"})),
+    )
+    .await;
+    assert_eq!(status, 401);
     let beat = format!("/lobbies/{id}/heartbeat");
     let (status, _) = as_player(
         &s,

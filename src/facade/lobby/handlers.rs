@@ -327,6 +327,9 @@ pub async fn join_by_code(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Lobby>, LobbyError> {
     let p = request::add_player(&body)?;
+    // The token first (strict mode), so a caller without one learns nothing about which codes
+    // exist; the lobby's own room is checked against the token's rooms claim below.
+    ctx.act_as(&app, &p.player_id, None)?;
     let idx = indexes(&app);
     let e = idx
         .code_lobby(&code)
