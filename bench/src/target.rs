@@ -225,6 +225,7 @@ impl Target {
                 }
                 let _ = c.kill();
                 let _ = c.wait();
+                let _ = std::fs::remove_dir_all(bench_data_dir());
             }
             Server::External => {}
         }
@@ -245,8 +246,11 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
         grace_secs: grace,
         ban_secs: 600.0,
         max_members_per_room: 20_000,
+        data_dir: bench_data_dir().display().to_string(),
         ..FileConfig::default()
     };
+    // A fresh store for each run: what an earlier run left must not be resumed.
+    let _ = std::fs::remove_dir_all(bench_data_dir());
     f.game.api_keys = vec![rollcall::config::GameApiKey {
         api_key: rollcall::facade::game::DEV_API_KEY.into(),
         secret_key: rollcall::facade::game::DEV_SECRET_KEY.into(),
@@ -283,6 +287,12 @@ fn session_public_key() -> std::path::PathBuf {
         .join("../src/facade/game/dev-keys/session-public.pem")
 }
 
+/// The spawned server's data dir: fresh for each run (the durable store, as deployed), removed
+/// when the server is stopped.
+fn bench_data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("rollcall-bench-data-{}", std::process::id()))
+}
+
 /// Runs the `rollcall` binary found next to this one on a free loopback port.
 async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
     let exe = std::env::current_exe()?;
@@ -306,7 +316,7 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
          [[game.api_keys]]\napi_key = {:?}\nsecret_key = {:?}\ngame_id = {:?}\n\
          [lobby]\napi_keys = [{:?}]\n[limits]\naddress_room_burst = 0\naddress_rooms_per_sec = 0.0\n\
          tenant_room_burst = 0\ntenant_rooms_per_sec = 0.0\nlobby_address_burst = 0\n\
-         lobby_address_per_sec = 0.0\n",
+         lobby_address_per_sec = 0.0\ndata_dir = {:?}\n",
         f.listen,
         OWN_SECRET,
         OWN_ADMIN,
@@ -318,6 +328,7 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         rollcall::facade::game::DEV_SECRET_KEY,
         rollcall::facade::game::DEV_GAME_ID,
         rollcall::facade::lobby::DEV_LOBBY_KEY,
+        f.data_dir,
     );
     let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
     std::fs::write(&path, toml)?;

@@ -44,6 +44,7 @@ pub async fn healthz(State(app): State<App>) -> Json<Value> {
 pub fn panel_json(s: &Snapshot) -> Value {
     let msg = ServerMsg::Panel {
         room: Cow::Borrowed(&s.room),
+        epoch: Cow::Borrowed(&s.epoch),
         version: s.version,
         host: s.host.as_deref().map(Cow::Borrowed),
         members: s.members.clone(),

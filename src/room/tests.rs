@@ -39,6 +39,7 @@ fn conn(member: &str, cap: usize) -> (Arc<Conn>, crate::conn::Receiver) {
 
 fn native(r: &Registry) -> impl Fn() -> RoomSpec + '_ {
     move || RoomSpec {
+        private: serde_json::Value::Null,
         kind: RoomKind::Native,
         max_members: r.settings().max_members_per_room,
         linger: Some(r.settings().room_idle),

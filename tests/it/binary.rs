@@ -92,8 +92,15 @@ async fn new_user_scenario_on_the_real_binary() {
 // The caller owns the child and waits for it; a panic here fails the test anyway.
 #[allow(clippy::zombie_processes)]
 fn spawn_default() -> (std::process::Child, String, String) {
+    // The embedded default, in a data dir of its own (parallel tests each hold a dir's lock).
+    let dir = std::env::temp_dir().join(format!(
+        "rollcall-binary-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let mut child = Command::new(BIN)
         .env("ROLLCALL_LISTEN", "127.0.0.1:0")
+        .env("ROLLCALL_DATA_DIR", &dir)
         .env("RUST_LOG", "info")
         .env_remove("ROLLCALL_JWT_SECRET")
         .env_remove("ROLLCALL_CONFIG")

@@ -39,7 +39,7 @@ fn spawn(env: &[(&str, &str)], config: &str) -> Proc {
     ));
     std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{config}")).unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.arg("--config").arg(&path);
+    cmd.arg("--config").arg(&path).arg("--ephemeral");
     for var in [
         "ROLLCALL_JWT_SECRET",
         "ROLLCALL_ADMIN_TOKEN",

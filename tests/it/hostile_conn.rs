@@ -44,6 +44,7 @@ fn spawn(name: &str, extra: &str) -> Server {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&file)
+        .arg("--ephemeral")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .env_remove("ROLLCALL_LISTEN")
@@ -315,6 +316,7 @@ async fn upgrade_hand_off_that_never_happens_is_dropped() {
 
     let mut f = rollcall::config::FileConfig {
         listen: "127.0.0.1:0".into(),
+        data_dir: rollcall::config::EPHEMERAL.into(),
         ..Default::default()
     };
     f.deadlines.upgrade_secs = 0.3;
