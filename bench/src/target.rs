@@ -316,7 +316,7 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
          [[game.api_keys]]\napi_key = {:?}\nsecret_key = {:?}\ngame_id = {:?}\n\
          [lobby]\napi_keys = [{:?}]\n[limits]\naddress_room_burst = 0\naddress_rooms_per_sec = 0.0\n\
          tenant_room_burst = 0\ntenant_rooms_per_sec = 0.0\nlobby_address_burst = 0\n\
-         lobby_address_per_sec = 0.0\ndata_dir = {:?}\n",
+         lobby_address_per_sec = 0.0\n",
         f.listen,
         OWN_SECRET,
         OWN_ADMIN,
@@ -328,8 +328,9 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         rollcall::facade::game::DEV_SECRET_KEY,
         rollcall::facade::game::DEV_GAME_ID,
         rollcall::facade::lobby::DEV_LOBBY_KEY,
-        f.data_dir,
     );
+    // A top-level key: before the first table.
+    let toml = format!("data_dir = {:?}\n{toml}", f.data_dir);
     let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
     std::fs::write(&path, toml)?;
     let child = Command::new(&server)

@@ -37,6 +37,10 @@ pub async fn healthz(State(app): State<App>) -> Json<Value> {
         "status": if app.shutdown.is_cancelled() { "stopping" } else { "ok" },
         "rooms": app.registry.len(),
         "sockets": app.stats.sockets(),
+        "store": {
+            "durable": app.registry.store().durable(),
+            "ok": !app.registry.store().health().failing.load(std::sync::atomic::Ordering::Relaxed),
+        },
     }))
 }
 

@@ -23,6 +23,7 @@ pub mod sqlite;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -135,6 +136,18 @@ struct Inner {
     location: String,
     /// Staged webhook deliveries allowed before new ones are refused (bounded memory).
     max_staged_deliveries: usize,
+    health: Health,
+}
+
+/// Commit counters, read by `/metrics` and `/healthz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Commits that failed (each is retried).
+    pub failures: AtomicU64,
+    /// The last commit failed and none has succeeded since.
+    pub failing: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -186,6 +199,7 @@ impl Store {
             durable: backend.durable(),
             location,
             max_staged_deliveries: 100_000,
+            health: Health::default(),
         });
         let writer = inner.clone();
         std::thread::Builder::new()
@@ -198,6 +212,11 @@ impl Store {
     /// Whether records outlive the process (false with `--ephemeral`).
     pub fn durable(&self) -> bool {
         self.0.durable
+    }
+
+    /// Commit counters.
+    pub fn health(&self) -> &Health {
+        &self.0.health
     }
 
     /// Where the data lives (a file path, or `:memory:`).
@@ -342,6 +361,8 @@ impl Inner {
             drop(s);
             match result {
                 Ok(()) => {
+                    self.health.commits.fetch_add(1, Ordering::Relaxed);
+                    self.health.failing.store(false, Ordering::Relaxed);
                     if failing {
                         tracing::info!(store = %self.location, "storage writes succeed again");
                         failing = false;
@@ -349,6 +370,8 @@ impl Inner {
                     self.progress.send_modify(|p| p.ok = p.ok.max(covered));
                 }
                 Err(e) => {
+                    self.health.failures.fetch_add(1, Ordering::Relaxed);
+                    self.health.failing.store(true, Ordering::Relaxed);
                     if !failing {
                         tracing::error!(store = %self.location, error = %e, "storage commit failed; writes answer 503 until it succeeds");
                         failing = true;
@@ -367,3 +390,6 @@ impl Inner {
         p.ok.max(p.failed)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -175,6 +175,7 @@ pub fn start(
             store: store.clone(),
             staged: staged_tx,
             seq,
+            seeds: loaded.rooms.clone(),
         },
         rx,
         stop.clone(),
@@ -243,6 +244,8 @@ struct Dispatcher {
     staged: watch::Sender<u64>,
     /// The next delivery's queue position.
     seq: Arc<AtomicU64>,
+    /// Rooms resumed from the store: the mapper learns their members first.
+    seeds: Vec<crate::store::RoomRecord>,
 }
 
 /// Frames mapped per commit at most.
@@ -252,11 +255,14 @@ const DISPATCH_BATCH: usize = 256;
 /// interested endpoint, commits, then offers them (so an event is in the durable queue before
 /// its delivery starts).
 async fn dispatch(
-    d: Dispatcher,
+    mut d: Dispatcher,
     mut rx: mpsc::Receiver<(RoomId, Frame)>,
     cancel: CancellationToken,
 ) {
     let mut mapper = event::Mapper::default();
+    for rec in d.seeds.drain(..) {
+        mapper.seed(&RoomId::from(rec.id.as_str()), &rec);
+    }
     let mut frames = Vec::with_capacity(DISPATCH_BATCH);
     loop {
         frames.clear();
