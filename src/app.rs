@@ -117,7 +117,7 @@ impl App {
         if loaded.rooms.is_empty() && loaded.tasks.is_empty() {
             return;
         }
-        self.facades.game.restore(&loaded);
+        self.facades.game.restore(&loaded, self.registry.store());
         let rooms = loaded.rooms;
         let (n, members) = (
             rooms.len(),

@@ -37,12 +37,16 @@ pub async fn barrier(State(app): State<App>, req: Request, next: Next) -> Respon
 /// A 503 in the shape of the API that `path` belongs to.
 fn unavailable(path: &str, detail: &str) -> Response {
     let message = format!("Storage unavailable, the change was not saved: {detail}");
+    // The game API is served with and without `/api`: test it before the video API's prefix.
+    let game = ["/game", "/task", "/api/game", "/api/task"]
+        .iter()
+        .any(|p| path.starts_with(p));
     let body: Value = if path.starts_with("/lobbies") {
         json!({ "statusCode": 503, "message": message, "error": "Service Unavailable", "code": CODE })
+    } else if game {
+        json!({ "error": message, "code": CODE })
     } else if path.starts_with("/api/") {
         json!({ "message": message, "code": CODE })
-    } else if path.starts_with("/game") || path.starts_with("/task") {
-        json!({ "error": message, "code": CODE })
     } else {
         json!({ "error": CODE, "message": message })
     };

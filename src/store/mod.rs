@@ -122,6 +122,8 @@ struct Shared {
     /// A batch is being committed (taken from `staged`, not yet settled).
     busy: bool,
     stop: bool,
+    /// The writer has exited: nothing staged from now on is committed.
+    stopped: bool,
 }
 
 /// The store handle: cheap to clone, shared by the actors, the façades and the webhooks.
@@ -193,6 +195,7 @@ impl Store {
                 tickets: 0,
                 busy: false,
                 stop: false,
+                stopped: false,
             }),
             wake: Condvar::new(),
             progress,
@@ -287,6 +290,13 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         let ticket = {
             let mut s = self.lock();
+            if s.stopped {
+                return if s.staged.is_empty() {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unavailable("the store has stopped".into()))
+                };
+            }
             if s.staged.is_empty() && !s.busy {
                 // Nothing staged and nothing being committed: everything before us is settled.
                 // (A failed batch is put back into `staged` before `busy` clears.)
@@ -336,6 +346,7 @@ impl Inner {
             }
             if s.stop && s.staged.is_empty() {
                 let t = s.tickets;
+                s.stopped = true;
                 drop(s);
                 self.progress.send_modify(|p| p.ok = p.ok.max(t));
                 return;

@@ -153,14 +153,15 @@ async fn submit(
             .task(if outcome.is_ok() { "SUCCESS" } else { "FAILED" });
         // A result is pollable only once it is committed, with the room change it reports.
         let tasks = &runner.facades.game.tasks;
-        if let Some(rec) = tasks.record(&task, Some(&outcome)) {
+        let completed_at = super::tasks::completed_now();
+        if let Some(rec) = tasks.record(&task, Some((&outcome, &completed_at))) {
             let store = runner.registry.store();
             store.put(Kind::Task, task.as_str(), rec);
             if let Err(e) = store.flush().await {
                 tracing::warn!(task = %task, error = %e, "task result not committed");
             }
         }
-        tasks.finish(&task, outcome);
+        tasks.finish_at(&task, outcome, completed_at);
     });
     if !sync {
         return Ok(json!({ "task": { "id": id, "status": "PENDING" } }));

@@ -131,8 +131,13 @@ impl GameState {
 
     /// Puts stored state back at start: task results, and each game's room counter (at least
     /// its highest stored room id, so no id is handed out twice).
-    pub fn restore(&self, loaded: &crate::store::Loaded) {
-        self.tasks.restore(loaded.tasks.clone());
+    pub fn restore(&self, loaded: &crate::store::Loaded, store: &crate::store::Store) {
+        for id in self.tasks.restore(loaded.tasks.clone()) {
+            // Stored as failed, so every later poll (and restart) answers the same.
+            if let Some(rec) = self.tasks.record_done(&id) {
+                store.put(crate::store::Kind::Task, id.as_str(), rec);
+            }
+        }
         for (key, value) in &loaded.meta {
             let Some(game) = key.strip_prefix(COUNTER_PREFIX) else {
                 continue;

@@ -71,6 +71,11 @@ impl Method {
 /// How a task ended.
 pub type Outcome = Result<Value, String>;
 
+/// A completion time as the vendor writes it.
+pub fn completed_now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// The error message of a task the server restarted in the middle of.
 pub const INTERRUPTED: &str = "The server restarted before this task finished; check the room";
 
@@ -80,6 +85,9 @@ struct Stored {
     method: String,
     body: Value,
     created_ms: i64,
+    /// `Some(true)`: succeeded with `ok`; `Some(false)`: failed with `error`; `None`: pending.
+    #[serde(default)]
+    success: Option<bool>,
     #[serde(default)]
     ok: Option<Value>,
     #[serde(default)]
@@ -185,9 +193,13 @@ impl Tasks {
         id
     }
 
-    /// Stores a task's outcome (ignored if it was evicted meanwhile).
+    /// Stores a task's outcome, completed now (ignored if it was evicted meanwhile).
     pub fn finish(&self, id: &TaskId, outcome: Outcome) {
-        let completed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        self.finish_at(id, outcome, completed_now());
+    }
+
+    /// Stores a task's outcome with its completion time (the one its stored record holds).
+    pub fn finish_at(&self, id: &TaskId, outcome: Outcome, completed_at: String) {
         if let Some(t) = self.lock().tasks.get_mut(id) {
             t.state = State::Done {
                 outcome,
@@ -235,18 +247,20 @@ impl Tasks {
         }
     }
 
-    /// The stored form of task `id`, with `outcome` if it is done (what [`Tasks::restore`]
-    /// reads back); `None` if the task was evicted.
-    pub fn record(&self, id: &TaskId, outcome: Option<&Outcome>) -> Option<Body> {
+    /// The stored form of task `id`, with its outcome and completion time if it is done (what
+    /// [`Tasks::restore`] reads back); `None` if the task was evicted.
+    pub fn record(&self, id: &TaskId, done: Option<(&Outcome, &str)>) -> Option<Body> {
+        let outcome = done.map(|(o, _)| o);
         let g = self.lock();
         let t = g.tasks.get(id)?;
         let stored = Stored {
             method: t.method.as_str().to_owned(),
             body: t.body.clone(),
             created_ms: t.created_ms,
+            success: outcome.map(Result::is_ok),
             ok: outcome.and_then(|o| o.as_ref().ok().cloned()),
             error: outcome.and_then(|o| o.as_ref().err().cloned()),
-            completed_at: outcome.map(|_| Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+            completed_at: done.map(|(_, at)| at.to_owned()),
         };
         Some(Body {
             json: serde_json::to_string(&stored).unwrap_or_default(),
@@ -258,8 +272,10 @@ impl Tasks {
     }
 
     /// Puts stored tasks back (at start, ids in order). A task stored as pending was cut off
-    /// by the restart: it polls as `FAILED` (its room change may or may not have happened).
-    pub fn restore(&self, stored: Vec<(String, String)>) {
+    /// by the restart: it polls as `FAILED` (its room change may or may not have happened);
+    /// those are returned, for the caller to store as failed (so the answer stays the same).
+    pub fn restore(&self, stored: Vec<(String, String)>) -> Vec<TaskId> {
+        let mut interrupted = Vec::new();
         let now = Instant::now();
         let now_ms = crate::room::now_ms();
         let mut g = self.lock();
@@ -272,19 +288,22 @@ impl Tasks {
                 continue;
             };
             let age = Duration::from_millis(now_ms.saturating_sub(s.created_ms).max(0) as u64);
-            let state = match (s.ok, s.error, s.completed_at) {
-                (Some(v), _, Some(at)) => State::Done {
-                    outcome: Ok(v),
+            let state = match (s.success, s.completed_at) {
+                (Some(true), Some(at)) => State::Done {
+                    outcome: Ok(s.ok.unwrap_or(Value::Null)),
                     completed_at: at,
                 },
-                (None, Some(e), Some(at)) => State::Done {
-                    outcome: Err(e),
+                (Some(false), Some(at)) => State::Done {
+                    outcome: Err(s.error.unwrap_or_default()),
                     completed_at: at,
                 },
-                _ => State::Done {
-                    outcome: Err(INTERRUPTED.into()),
-                    completed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-                },
+                _ => {
+                    interrupted.push(TaskId(id.clone()));
+                    State::Done {
+                        outcome: Err(INTERRUPTED.into()),
+                        completed_at: completed_now(),
+                    }
+                }
             };
             if let Some((ms, seq)) = id
                 .split_once('-')
@@ -305,6 +324,22 @@ impl Tasks {
                 },
             );
         }
+        interrupted
+    }
+
+    /// The stored form of a done task, as it is now (after [`Tasks::restore`]).
+    pub fn record_done(&self, id: &TaskId) -> Option<Body> {
+        let (outcome, at) = {
+            let g = self.lock();
+            match &g.tasks.get(id)?.state {
+                State::Done {
+                    outcome,
+                    completed_at,
+                } => (outcome.clone(), completed_at.clone()),
+                State::Pending => return None,
+            }
+        };
+        self.record(id, Some((&outcome, &at)))
     }
 
     /// Tasks currently kept.
@@ -378,5 +413,36 @@ mod tests {
         assert_eq!(t.status(a.as_str())["status"], "NOT_FOUND");
         t.create(Method::End, json!({}));
         assert_eq!(t.len(), 1, "the expired task was evicted");
+    }
+
+    /// A stored task comes back as it was answered (same status, result and completion time);
+    /// one stored while pending comes back `FAILED` and is reported for re-storing; ids go on
+    /// growing after the restored ones.
+    #[test]
+    fn stored_tasks_come_back_as_answered() {
+        let t = Tasks::new(Duration::from_secs(60), 10);
+        let done = t.create(Method::Create, json!({"gameId": "g"}));
+        let pending = t.create(Method::Leave, json!({"plyrIds": ["x"]}));
+        let outcome: Outcome = Ok(json!(null));
+        let at = completed_now();
+        t.finish_at(&done, outcome.clone(), at.clone());
+        let stored = vec![
+            (
+                done.to_string(),
+                t.record(&done, Some((&outcome, &at))).unwrap().json,
+            ),
+            (pending.to_string(), t.record(&pending, None).unwrap().json),
+        ];
+        let before = t.status(done.as_str());
+
+        let again = Tasks::new(Duration::from_secs(60), 10);
+        let interrupted = again.restore(stored);
+        assert_eq!(interrupted, vec![pending.clone()]);
+        assert_eq!(again.status(done.as_str()), before, "answered the same");
+        let p = again.status(pending.as_str());
+        assert_eq!(p["status"], "FAILED");
+        assert_eq!(p["errorMessage"], INTERRUPTED);
+        let next = again.create(Method::End, json!({}));
+        assert!(next.as_str() > pending.as_str() || next.as_str().len() > pending.as_str().len());
     }
 }
