@@ -14,7 +14,7 @@ use crate::support::durable::*;
 use crate::support::process::{Options, Rollcall, TempDir};
 use crate::support::{Client, ADMIN};
 
-const GRACE_SECS: f64 = 4.0;
+const GRACE_SECS: f64 = 5.0;
 
 fn start(keys: &SessionKeys, data: &TempDir) -> Rollcall {
     Rollcall::start(
@@ -217,7 +217,7 @@ async fn crash_restores_the_last_checkpoint_and_leaves_no_ghost() {
         .collect();
     let mut first = start(&keys, &data);
     let (clients, _) = join_all_members(&first.ws_url(), &members).await;
-    // Past two checkpoint periods, so the last checkpoint holds everyone.
+    // Past two checkpoint periods (1 s), so the last checkpoint holds everyone.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     first.sigkill();
     drop(clients);
