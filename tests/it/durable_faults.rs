@@ -453,3 +453,103 @@ async fn full_disk_refuses_writes_and_loses_nothing_acknowledged() {
         assert!((200..300).contains(&st), "{what} after freeing: {st} {v}");
     }
 }
+
+/// Creates a video room and checks it is served; returns its id.
+async fn one_room(p: &Rollcall, name: &str) -> String {
+    let (st, v) = Api::new(p.base())
+        .video(Method::POST, "/rooms", Some(json!({"friendly_url": name})))
+        .await
+        .expect("an answer");
+    assert_eq!(st, 200, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// The status of `GET /api/v1/rooms/{id}`.
+async fn room_status(p: &Rollcall, id: &str) -> u16 {
+    Api::new(p.base())
+        .video(Method::GET, &format!("/rooms/{id}"), None)
+        .await
+        .expect("an answer")
+        .0
+}
+
+/// Where data lives: `./rollcall-data/rollcall.db` by default (created at start), the TOML
+/// `data_dir` when set; `--ephemeral` and `data_dir = ":memory:"` write nothing and keep nothing
+/// across a restart.
+#[tokio::test]
+async fn data_dir_default_toml_and_ephemeral_modes() {
+    let keys = SessionKeys::new();
+    let toml = config(&keys, "", None);
+
+    // Default: ./rollcall-data under the working directory.
+    let cwd = TempDir::new("cwd-default");
+    let opts = Options {
+        cwd: Some(cwd.path().to_owned()),
+        default_data_dir: true,
+        ..Options::config(toml.clone())
+    };
+    let id = {
+        let p = Rollcall::start(opts.clone());
+        one_room(&p, "default-dir").await
+    };
+    let file = cwd.path().join("rollcall-data").join("rollcall.db");
+    assert!(file.exists(), "the default database is {}", file.display());
+    let p = Rollcall::start(opts);
+    assert_eq!(room_status(&p, &id).await, 200, "kept in the default dir");
+    drop(p);
+
+    // TOML `data_dir`.
+    let dir = TempDir::new("toml-dir");
+    let data = dir.path().join("nested").join("data");
+    let cwd = TempDir::new("cwd-toml");
+    let with_dir = format!("data_dir = \"{}\"\n{toml}", data.display());
+    let opts = Options {
+        cwd: Some(cwd.path().to_owned()),
+        default_data_dir: true,
+        ..Options::config(with_dir)
+    };
+    let id = {
+        let p = Rollcall::start(opts.clone());
+        one_room(&p, "toml-dir").await
+    };
+    assert!(db_file(&data).exists(), "{}", db_file(&data).display());
+    assert!(
+        !cwd.path().join("rollcall-data").exists(),
+        "not the default"
+    );
+    let p = Rollcall::start(opts);
+    assert_eq!(room_status(&p, &id).await, 200, "kept in the TOML data_dir");
+    drop(p);
+
+    // `--ephemeral` and `data_dir = ":memory:"`: nothing written, nothing kept.
+    for (name, opts) in [
+        (
+            "--ephemeral",
+            Options::config(toml.clone()).arg("--ephemeral"),
+        ),
+        (
+            "data_dir = \":memory:\"",
+            Options {
+                default_data_dir: true,
+                ..Options::config(format!("data_dir = \":memory:\"\n{toml}"))
+            },
+        ),
+    ] {
+        let cwd = TempDir::new("cwd-ephemeral");
+        let opts = Options {
+            cwd: Some(cwd.path().to_owned()),
+            ..opts
+        };
+        let id = {
+            let p = Rollcall::start(opts.clone());
+            one_room(&p, "ephemeral").await
+        };
+        let left: Vec<_> = std::fs::read_dir(cwd.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{name} writes nothing: {left:?}");
+        let p = Rollcall::start(opts);
+        assert_eq!(room_status(&p, &id).await, 404, "{name} keeps nothing");
+    }
+}

@@ -62,8 +62,13 @@ pub struct Options {
     pub config: Option<String>,
     /// The data directory (`ROLLCALL_DATA_DIR`); without one, a fresh temp directory owned by
     /// the process handle (removed on drop), so no test writes into the working directory.
-    /// Neither with `--ephemeral` among the arguments.
+    /// Neither with `--ephemeral` among the arguments, nor with `default_data_dir`.
     pub data_dir: Option<PathBuf>,
+    /// Leave the data directory to the binary's own default (`./rollcall-data`, or what the
+    /// configuration file says); use with `cwd`.
+    pub default_data_dir: bool,
+    /// The working directory (default: the test's).
+    pub cwd: Option<PathBuf>,
 }
 
 impl Options {
@@ -142,7 +147,7 @@ impl Rollcall {
         }
         let ephemeral = opts.args.iter().any(|a| a == "--ephemeral");
         let data = match &opts.data_dir {
-            _ if ephemeral => None,
+            _ if ephemeral || opts.default_data_dir => None,
             Some(d) => {
                 cmd.env("ROLLCALL_DATA_DIR", d);
                 None
@@ -153,6 +158,9 @@ impl Rollcall {
                 Some(d)
             }
         };
+        if let Some(dir) = &opts.cwd {
+            cmd.current_dir(dir);
+        }
         cmd.args(&opts.args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
