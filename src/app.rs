@@ -47,28 +47,55 @@ pub struct AppInner {
     pub limits: crate::limits::Limits,
 }
 
+impl AppInner {
+    /// The commit barrier of a REST write: returns once everything the request changed (its
+    /// rooms' records, its task, the webhook deliveries of its events) is committed. An error
+    /// means it was not: the caller answers 503 instead of acknowledging.
+    pub async fn commit(&self) -> Result<(), crate::store::StoreError> {
+        if let Some(w) = &self.webhooks {
+            // The request's events were offered to the relay before its rooms replied; wait
+            // until the dispatcher has staged their deliveries, so this commit covers them.
+            w.staged_up_to_now().await;
+        }
+        self.registry.store().flush().await
+    }
+}
+
 impl App {
     /// Builds the state from settings. With `[[webhooks]]` configured it must run inside a Tokio
     /// runtime (the delivery tasks are spawned here).
     pub fn new(settings: Settings) -> Result<Self, ConfigError> {
         let settings = Arc::new(settings);
+        let (store, loaded) = crate::store::Store::open(settings.data_dir.as_deref())?;
+        for (kind, key, error) in &loaded.unreadable {
+            tracing::warn!(
+                kind,
+                key,
+                error,
+                "stored record unreadable: kept in the file, not loaded"
+            );
+        }
         let stats = Arc::new(Stats::default());
         let verifier = Verifier::from_settings(&settings)?;
         let facades = crate::facade::Facades::new(&settings)?;
         let shutdown = CancellationToken::new();
         let webhook_metrics = WebhookMetrics::default();
         let mut relays: Vec<Arc<dyn Relay>> = vec![Arc::new(LocalRelay)];
-        let webhooks = crate::webhook::start(&settings, &webhook_metrics)?;
+        let webhooks = crate::webhook::start(&settings, &webhook_metrics, &store, &loaded)?;
         if let Some(w) = &webhooks {
             relays.push(w.clone());
         }
-        let registry =
-            Registry::with_relay(settings.clone(), stats.clone(), Arc::new(Relays(relays)));
+        let registry = Registry::with_relay(
+            settings.clone(),
+            stats.clone(),
+            Arc::new(Relays(relays)),
+            store.clone(),
+        );
         let limits = crate::limits::Limits::new(settings.limits.clone());
         let metrics = Arc::new(
             Metrics::new(stats.clone(), registry.clone(), &webhook_metrics).with_limits(&limits),
         );
-        Ok(Self(Arc::new(AppInner {
+        let app = Self(Arc::new(AppInner {
             facades,
             registry,
             settings,
@@ -80,7 +107,32 @@ impl App {
             metrics,
             webhooks,
             limits,
-        })))
+        }));
+        app.restore(loaded);
+        Ok(app)
+    }
+
+    /// Resumes what the store held: rooms first (their actors), then each façade's indexes.
+    fn restore(&self, loaded: crate::store::Loaded) {
+        if loaded.rooms.is_empty() && loaded.tasks.is_empty() {
+            return;
+        }
+        self.facades.game.restore(&loaded);
+        let rooms = loaded.rooms;
+        let (n, members) = (
+            rooms.len(),
+            rooms.iter().map(|r| r.members.len()).sum::<usize>(),
+        );
+        self.registry.restore(rooms.clone());
+        self.facades.video.restore(&rooms);
+        self.facades.lobby.restore(self, &rooms);
+        tracing::info!(
+            store = %self.registry.store().location(),
+            rooms = n,
+            members,
+            tasks = loaded.tasks.len(),
+            "restored from the data dir"
+        );
     }
 }
 

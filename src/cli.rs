@@ -47,6 +47,16 @@ pub struct Cli {
     /// Members per room.
     #[arg(long, env = "ROLLCALL_MAX_MEMBERS_PER_ROOM")]
     pub max_members_per_room: Option<usize>,
+    /// Where durable records live (rooms, lobbies, tasks, bans, the webhook queue) [default:
+    /// ./rollcall-data].
+    #[arg(long, env = "ROLLCALL_DATA_DIR", conflicts_with = "ephemeral")]
+    pub data_dir: Option<String>,
+    /// Keep nothing on disk: every record is lost when the process exits (tests, throwaway dev).
+    #[arg(long, env = "ROLLCALL_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// Seconds between presence checkpoints (what a restart after a crash resumes from).
+    #[arg(long, env = "ROLLCALL_CHECKPOINT_SECS")]
+    pub checkpoint_secs: Option<f64>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROLLCALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -38,6 +38,9 @@ pub enum ConfigError {
         /// What the TOML parser said, including the field.
         message: String,
     },
+    /// The data dir cannot be used (unreadable, corrupt, newer schema).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: `{field}`: {reason}")]
     Invalid {
@@ -117,7 +120,17 @@ pub struct FileConfig {
     pub limits: crate::limits::LimitsConfig,
     /// Deadlines before the upgrade (`[deadlines]`, see [`crate::deadlines`]).
     pub deadlines: crate::deadlines::DeadlineConfig,
+    /// Where durable records live (created at start); `":memory:"` keeps nothing
+    /// (`--ephemeral`). See [`crate::store`].
+    pub data_dir: String,
+    /// Seconds between presence checkpoints (what a crash restart resumes from).
+    pub checkpoint_secs: f64,
 }
+
+/// The data dir of a plain start.
+pub const DEFAULT_DATA_DIR: &str = "./rollcall-data";
+/// The `data_dir` value that keeps nothing.
+pub const EPHEMERAL: &str = ":memory:";
 
 /// One PLYR API key: who may call `/game/*` and for which game.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -240,6 +253,8 @@ impl Default for FileConfig {
             metrics_require_admin: false,
             limits: crate::limits::LimitsConfig::default(),
             deadlines: Default::default(),
+            data_dir: DEFAULT_DATA_DIR.into(),
+            checkpoint_secs: 5.0,
         }
     }
 }
@@ -302,12 +317,22 @@ pub struct Settings {
     pub limits: crate::limits::LimitsConfig,
     /// Connection deadlines before the upgrade.
     pub deadlines: crate::deadlines::Deadlines,
+    /// The data dir; `None`: ephemeral (nothing kept).
+    pub data_dir: Option<PathBuf>,
+    /// Presence checkpoint period.
+    pub checkpoint: Duration,
 }
 
 impl Default for Settings {
+    /// The defaults, ephemeral: a `Settings` built in code (tests, benches, embedding) keeps
+    /// nothing on disk unless it names a data dir.
     fn default() -> Self {
         // The defaults are valid by construction; a failure here is a bug caught by the tests.
-        Self::from_file(FileConfig::default()).expect("default configuration is valid")
+        Self::from_file(FileConfig {
+            data_dir: EPHEMERAL.into(),
+            ..FileConfig::default()
+        })
+        .expect("default configuration is valid")
     }
 }
 
@@ -357,6 +382,15 @@ impl Settings {
             file.admin_token = cli.admin_token.clone();
         }
         file.dev |= cli.dev;
+        if let Some(dir) = &cli.data_dir {
+            file.data_dir = dir.clone();
+        }
+        if cli.ephemeral {
+            file.data_dir = EPHEMERAL.into();
+        }
+        if let Some(s) = cli.checkpoint_secs {
+            file.checkpoint_secs = s;
+        }
         Self::from_file(file)
     }
 
@@ -431,6 +465,17 @@ impl Settings {
             metrics_require_admin: f.metrics_require_admin,
             limits: f.limits,
             deadlines: f.deadlines.validate()?,
+            data_dir: match f.data_dir.as_str() {
+                EPHEMERAL => None,
+                "" => {
+                    return Err(ConfigError::Invalid {
+                        field: "data_dir",
+                        reason: "empty (use \":memory:\" or --ephemeral to keep nothing)".into(),
+                    })
+                }
+                dir => Some(PathBuf::from(dir)),
+            },
+            checkpoint: secs("checkpoint_secs", f.checkpoint_secs, 0.1)?,
         })
     }
 }

@@ -1,7 +1,15 @@
-//! The shutdown drain: tells everyone downstream that this process's rooms are gone.
+//! The shutdown drain: either hands the rooms to the next process, or tells everyone downstream
+//! that they are gone.
 //!
-//! Nothing resumes a room after this process exits (presence lives in memory), so a plain exit
-//! would leave every member a ghost in the systems that follow rollcall through webhooks. After
+//! **Durable** (a data dir): a graceful stop is a restart (a rolling upgrade). After the sockets
+//! have been closed (1001), every room stages its record and stops *without* an event
+//! ([`crate::room::RoomHandle::checkpoint_and_stop`]); the records are committed; the next
+//! process resumes each room with its members in their reconnect grace, so members that
+//! reconnect in time cause no `left`/`joined`, and the others leave with `timeout`, once.
+//! Webhook deliveries still queued at the deadline stay in the durable queue.
+//!
+//! **Ephemeral** (`--ephemeral`): nothing resumes a room after this process exits, so a plain
+//! exit would leave every member a ghost in the systems that follow rollcall through webhooks. After
 //! the sockets have been closed (1001), the drain closes every room that still holds members (and
 //! every façade room) with reason `shutdown`: sockets still subscribed get `closed`, and each
 //! endpoint gets one `room_closed` listing the members still inside (`protocol/webhooks.md`).
@@ -24,15 +32,62 @@ pub const REASON: &str = "shutdown";
 /// How often the drain looks again at the webhook queues while they empty.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Closes every room that holds members (or belongs to a façade), then flushes the webhooks,
-/// all before `deadline`. Returns the number of webhook deliveries given up.
+/// Hands the rooms over (durable) or closes them (ephemeral), then flushes the webhooks, all
+/// before `deadline`, and stops the store's writer. Returns the number of webhook deliveries
+/// given up (always 0 when durable: they stay queued).
 pub async fn drain(app: &App, deadline: Instant) -> usize {
-    let closed = tokio::time::timeout_at(deadline, close_rooms(app))
-        .await
-        .unwrap_or_else(|_| {
-            tracing::warn!("shutdown bound reached while closing rooms");
-            0
-        });
+    if app.registry.store().durable() {
+        let kept = tokio::time::timeout_at(deadline, hand_over(app))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!("shutdown bound reached while checkpointing rooms");
+                0
+            });
+        tracing::info!(rooms = kept, "presence checkpointed for the next start");
+    }
+    let lost = drain_webhooks(app, deadline).await;
+    // Whatever is still staged (acknowledgements of the last deliveries) goes to disk.
+    if let Err(e) = app.registry.store().flush().await {
+        tracing::warn!(error = %e, "final commit failed");
+    }
+    app.registry.store().stop();
+    lost
+}
+
+/// Checkpoints every room and stops it, keeping its record; returns how many.
+async fn hand_over(app: &App) -> usize {
+    let mut total = 0;
+    // Rooms created while this runs (a REST call in flight) are caught by the next pass.
+    loop {
+        let handles = app.registry.handles();
+        if handles.is_empty() {
+            break;
+        }
+        let stops = handles.iter().map(|h| h.checkpoint_and_stop());
+        total += futures::future::join_all(stops)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count();
+        tokio::task::yield_now().await;
+    }
+    if let Err(e) = app.registry.store().flush().await {
+        tracing::error!(error = %e, "the presence checkpoint was not committed");
+    }
+    total
+}
+
+async fn drain_webhooks(app: &App, deadline: Instant) -> usize {
+    let closed = if app.registry.store().durable() {
+        0
+    } else {
+        tokio::time::timeout_at(deadline, close_rooms(app))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!("shutdown bound reached while closing rooms");
+                0
+            })
+    };
     let Some(webhooks) = app.webhooks.as_ref() else {
         return 0;
     };

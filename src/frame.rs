@@ -146,18 +146,21 @@ mod tests {
         let msgs = [
             ServerMsg::Panel {
                 room: room.clone(),
+                epoch: Cow::Borrowed("e"),
                 version: 1,
                 host: None,
                 members: vec![],
             },
             ServerMsg::Joined {
                 room: room.clone(),
+                epoch: Cow::Borrowed("e"),
                 version: 2,
                 members: vec![],
                 host: None,
             },
             ServerMsg::Left {
                 room: room.clone(),
+                epoch: Cow::Borrowed("e"),
                 version: 3,
                 members: vec![],
                 reason: LeaveReason::Timeout,
@@ -166,18 +169,21 @@ mod tests {
             },
             ServerMsg::State {
                 room: room.clone(),
+                epoch: Cow::Borrowed("e"),
                 version: 4,
                 member: Cow::Borrowed("a"),
                 state: Cow::Borrowed(&state),
             },
             ServerMsg::Host {
                 room: room.clone(),
+                epoch: Cow::Borrowed("e"),
                 version: 5,
                 host: Cow::Borrowed("a"),
                 by: None,
             },
             ServerMsg::Updated {
                 room: room.clone(),
+                epoch: Cow::Borrowed("e"),
                 version: 6,
                 attrs: Cow::Borrowed(&attrs),
             },
@@ -210,6 +216,7 @@ mod tests {
         }
         let panel = PanelRows {
             room: "r",
+            epoch: "e",
             version: 9,
             host: None,
             members: vec![],

@@ -30,6 +30,8 @@
 //! - [`deadlines`]: the `[deadlines]` settings: header read, body read, upgrade.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`drain`]: the shutdown drain: rooms closed with reason `shutdown`, webhooks flushed.
+//! - [`store`]: durable records (rooms, tasks, counters, the webhook queue): a group-commit
+//!   writer over a [`store::Backend`] (SQLite in `--data-dir`; in memory with `--ephemeral`).
 //! - [`stats`]: process-wide counters (plain atomics the room actors bump).
 //! - [`memory`]: gives freed heap back to the OS after mass disconnects (glibc `malloc_trim`).
 //! - [`metrics`]: `GET /metrics` (Prometheus/OpenMetrics via `prometheus-client`) and the REST
@@ -69,5 +71,6 @@ pub mod relay;
 pub mod room;
 pub mod server;
 pub mod stats;
+pub mod store;
 pub mod webhook;
 pub mod ws;

@@ -267,6 +267,32 @@ impl prometheus_client::collector::Collector for StatsCollector {
             ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
         }
 
+        let store = self.rooms.store();
+        let health = store.health();
+        gauge(
+            &mut enc,
+            "rollcall_store_durable",
+            "1 when records are kept in a data dir, 0 with --ephemeral",
+            i64::from(store.durable()),
+        )?;
+        gauge(
+            &mut enc,
+            "rollcall_store_up",
+            "0 while the last commit failed (writes answer 503), 1 otherwise",
+            i64::from(!health.failing.load(std::sync::atomic::Ordering::Relaxed)),
+        )?;
+        counter(
+            &mut enc,
+            "rollcall_store_commits",
+            "Store transactions committed (group commits)",
+            health.commits.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "rollcall_store_commit_failures",
+            "Store commits that failed (each is retried)",
+            health.failures.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
         counter(
             &mut enc,
             "rollcall_deliveries",

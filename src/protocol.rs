@@ -235,6 +235,9 @@ pub enum ServerMsg<'a> {
     Panel {
         /// Room name.
         room: Cow<'a, str>,
+        /// The room incarnation's epoch: versions compare only within one epoch.
+        #[serde(default)]
+        epoch: Cow<'a, str>,
         /// The room version this snapshot reflects.
         version: u64,
         /// The host's member id, if the room has members.
@@ -246,6 +249,9 @@ pub enum ServerMsg<'a> {
     Joined {
         /// Room name.
         room: Cow<'a, str>,
+        /// The room incarnation's epoch: versions compare only within one epoch.
+        #[serde(default)]
+        epoch: Cow<'a, str>,
         /// New version.
         version: u64,
         /// The new members.
@@ -258,6 +264,9 @@ pub enum ServerMsg<'a> {
     Left {
         /// Room name.
         room: Cow<'a, str>,
+        /// The room incarnation's epoch: versions compare only within one epoch.
+        #[serde(default)]
+        epoch: Cow<'a, str>,
         /// New version.
         version: u64,
         /// Ids of the members that left.
@@ -275,6 +284,9 @@ pub enum ServerMsg<'a> {
     State {
         /// Room name.
         room: Cow<'a, str>,
+        /// The room incarnation's epoch: versions compare only within one epoch.
+        #[serde(default)]
+        epoch: Cow<'a, str>,
         /// New version.
         version: u64,
         /// Whose state.
@@ -286,6 +298,9 @@ pub enum ServerMsg<'a> {
     Host {
         /// Room name.
         room: Cow<'a, str>,
+        /// The room incarnation's epoch: versions compare only within one epoch.
+        #[serde(default)]
+        epoch: Cow<'a, str>,
         /// New version.
         version: u64,
         /// The new host.
@@ -298,6 +313,9 @@ pub enum ServerMsg<'a> {
     Updated {
         /// Room name.
         room: Cow<'a, str>,
+        /// The room incarnation's epoch: versions compare only within one epoch.
+        #[serde(default)]
+        epoch: Cow<'a, str>,
         /// New version.
         version: u64,
         /// The attributes, whole.
@@ -356,6 +374,8 @@ pub enum ServerMsg<'a> {
 pub struct PanelRows<'a> {
     /// Room name.
     pub room: &'a str,
+    /// The room incarnation's epoch.
+    pub epoch: &'a str,
     /// The room version this snapshot reflects.
     pub version: u64,
     /// The host's member id, if the room has members.

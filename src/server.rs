@@ -58,6 +58,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = crate::http::router(app.clone());
     tokio::spawn(crate::memory::trim_after_drops(app.clone()));
+    if app.registry.store().durable() {
+        tokio::spawn(checkpoints(app.clone()));
+    }
     tokio::spawn(crate::listener::log_refusals(
         app.stats.clone(),
         app.shutdown.clone(),
@@ -121,4 +124,21 @@ pub async fn signals() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+/// The periodic presence checkpoint (durable mode): every `checkpoint_secs`, each room whose
+/// members changed since its last record stages a new one (a crash restart resumes from it).
+async fn checkpoints(app: App) {
+    let mut tick = tokio::time::interval(app.settings.checkpoint);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for h in app.registry.handles() {
+            h.try_checkpoint();
+        }
+    }
 }

@@ -40,6 +40,7 @@ fn room(rt: &tokio::runtime::Runtime) -> (Registry, RoomHandle) {
         Arc::new(Stats::default()),
     );
     let h = reg.get_or_spawn(&"bench".into(), || RoomSpec {
+        private: serde_json::Value::Null,
         kind: RoomKind::Native,
         max_members: 100_000,
         linger: None,

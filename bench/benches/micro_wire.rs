@@ -32,6 +32,7 @@ fn serialize(c: &mut Criterion) {
     let state = json!({"x": 12.5, "y": -3.25, "hp": 87});
     let left = ServerMsg::Left {
         room: Cow::Borrowed("lobby:0b6f7a3e-5d1c-4b9e-9a43-2f1d2c3b4a59"),
+        epoch: Cow::Borrowed("e"),
         version: 4242,
         members: vec![Cow::Borrowed("member-00042")],
         reason: LeaveReason::Leave,
@@ -41,6 +42,7 @@ fn serialize(c: &mut Criterion) {
     g.bench_function("left_1", |b| b.iter(|| black_box(&left).to_frame()));
     let st = ServerMsg::State {
         room: Cow::Borrowed("room-1"),
+        epoch: Cow::Borrowed("e"),
         version: 4242,
         member: Cow::Borrowed("member-00042"),
         state: Cow::Borrowed(&state),
@@ -48,6 +50,7 @@ fn serialize(c: &mut Criterion) {
     g.bench_function("state", |b| b.iter(|| black_box(&st).to_frame()));
     let joined = ServerMsg::Joined {
         room: Cow::Borrowed("room-1"),
+        epoch: Cow::Borrowed("e"),
         version: 7,
         members: views(1, &state),
         host: None,
@@ -56,6 +59,7 @@ fn serialize(c: &mut Criterion) {
     for n in [10usize, 100, 1000] {
         let panel = ServerMsg::Panel {
             room: Cow::Borrowed("room-1"),
+            epoch: Cow::Borrowed("e"),
             version: 7,
             host: Some(Cow::Borrowed("member-00000")),
             members: views(n, &state),
@@ -71,6 +75,7 @@ fn serialize(c: &mut Criterion) {
             b.iter(|| {
                 PanelRows {
                     room: "room-1",
+                    epoch: "e",
                     version: 7,
                     host: Some("member-00000"),
                     members: members.rows(),
@@ -105,6 +110,7 @@ fn fanout(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout_push");
     let frame = ServerMsg::Left {
         room: Cow::Borrowed("room-1"),
+        epoch: Cow::Borrowed("e"),
         version: 1,
         members: vec![Cow::Borrowed("member-00042")],
         reason: LeaveReason::Leave,

@@ -225,6 +225,7 @@ impl Target {
                 }
                 let _ = c.kill();
                 let _ = c.wait();
+                let _ = std::fs::remove_dir_all(bench_data_dir());
             }
             Server::External => {}
         }
@@ -245,8 +246,11 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
         grace_secs: grace,
         ban_secs: 600.0,
         max_members_per_room: 20_000,
+        data_dir: bench_data_dir().display().to_string(),
         ..FileConfig::default()
     };
+    // A fresh store for each run: what an earlier run left must not be resumed.
+    let _ = std::fs::remove_dir_all(bench_data_dir());
     f.game.api_keys = vec![rollcall::config::GameApiKey {
         api_key: rollcall::facade::game::DEV_API_KEY.into(),
         secret_key: rollcall::facade::game::DEV_SECRET_KEY.into(),
@@ -281,6 +285,12 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
 fn session_public_key() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../src/facade/game/dev-keys/session-public.pem")
+}
+
+/// The spawned server's data dir: fresh for each run (the durable store, as deployed), removed
+/// when the server is stopped.
+fn bench_data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("rollcall-bench-data-{}", std::process::id()))
 }
 
 /// Runs the `rollcall` binary found next to this one on a free loopback port.
@@ -319,6 +329,8 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         rollcall::facade::game::DEV_GAME_ID,
         rollcall::facade::lobby::DEV_LOBBY_KEY,
     );
+    // A top-level key: before the first table.
+    let toml = format!("data_dir = {:?}\n{toml}", f.data_dir);
     let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
     std::fs::write(&path, toml)?;
     let child = Command::new(&server)

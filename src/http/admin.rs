@@ -37,6 +37,10 @@ pub async fn healthz(State(app): State<App>) -> Json<Value> {
         "status": if app.shutdown.is_cancelled() { "stopping" } else { "ok" },
         "rooms": app.registry.len(),
         "sockets": app.stats.sockets(),
+        "store": {
+            "durable": app.registry.store().durable(),
+            "ok": !app.registry.store().health().failing.load(std::sync::atomic::Ordering::Relaxed),
+        },
     }))
 }
 
@@ -44,6 +48,7 @@ pub async fn healthz(State(app): State<App>) -> Json<Value> {
 pub fn panel_json(s: &Snapshot) -> Value {
     let msg = ServerMsg::Panel {
         room: Cow::Borrowed(&s.room),
+        epoch: Cow::Borrowed(&s.epoch),
         version: s.version,
         host: s.host.as_deref().map(Cow::Borrowed),
         members: s.members.clone(),

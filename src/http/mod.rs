@@ -3,6 +3,7 @@
 //! template, method and status ([`crate::metrics::track`]).
 
 pub mod admin;
+pub mod commit;
 pub mod deadline;
 pub mod error;
 
@@ -23,6 +24,10 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(crate::metrics::handler))
         .merge(crate::panel::routes())
         .merge(crate::facade::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            commit::barrier,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

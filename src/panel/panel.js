@@ -2,7 +2,7 @@
 //
 // URL: /panel/<room>#token=<jwt>[&admin=<admin token>]. The fragment never reaches the server.
 // Protocol (protocol/README.md): `watch` → `panel` snapshot, then versioned events, each +1.
-// A version gap → `sync` (a fresh `panel`). A dropped socket → reconnect with backoff.
+// A version gap, or an event of another epoch → `sync` (a fresh `panel`). A dropped socket → reconnect with backoff.
 // Kick buttons: with `admin`, through POST /v1/rooms/{room}/kick; for the room's host (the
 // token's member: `sub`, a game token's `plyrId`, a video room token's `ud`), through the
 // socket's `kick` message.
@@ -23,7 +23,7 @@
   var admin = params.get('admin') || '';
   var me = subjectOf(token);
 
-  var view = { members: new Map(), host: null, version: null, attrs: null };
+  var view = { members: new Map(), host: null, version: null, epoch: null, attrs: null };
   var ws = null;
   var attempt = 0;
   var retryTimer = null;
@@ -240,6 +240,7 @@
         view.members = new Map(msg.members.map(function (m) { return [m.id, m]; }));
         view.host = msg.host || null;
         view.version = msg.version;
+        view.epoch = msg.epoch || null;
         syncing = false;
         attempt = 0;
         setStatus('live', 'Live');
@@ -247,6 +248,9 @@
         return;
       case 'joined': case 'left': case 'state': case 'host': case 'updated':
         if (msg.room !== room || view.version === null) return;
+        // A version means something only within its epoch (a restarted server, a re-created
+        // room): another epoch is another history, whatever the number says. Resync.
+        if ((msg.epoch || null) !== view.epoch) { resync(); return; }
         if (msg.version <= view.version) return; // already in the snapshot we have
         if (msg.version !== view.version + 1) { resync(); return; }
         apply(msg);
@@ -468,6 +472,7 @@
     diag: diag,
     handle: handle,
     get version() { return view.version; },
+    get epoch() { return view.epoch; },
     get host() { return view.host; },
     get state() { return els.status.dataset.state; }
   };

@@ -105,6 +105,18 @@ pub(super) struct Room {
     panel_cache: Option<(u64, Frame)>,
     pub(super) updated_at: i64,
     pub(super) exit: bool,
+    /// This incarnation's epoch: a restarted or re-created room never reuses a version under
+    /// the same epoch (protocol/README.md, "Ordering and versions").
+    pub(super) epoch: String,
+    /// When the room closes with reason `expired`, ms since the epoch (stored with the room).
+    pub(super) expires_at: Option<i64>,
+    /// Something a presence checkpoint should record changed since the last staged record.
+    pub(super) dirty: bool,
+    /// Exiting keeps the stored record (a graceful restart resumes the room).
+    pub(super) keep_record: bool,
+    /// Members restored from a checkpoint whose sockets have not come back: when their grace
+    /// runs out they leave with `timeout`, not `disconnect`.
+    pub(super) resumed: std::collections::HashSet<MemberId>,
 }
 
 impl Room {
@@ -114,11 +126,12 @@ impl Room {
         spec: RoomSpec,
         registry: Registry,
         incarnation: u64,
+        restore: Option<crate::store::RoomRecord>,
     ) -> RoomHandle {
         let (tx, rx) = mpsc::channel(registry.settings().room_mailbox);
         let me = RoomHandle::new(id.clone(), incarnation, tx);
         let now = now_ms();
-        let room = Room {
+        let mut room = Room {
             id,
             me: me.clone(),
             spec,
@@ -134,7 +147,18 @@ impl Room {
             panel_cache: None,
             updated_at: now,
             exit: false,
+            epoch: super::record::new_epoch(),
+            expires_at: None,
+            dirty: true,
+            keep_record: false,
+            resumed: Default::default(),
         };
+        match restore {
+            Some(rec) => room.restore(rec),
+            // A façade room exists from its creation on: recorded before the API answers.
+            None if room.spec.kind != super::RoomKind::Native => room.persist(),
+            None => {}
+        }
         let span = tracing::debug_span!("room", room = %room.id);
         tokio::spawn(tracing::Instrument::instrument(room.run(rx), span));
         me
@@ -147,6 +171,7 @@ impl Room {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(Command::Join { conn, state, reply }) => {
+                        self.dirty = true;
                         if let Some(cmd) = self.on_join((conn, state, reply), &mut rx) {
                             self.handle(cmd);
                         }
@@ -166,6 +191,9 @@ impl Room {
         self.registry
             .stats()
             .members_add(-(self.members.len() as i64));
+        if !self.keep_record {
+            self.unrecord();
+        }
         // Leave the registry first (only if the entry is still ours), then refuse what is queued:
         // callers see `Closed`, re-resolve and land in a fresh room.
         self.registry.forget(&self.id, self.me.incarnation());
@@ -178,13 +206,20 @@ impl Room {
 
     fn handle(&mut self, cmd: Command) {
         // Every `reply.send` below may find its caller gone (it gave up waiting); the change is
-        // made either way and there is nothing to undo.
+        // made either way and there is nothing to undo. A REST change is staged in the store
+        // *before* its reply (the caller's answer waits for the commit: `Store::flush`); socket
+        // presence only marks the room for the next checkpoint.
+        if !matches!(cmd, Command::Checkpoint { .. } | Command::Snapshot { .. }) {
+            self.dirty = true;
+        }
         match cmd {
             Command::Join { conn, state, reply } => {
                 self.join_sockets(vec![(conn, state, reply)]);
             }
             Command::AddMembers { members, reply } => {
-                let _ = reply.send(self.add_members(members));
+                let r = self.add_members(members);
+                self.persist();
+                let _ = reply.send(r);
             }
             Command::Watch { conn, reply } => {
                 // A native token watches a lobby only as one of its players (tenant isolation).
@@ -209,10 +244,14 @@ impl Room {
                 atomic,
                 reply,
             } => {
-                let _ = reply.send(self.remove_ids(ids, reason, by, atomic));
+                let r = self.remove_ids(ids, reason, by, atomic);
+                self.persist();
+                let _ = reply.send(r);
             }
             Command::Kick { by, target, reply } => {
-                let _ = reply.send(self.kick(by, target));
+                let r = self.kick(by, target);
+                self.persist();
+                let _ = reply.send(r);
             }
             Command::State { conn, state, reply } => {
                 let r = match self.subs.member_of(conn.id()).cloned() {
@@ -237,15 +276,29 @@ impl Room {
             Command::Snapshot { reply } => {
                 let _ = reply.send(Ok(self.snapshot()));
             }
-            Command::Custom(op) => op(&mut Ops { room: self }),
+            Command::Custom(op) => op(&mut Ops::new(self)),
+            Command::Checkpoint { stop, reply } => {
+                if stop || self.dirty {
+                    self.persist();
+                }
+                if stop {
+                    self.keep_record = true;
+                    self.exit = true;
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
             Command::Close { reason, reply } => {
                 self.close(&reason);
+                self.unrecord();
                 let _ = reply.send(Ok(()));
             }
         }
     }
 
     pub(super) fn on_timer(&mut self, t: Timer) {
+        self.dirty = true;
         match t {
             Timer::Grace(m) => {
                 let expired = match self.members.get_mut(m.as_str()) {
@@ -256,7 +309,14 @@ impl Room {
                     _ => false,
                 };
                 if expired {
-                    self.remove(&[m], LeaveReason::Disconnect, None);
+                    // A member restored from a checkpoint never came back: its connection is
+                    // gone since the restart (a `timeout`), not closed within this process.
+                    let reason = if self.resumed.remove(&m) {
+                        LeaveReason::Timeout
+                    } else {
+                        LeaveReason::Disconnect
+                    };
+                    self.remove(&[m], reason, None);
                 }
             }
             Timer::Idle => {
@@ -277,6 +337,7 @@ impl Room {
     /// at most [`EXPIRY_STEP`]). The timer lives in this room's wheel and goes with the room.
     pub(super) fn expire_at(&mut self, at: Instant) {
         let left = at.saturating_duration_since(Instant::now());
+        self.expires_at = Some(now_ms().saturating_add(left.as_millis() as i64));
         if left.is_zero() {
             self.close("expired");
         } else {
@@ -323,6 +384,7 @@ impl Room {
         let host = self.members.host().cloned();
         let frame = PanelRows {
             room: self.id.as_str(),
+            epoch: &self.epoch,
             version: self.version,
             host: host.as_ref().map(MemberId::as_str),
             members: self.members.rows(),
@@ -383,6 +445,7 @@ impl Room {
         Snapshot {
             room: self.id.to_string(),
             kind: self.spec.kind,
+            epoch: self.epoch.clone(),
             version: self.version,
             host: self.members.host().map(|h| h.to_string()),
             members: self.members.iter().map(|m| owned_view(m.view())).collect(),
@@ -424,6 +487,11 @@ fn refuse(cmd: Command) {
         }
         Command::Snapshot { reply } => {
             let _ = reply.send(Err(RoomError::Closed));
+        }
+        Command::Checkpoint { reply, .. } => {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(RoomError::Closed));
+            }
         }
         // Dropping the change drops its reply channel: the caller sees `Closed`.
         Command::Custom(_) | Command::Detach { .. } => {}

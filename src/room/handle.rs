@@ -127,6 +127,15 @@ pub enum Command {
     },
     /// A façade's atomic custom change; it answers its caller itself.
     Custom(Custom),
+    /// Stage the room's record in the store if it changed since the last one (the periodic
+    /// presence checkpoint); with `stop`, stage it whatever and exit keeping it (the graceful
+    /// restart: the next process resumes the room).
+    Checkpoint {
+        /// Exit after staging, keeping the record.
+        stop: bool,
+        /// Answered once the record is staged (`None`: nobody waits).
+        reply: Option<Reply<()>>,
+    },
     /// Close the room: subscribers get `closed`, the actor exits.
     Close {
         /// Why (`ended`, `deleted`, ...).
@@ -280,9 +289,30 @@ impl RoomHandle {
     ) -> Result<T, RoomError> {
         self.call(|reply: Reply<T>| {
             Command::Custom(Box::new(move |ops| {
+                let out = op(ops);
+                // Staged before the reply: the caller's commit barrier covers the change.
+                ops.commit();
                 // The caller may have given up waiting; the change is made either way.
-                let _ = reply.send(Ok(op(ops)));
+                let _ = reply.send(Ok(out));
             }))
+        })
+        .await
+    }
+
+    /// Asks for a presence checkpoint without waiting (a full mailbox skips this round: the
+    /// room is busy and the next round asks again). See [`Command::Checkpoint`].
+    pub fn try_checkpoint(&self) {
+        let _ = self.tx.try_send(Command::Checkpoint {
+            stop: false,
+            reply: None,
+        });
+    }
+
+    /// Stages the room's record and stops the actor, keeping the record (graceful restart).
+    pub async fn checkpoint_and_stop(&self) -> Result<(), RoomError> {
+        self.call(|reply| Command::Checkpoint {
+            stop: true,
+            reply: Some(reply),
         })
         .await
     }

@@ -76,6 +76,7 @@ impl Room {
                 if let Some(key) = member.grace.take() {
                     self.timers.remove(&key);
                 }
+                self.resumed.remove(&id);
                 member.conns.push(conn.id());
             } else {
                 if !self.spec.open_join() {
@@ -111,6 +112,7 @@ impl Room {
             let version = self.bump();
             let frame = ServerMsg::Joined {
                 room: Cow::Borrowed(self.id.as_str()),
+                epoch: Cow::Borrowed(&self.epoch),
                 version,
                 members: fresh
                     .iter()

@@ -261,6 +261,7 @@ mod tests {
         let host = host.as_ref().map(MemberId::as_str);
         let plain = crate::protocol::ServerMsg::Panel {
             room: Cow::Borrowed("r"),
+            epoch: Cow::Borrowed("e"),
             version: 7,
             host: host.map(Cow::Borrowed),
             members: ms.views(),
@@ -268,6 +269,7 @@ mod tests {
         .to_frame();
         let rows = crate::protocol::PanelRows {
             room: "r",
+            epoch: "e",
             version: 7,
             host,
             members: ms.rows(),

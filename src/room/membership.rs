@@ -77,6 +77,7 @@ impl Room {
         let version = self.bump();
         let frame = ServerMsg::Joined {
             room: Cow::Borrowed(self.id.as_str()),
+            epoch: Cow::Borrowed(&self.epoch),
             version,
             members: added
                 .iter()
@@ -181,6 +182,7 @@ impl Room {
             if let Some(key) = &m.grace {
                 self.timers.remove(key);
             }
+            self.resumed.remove(&m.id);
         }
         if reason == LeaveReason::Kick && !self.registry.settings().ban.is_zero() {
             let until = Instant::now() + self.registry.settings().ban;
@@ -191,6 +193,7 @@ impl Room {
         let version = self.bump();
         let frame = ServerMsg::Left {
             room: Cow::Borrowed(self.id.as_str()),
+            epoch: Cow::Borrowed(&self.epoch),
             version,
             members: gone.iter().map(|m| Cow::Borrowed(m.id.as_str())).collect(),
             reason,
@@ -257,6 +260,7 @@ impl Room {
         let frame = match self.members.get(id.as_str()) {
             Some(m) => ServerMsg::State {
                 room: Cow::Borrowed(self.id.as_str()),
+                epoch: Cow::Borrowed(&self.epoch),
                 version,
                 member: Cow::Borrowed(id.as_str()),
                 state: Cow::Borrowed(&m.state),

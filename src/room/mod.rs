@@ -17,6 +17,7 @@ mod joins;
 pub mod members;
 mod membership;
 mod ops;
+mod record;
 pub mod registry;
 
 use std::time::Duration;
@@ -31,7 +32,7 @@ use crate::ids::MemberId;
 use crate::protocol::{ErrorCode, MemberKind, MemberView};
 
 /// Which surface created a room; decides who may join it over the WebSocket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
     /// Created on demand by a WebSocket `join`/`watch`; open to any authenticated member.
@@ -56,6 +57,9 @@ pub struct RoomSpec {
     pub linger: Option<Duration>,
     /// Façade-owned attributes (lobby settings, game room expiry, video room names ...).
     pub attrs: Map<String, Value>,
+    /// Façade-private values, stored with the room and never published (the owning team or
+    /// project: what a façade needs to find the room again after a restart).
+    pub private: Value,
 }
 
 impl RoomSpec {
@@ -117,6 +121,8 @@ pub struct Snapshot {
     pub room: String,
     /// Surface.
     pub kind: RoomKind,
+    /// The room incarnation's epoch (versions compare only within one epoch).
+    pub epoch: String,
     /// Version at the time of the snapshot.
     pub version: u64,
     /// Host member id.

@@ -20,6 +20,26 @@ use crate::protocol::{LeaveReason, ServerMsg};
 /// should see goes through a method here, which versions and broadcasts it.
 pub struct Ops<'a> {
     pub(super) room: &'a mut Room,
+    /// A method that changes the room ran: the record is staged before the reply.
+    changed: bool,
+}
+
+impl<'a> Ops<'a> {
+    pub(super) fn new(room: &'a mut Room) -> Self {
+        Self {
+            room,
+            changed: false,
+        }
+    }
+
+    /// Stages the room's record if this change altered it. Runs before the façade's reply is
+    /// sent (`RoomHandle::custom`), so the caller's commit barrier covers it.
+    pub(super) fn commit(&mut self) {
+        if self.changed {
+            self.changed = false;
+            self.room.persist();
+        }
+    }
 }
 
 impl Ops<'_> {
@@ -33,14 +53,17 @@ impl Ops<'_> {
     }
     /// The façade attributes, to change. Marks the room updated (no WebSocket event).
     pub fn attrs_mut(&mut self) -> &mut Map<String, Value> {
+        self.changed = true;
         self.room.updated_at = now_ms();
         &mut self.room.spec.attrs
     }
     /// Announces the current attributes to every subscriber (one `updated` event).
     pub fn publish_attrs(&mut self) -> u64 {
+        self.changed = true;
         let version = self.room.bump();
         let frame = ServerMsg::Updated {
             room: Cow::Borrowed(self.room.id.as_str()),
+            epoch: Cow::Borrowed(&self.room.epoch),
             version,
             attrs: Cow::Borrowed(&self.room.spec.attrs),
         }
@@ -50,6 +73,7 @@ impl Ops<'_> {
     }
     /// Member cap.
     pub fn set_max_members(&mut self, n: usize) {
+        self.changed = true;
         self.room.spec.max_members = n;
     }
     /// The host.
@@ -85,6 +109,7 @@ impl Ops<'_> {
     }
     /// Adds members (one `joined` event).
     pub fn add(&mut self, members: Vec<NewMember>) -> Result<Added, RoomError> {
+        self.changed = true;
         self.room.add_members(members)
     }
     /// Removes members (one `left` event). Returns its version.
@@ -94,20 +119,24 @@ impl Ops<'_> {
         reason: LeaveReason,
         by: Option<&MemberId>,
     ) -> Option<u64> {
+        self.changed = true;
         self.room.remove(ids, reason, by)
     }
     /// Sets a member's state (one `state` event).
     pub fn set_state(&mut self, id: &MemberId, state: Value) {
+        self.changed = true;
         self.room.set_state(id, state)
     }
     /// Transfers the host (one `host` event). False if `id` is not a member.
     pub fn set_host(&mut self, id: &MemberId, by: Option<&MemberId>) -> bool {
+        self.changed = true;
         if !self.room.members.set_host(id.as_str()) {
             return false;
         }
         let version = self.room.bump();
         let frame = ServerMsg::Host {
             room: Cow::Borrowed(self.room.id.as_str()),
+            epoch: Cow::Borrowed(&self.room.epoch),
             version,
             host: Cow::Borrowed(id.as_str()),
             by: by.map(|b| Cow::Borrowed(b.as_str())),
@@ -119,10 +148,12 @@ impl Ops<'_> {
     /// Closes the room with reason `expired` after `after`, unless it closes first. The timer
     /// is the room's own (no task outside the actor) and goes with it.
     pub fn expire_after(&mut self, after: Duration) {
+        self.changed = true;
         self.room.expire_at(Instant::now() + after)
     }
     /// Closes the room after this change.
     pub fn close(&mut self, reason: &str) {
+        self.changed = true;
         self.room.close(reason)
     }
 }

@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::ids::RoomId;
 use crate::relay::{LocalRelay, Relay};
 use crate::stats::Stats;
+use crate::store::{RoomRecord, Store};
 
 /// Shared map of live rooms, plus what every room needs from the process.
 #[derive(Clone)]
@@ -30,6 +31,7 @@ struct Inner {
     settings: Arc<Settings>,
     relay: Arc<dyn Relay>,
     stats: Arc<Stats>,
+    store: Store,
     incarnations: AtomicU64,
 }
 
@@ -42,20 +44,55 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// A registry with the local (single-node) relay.
+    /// A registry with the local (single-node) relay and an ephemeral store (tests, benches).
     pub fn new(settings: Arc<Settings>, stats: Arc<Stats>) -> Self {
-        Self::with_relay(settings, stats, Arc::new(LocalRelay))
+        // An in-memory SQLite database opens unless the process is out of memory.
+        let (store, _) = Store::open(None).expect("an in-memory store opens");
+        Self::with_relay(settings, stats, Arc::new(LocalRelay), store)
     }
 
-    /// A registry with a custom relay (the cluster seam).
-    pub fn with_relay(settings: Arc<Settings>, stats: Arc<Stats>, relay: Arc<dyn Relay>) -> Self {
+    /// A registry with a custom relay (the cluster seam) and store.
+    pub fn with_relay(
+        settings: Arc<Settings>,
+        stats: Arc<Stats>,
+        relay: Arc<dyn Relay>,
+        store: Store,
+    ) -> Self {
         Self(Arc::new(Inner {
             rooms: DashMap::new(),
             settings,
             relay,
             stats,
+            store,
             incarnations: AtomicU64::new(1),
         }))
+    }
+
+    /// The record store.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// Resumes the rooms of stored records (at start, before serving). Returns their handles.
+    pub fn restore(&self, records: Vec<RoomRecord>) -> Vec<RoomHandle> {
+        let mut out = Vec::with_capacity(records.len());
+        for rec in records {
+            let id = RoomId::from(rec.id.as_str());
+            let spec = RoomSpec {
+                kind: rec.kind,
+                max_members: rec.max_members,
+                linger: rec.linger_ms.map(std::time::Duration::from_millis),
+                attrs: rec.attrs.clone(),
+                private: rec.private.clone(),
+            };
+            if let Entry::Vacant(e) = self.0.rooms.entry(id.clone()) {
+                let n = self.0.incarnations.fetch_add(1, Ordering::Relaxed);
+                let h = Room::spawn(id, spec, self.clone(), n, Some(rec));
+                e.insert(h.clone());
+                out.push(h);
+            }
+        }
+        out
     }
 
     /// Settings.
@@ -105,7 +142,7 @@ impl Registry {
 
     fn spawn(&self, id: RoomId, spec: RoomSpec) -> RoomHandle {
         let n = self.0.incarnations.fetch_add(1, Ordering::Relaxed);
-        Room::spawn(id, spec, self.clone(), n)
+        Room::spawn(id, spec, self.clone(), n, None)
     }
 
     /// Called by an exiting room: removes the entry if it is still that incarnation's.

@@ -39,6 +39,7 @@ fn conn(member: &str, cap: usize) -> (Arc<Conn>, crate::conn::Receiver) {
 
 fn native(r: &Registry) -> impl Fn() -> RoomSpec + '_ {
     move || RoomSpec {
+        private: serde_json::Value::Null,
         kind: RoomKind::Native,
         max_members: r.settings().max_members_per_room,
         linger: Some(r.settings().room_idle),
@@ -377,4 +378,70 @@ async fn expiry_closes_the_room_at_its_deadline() {
             "{name}"
         );
     }
+}
+
+/// A room resumed from its record keeps its version (under a new epoch), its host and its bans;
+/// a socket member that reconnects within the grace resumes without an event, and one that
+/// does not leaves with `timeout`, exactly once.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_room_waits_for_its_sockets_then_times_them_out() {
+    use crate::store::records::{Bound, MemberRecord};
+    let reg = registry(|f| f.grace_secs = 5.0);
+    let member = |id: &str| MemberRecord {
+        id: id.into(),
+        kind: MemberKind::Player,
+        name: None,
+        meta: Value::Null,
+        state: json!({"hp": 3}),
+        joined_at: 1,
+        bound: Bound::Socket,
+    };
+    let rec = crate::store::RoomRecord {
+        id: "resumed".into(),
+        kind: RoomKind::Native,
+        max_members: 10,
+        linger_ms: Some(60_000),
+        attrs: Default::default(),
+        private: Value::Null,
+        version: 41,
+        host: Some("bob".into()),
+        members: vec![member("alice"), member("bob")],
+        bans: vec![("carol".into(), now_ms() + 60_000)],
+        expires_at: None,
+        created_at: 1,
+        updated_at: 2,
+    };
+    let room = reg.restore(vec![rec]).pop().unwrap();
+    let (w, mut wrx) = conn("watcher", 16);
+    room.watch(w.clone()).await.unwrap();
+    let panel = next(&mut wrx).expect("panel");
+    assert_eq!(panel["version"], 41);
+    assert_eq!(panel["host"], "bob");
+    assert_eq!(panel["members"][0]["state"], json!({"hp": 3}));
+    assert_eq!(panel["epoch"].as_str().map(str::len), Some(8));
+
+    let (a, _arx) = conn("alice", 16);
+    room.join(a.clone(), None).await.unwrap();
+    let (c, _crx) = conn("carol", 16);
+    assert_eq!(room.join(c, None).await, Err(RoomError::Banned));
+    tokio::time::sleep(Duration::from_millis(5100)).await;
+    settle().await;
+    let left = next(&mut wrx).expect("bob leaves after the grace");
+    assert_eq!(left["type"], "left");
+    assert_eq!(left["reason"], "timeout");
+    assert_eq!(left["members"], json!(["bob"]));
+    assert_eq!(left["version"], 42);
+    assert_eq!(left["host"], "alice");
+    assert_eq!(left["epoch"], panel["epoch"]);
+    assert!(
+        next(&mut wrx).is_none(),
+        "alice came back: no event for her"
+    );
+
+    // A member that left this process the ordinary way still leaves with `disconnect`.
+    room.detach(a.id(), false).await;
+    tokio::time::sleep(Duration::from_millis(5100)).await;
+    settle().await;
+    let left = next(&mut wrx).expect("alice leaves after her own grace");
+    assert_eq!(left["reason"], "disconnect");
 }

@@ -27,6 +27,7 @@ use super::config::WebhookConfig;
 use crate::config::ConfigError;
 use crate::ids::RoomId;
 use crate::metrics::{DropLabels, EndpointLabels, WebhookMetrics};
+use crate::store::Store;
 
 /// Header with `sha256=<hex HMAC-SHA256 of the body, keyed with the endpoint's secret>`.
 pub const SIGNATURE_HEADER: &str = "x-rollcall-signature";
@@ -42,8 +43,10 @@ pub const ATTEMPT_HEADER: &str = "x-rollcall-attempt";
 /// One event ready to send: the same bytes for every endpoint and every attempt.
 #[derive(Debug)]
 pub struct Delivery {
-    /// Dedupe key, stable across retries.
+    /// Dedupe key, stable across retries and restarts.
     pub id: Uuid,
+    /// Its place in the durable queue (acknowledged there when done).
+    pub seq: u64,
     /// The event name (for the per-endpoint filter and the header).
     pub event: &'static str,
     /// The room it came from (chooses the lane).
@@ -74,6 +77,7 @@ pub struct Endpoint {
     max_queue: usize,
     full: AtomicBool,
     metrics: WebhookMetrics,
+    store: Store,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -92,6 +96,7 @@ impl Endpoint {
         metrics: &WebhookMetrics,
         cancel: &CancellationToken,
         rt: &tokio::runtime::Handle,
+        store: &Store,
     ) -> Result<Self, ConfigError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs_f64(cfg.timeout_secs))
@@ -120,6 +125,7 @@ impl Endpoint {
                 depth: depth.clone(),
                 metrics: metrics.clone(),
                 cancel: cancel.clone(),
+                store: store.clone(),
             };
             rt.spawn(worker.run(rx));
             lanes.push(tx);
@@ -136,17 +142,30 @@ impl Endpoint {
             full: AtomicBool::new(false),
             metrics: metrics.clone(),
             labels,
+            store: store.clone(),
         })
     }
 
-    /// Queues `d` if this endpoint wants its event and has room; never waits.
+    /// The endpoint's label (also its name in the durable queue).
+    pub fn label(&self) -> &str {
+        &self.labels.endpoint
+    }
+
+    /// Whether this endpoint takes `event`.
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == event)
+    }
+
+    /// Queues `d` if this endpoint wants its event and has room; never waits. (A delivery
+    /// dropped here is taken off the durable queue too: the drop is counted, not replayed.)
     pub fn offer(&self, d: &Arc<Delivery>) {
-        if !self.events.is_empty() && !self.events.iter().any(|e| e == d.event) {
+        if !self.wants(d.event) {
             return;
         }
         if self.depth.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
             self.depth.fetch_sub(1, Ordering::AcqRel);
             self.dropped();
+            self.store.ack(d.seq, &self.labels.endpoint);
             return;
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -163,6 +182,7 @@ impl Endpoint {
             Err(_) => {
                 self.depth.fetch_sub(1, Ordering::AcqRel);
                 self.dropped();
+                self.store.ack(d.seq, &self.labels.endpoint);
             }
         }
     }
@@ -216,6 +236,7 @@ struct Worker {
     depth: Arc<AtomicUsize>,
     metrics: WebhookMetrics,
     cancel: CancellationToken,
+    store: Store,
 }
 
 enum Outcome {
@@ -238,8 +259,11 @@ impl Worker {
             self.depth.fetch_sub(1, Ordering::AcqRel);
             self.metrics.queued.get_or_create(&self.labels).dec();
             if let Outcome::Cancelled = outcome {
+                // Shutdown: it stays in the durable queue for the next start.
                 return;
             }
+            // Delivered or given up: off the durable queue.
+            self.store.ack(d.seq, &self.labels.endpoint);
         }
     }
 

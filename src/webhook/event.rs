@@ -92,11 +92,50 @@ impl Mapper {
         self.rooms.len()
     }
 
+    /// Remembers a room's members as a restarted process resumes it, so its later `left`
+    /// events still say who left (name and kind), as they would have without the restart.
+    pub fn seed(&mut self, room: &RoomId, rec: &crate::store::RoomRecord) {
+        let cache = self.rooms.entry(room.clone()).or_default();
+        for m in &rec.members {
+            cache.order.push(m.id.clone());
+            cache.members.insert(
+                m.id.clone(),
+                Known {
+                    name: m.name.clone(),
+                    kind: m.kind,
+                },
+            );
+        }
+        cache.host = rec.host.clone();
+        if cache.members.is_empty() {
+            self.rooms.remove(room);
+        }
+    }
+
     /// The envelopes for one frame of `room`. A frame that does not parse maps to nothing.
     pub fn map(&mut self, room: &RoomId, frame: &[u8], now: DateTime<Utc>) -> Vec<Envelope> {
         let Ok(msg) = serde_json::from_slice::<ServerMsg<'_>>(frame) else {
             return Vec::new();
         };
+        // Every versioned envelope carries the epoch of its version (protocol/webhooks.md).
+        let epoch = match &msg {
+            ServerMsg::Joined { epoch, .. }
+            | ServerMsg::Left { epoch, .. }
+            | ServerMsg::Host { epoch, .. } => Some(Value::String(epoch.to_string())),
+            _ => None,
+        };
+        let mut out = self.map_msg(room, msg, now);
+        if let Some(epoch) = epoch {
+            for e in &mut out {
+                if let Value::Object(d) = &mut e.data {
+                    d.insert("epoch".into(), epoch.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn map_msg(&mut self, room: &RoomId, msg: ServerMsg<'_>, now: DateTime<Utc>) -> Vec<Envelope> {
         let env = |event, data: Map<String, Value>| Envelope {
             event,
             timestamp: now,

@@ -17,11 +17,12 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::frame::{Frame, Kind};
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -29,6 +30,7 @@ use crate::config::{ConfigError, Settings};
 use crate::ids::RoomId;
 use crate::metrics::WebhookMetrics;
 use crate::relay::Relay;
+use crate::store::{Loaded, QueuedDelivery, Store};
 pub use delivery::{signature, Delivery, Endpoint};
 
 /// Room events buffered between the actors and the dispatcher.
@@ -45,6 +47,13 @@ pub struct WebhookRelay {
     /// Stops the dispatcher and the workers: fired by [`Self::stop_and_count`], after the drain,
     /// not when shutdown begins (the drain's own events must still go out).
     stop: CancellationToken,
+    /// Frames offered to the dispatcher (or dropped) so far.
+    published: AtomicU64,
+    /// How many of those the dispatcher has staged in the store (or dropped).
+    staged: watch::Receiver<u64>,
+    /// Dropped frames count as staged (nothing will stage them).
+    skipped: watch::Sender<u64>,
+    durable: bool,
 }
 
 impl WebhookRelay {
@@ -54,14 +63,41 @@ impl WebhookRelay {
             + self.endpoints.iter().map(Endpoint::pending).sum::<usize>()
     }
 
-    /// Stops delivery and counts every delivery still queued as dropped (`reason="shutdown"`);
-    /// returns how many.
+    /// Stops delivery. Ephemeral: counts every delivery still queued as dropped
+    /// (`reason="shutdown"`) and returns how many. Durable: they stay in the queue for the next
+    /// start; returns 0.
     pub fn stop_and_count(&self) -> usize {
         self.stop.cancel();
+        if self.durable {
+            let kept: usize = self.endpoints.iter().map(Endpoint::pending).sum();
+            if kept > 0 {
+                tracing::info!(
+                    kept,
+                    "webhook deliveries kept in the durable queue for the next start"
+                );
+            }
+            return 0;
+        }
         self.endpoints
             .iter()
             .map(Endpoint::count_shutdown_loss)
             .sum()
+    }
+
+    /// Waits until every frame offered before this call is staged in the store (so the
+    /// caller's commit barrier covers its deliveries).
+    pub async fn staged_up_to_now(&self) {
+        let target = self.published.load(Ordering::Acquire);
+        let mut rx = self.staged.clone();
+        let skipped = self.skipped.subscribe();
+        loop {
+            if *rx.borrow_and_update() + *skipped.borrow() >= target {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return; // the dispatcher stopped: nothing more will be staged
+            }
+        }
     }
 }
 
@@ -83,6 +119,7 @@ impl Relay for WebhookRelay {
         }
         // Counted before the send so the dispatcher can never take it below zero.
         self.unmapped.fetch_add(1, Ordering::AcqRel);
+        self.published.fetch_add(1, Ordering::AcqRel);
         match self.tx.try_send((room.clone(), frame.clone())) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -91,6 +128,7 @@ impl Relay for WebhookRelay {
             // The dispatcher stopped: the server is shutting down; nothing left to deliver to.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+        self.skipped.send_modify(|n| *n += 1);
         self.unmapped.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -102,6 +140,8 @@ impl Relay for WebhookRelay {
 pub fn start(
     settings: &Settings,
     metrics: &WebhookMetrics,
+    store: &Store,
+    loaded: &Loaded,
 ) -> Result<Option<Arc<WebhookRelay>>, ConfigError> {
     if settings.webhooks.is_empty() {
         return Ok(None);
@@ -115,18 +155,29 @@ pub fn start(
         settings
             .webhooks
             .iter()
-            .map(|w| Endpoint::spawn(w, metrics, &stop, &rt))
+            .map(|w| Endpoint::spawn(w, metrics, &stop, &rt, store))
             .collect::<Result<Vec<_>, _>>()?,
     );
     for w in &settings.webhooks {
         tracing::info!(endpoint = %w.label(), events = ?w.events, "webhook endpoint configured");
     }
+    // What an earlier process accepted and no endpoint acknowledged goes first, in order.
+    replay(&endpoints, loaded, store);
     let (tx, rx) = mpsc::channel(RELAY_QUEUE);
     let unmapped = Arc::new(AtomicUsize::new(0));
+    let (staged_tx, staged) = watch::channel(0u64);
+    let (skipped, _) = watch::channel(0u64);
+    let seq = Arc::new(AtomicU64::new(crate::store::sqlite::max_seq(loaded) + 1));
     rt.spawn(dispatch(
+        Dispatcher {
+            endpoints: endpoints.clone(),
+            unmapped: unmapped.clone(),
+            store: store.clone(),
+            staged: staged_tx,
+            seq,
+            seeds: loaded.rooms.clone(),
+        },
         rx,
-        endpoints.clone(),
-        unmapped.clone(),
         stop.clone(),
     ));
     Ok(Some(Arc::new(WebhookRelay {
@@ -135,39 +186,139 @@ pub fn start(
         unmapped,
         endpoints,
         stop,
+        published: AtomicU64::new(0),
+        staged,
+        skipped,
+        durable: store.durable(),
     })))
 }
 
-/// Reads room frames in order, maps them, and offers each delivery to every endpoint.
-async fn dispatch(
-    mut rx: mpsc::Receiver<(RoomId, Frame)>,
+/// The event names, as `&'static str` (a stored delivery names its event as text).
+fn event_name(s: &str) -> Option<&'static str> {
+    [
+        "participant_joined",
+        "participant_left",
+        "host_changed",
+        "room_closed",
+    ]
+    .into_iter()
+    .find(|e| *e == s)
+}
+
+/// Offers the deliveries an earlier process left in the durable queue, in queue order, each to
+/// the endpoint it was queued for (an endpoint no longer configured: acknowledged and logged).
+fn replay(endpoints: &[Endpoint], loaded: &Loaded, store: &Store) {
+    let mut gone = 0usize;
+    for q in &loaded.deliveries {
+        let ep = endpoints.iter().find(|e| e.label() == q.endpoint);
+        let (Some(ep), Some(event), Ok(id)) = (ep, event_name(&q.event), Uuid::parse_str(&q.id))
+        else {
+            gone += 1;
+            store.ack(q.seq, &q.endpoint);
+            continue;
+        };
+        ep.offer(&Arc::new(Delivery {
+            id,
+            seq: q.seq,
+            event,
+            room: RoomId::from(q.room.as_str()),
+            body: Bytes::from(q.body.clone()),
+            timestamp: q.timestamp,
+        }));
+    }
+    if !loaded.deliveries.is_empty() {
+        tracing::info!(
+            queued = loaded.deliveries.len() - gone,
+            dropped = gone,
+            "webhook deliveries resumed from the durable queue"
+        );
+    }
+}
+
+/// The dispatcher's state.
+struct Dispatcher {
     endpoints: Arc<Vec<Endpoint>>,
     unmapped: Arc<AtomicUsize>,
+    store: Store,
+    /// Frames staged so far (read by [`WebhookRelay::staged_up_to_now`]).
+    staged: watch::Sender<u64>,
+    /// The next delivery's queue position.
+    seq: Arc<AtomicU64>,
+    /// Rooms resumed from the store: the mapper learns their members first.
+    seeds: Vec<crate::store::RoomRecord>,
+}
+
+/// Frames mapped per commit at most.
+const DISPATCH_BATCH: usize = 256;
+
+/// Reads room frames in order, in batches: maps them, stages one durable delivery per
+/// interested endpoint, commits, then offers them (so an event is in the durable queue before
+/// its delivery starts).
+async fn dispatch(
+    mut d: Dispatcher,
+    mut rx: mpsc::Receiver<(RoomId, Frame)>,
     cancel: CancellationToken,
 ) {
     let mut mapper = event::Mapper::default();
+    for rec in d.seeds.drain(..) {
+        mapper.seed(&RoomId::from(rec.id.as_str()), &rec);
+    }
+    let mut frames = Vec::with_capacity(DISPATCH_BATCH);
     loop {
-        let next = tokio::select! {
+        frames.clear();
+        let n = tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            n = rx.recv() => n,
+            n = rx.recv_many(&mut frames, DISPATCH_BATCH) => n,
         };
-        let Some((room, frame)) = next else { break };
+        if n == 0 {
+            break;
+        }
         let now = chrono::Utc::now();
-        for env in mapper.map(&room, &frame, now) {
-            let d = Arc::new(Delivery {
-                id: Uuid::new_v4(),
-                event: env.event,
-                room: room.clone(),
-                body: env.body(),
-                timestamp: env.timestamp.timestamp(),
-            });
-            for ep in endpoints.iter() {
-                ep.offer(&d);
+        let mut out = Vec::new();
+        let mut queued = Vec::new();
+        for (room, frame) in &frames {
+            for env in mapper.map(room, frame, now) {
+                let seq = d.seq.fetch_add(1, Ordering::Relaxed);
+                let delivery = Arc::new(Delivery {
+                    id: Uuid::new_v4(),
+                    seq,
+                    event: env.event,
+                    room: room.clone(),
+                    body: env.body(),
+                    timestamp: env.timestamp.timestamp(),
+                });
+                for ep in d.endpoints.iter().filter(|ep| ep.wants(env.event)) {
+                    queued.push(QueuedDelivery {
+                        seq,
+                        endpoint: ep.label().to_owned(),
+                        id: delivery.id.to_string(),
+                        event: env.event.to_owned(),
+                        room: room.to_string(),
+                        body: delivery.body.to_vec(),
+                        timestamp: delivery.timestamp,
+                    });
+                }
+                out.push(delivery);
+            }
+        }
+        if !queued.is_empty() && !d.store.enqueue(queued) {
+            tracing::warn!(
+                "webhook durable queue staging full: this batch is delivered but not stored"
+            );
+        }
+        d.staged.send_modify(|s| *s += n as u64);
+        if let Err(e) = d.store.flush().await {
+            // Still delivered from memory; the store retries the commit on its own.
+            tracing::warn!(error = %e, "webhook deliveries not committed before delivery");
+        }
+        for delivery in &out {
+            for ep in d.endpoints.iter() {
+                ep.offer(delivery);
             }
         }
         // Offered everywhere (or made nothing): no longer in the hand-off.
-        unmapped.fetch_sub(1, Ordering::AcqRel);
+        d.unmapped.fetch_sub(n, Ordering::AcqRel);
     }
     tracing::debug!("webhook dispatcher stopped");
 }

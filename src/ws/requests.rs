@@ -301,6 +301,7 @@ async fn subscribe_to(
     }
     let settings = &app.settings;
     let spec = || RoomSpec {
+        private: serde_json::Value::Null,
         kind: RoomKind::Native,
         max_members: settings.max_members_per_room,
         linger: Some(settings.room_idle),

@@ -13,10 +13,10 @@ const ADMIN: &str = "prod-admin-token-0123456789";
 const GAME_KEY: &str = "prod-game-key";
 const GAME_SECRET: &str = "prod-game-secret";
 
-/// Starts the binary with `env` and the TOML `config` (the shared process helper: killed on
-/// drop); waits for its listening line.
+/// Starts the binary with `env` and the TOML `config`, keeping nothing on disk (the shared
+/// process helper: killed on drop); waits for its listening line.
 fn spawn(env: &[(&str, &str)], config: &str) -> Rollcall {
-    let mut opts = Options::config(config);
+    let mut opts = Options::config(config).arg("--ephemeral");
     for (k, v) in env {
         opts = opts.env(k, v);
     }

@@ -11,11 +11,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Starts the binary with `extra` TOML appended to a test configuration (port 0, known secrets);
-/// returns once it logs its address (the shared process helper: killed on drop).
+/// returns once it logs its address; keeps nothing on disk (the shared process helper: killed on
+/// drop).
 fn spawn(_name: &str, extra: &str) -> Rollcall {
-    Rollcall::start(Options::config(format!(
-        "jwt_secret = \"{SECRET}\"\nadmin_token = \"{ADMIN}\"\n{extra}"
-    )))
+    Rollcall::start(
+        Options::config(format!(
+            "jwt_secret = \"{SECRET}\"\nadmin_token = \"{ADMIN}\"\n{extra}"
+        ))
+        .arg("--ephemeral"),
+    )
 }
 
 async fn dial(s: &Rollcall) -> TcpStream {
@@ -258,6 +262,7 @@ async fn upgrade_hand_off_that_never_happens_is_dropped() {
 
     let mut f = rollcall::config::FileConfig {
         listen: "127.0.0.1:0".into(),
+        data_dir: rollcall::config::EPHEMERAL.into(),
         ..Default::default()
     };
     f.deadlines.upgrade_secs = 0.3;

@@ -155,6 +155,7 @@ async fn plyr_session_tokens_are_never_native() {
     let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/facade/game/dev-keys/session-public.pem");
     let mut f = rollcall::config::FileConfig {
+        data_dir: rollcall::config::EPHEMERAL.into(),
         jwt_secret: Some(SECRET.into()),
         jwt_keys: vec![rollcall::config::JwtKeyConfig {
             alg: "ES256".into(),

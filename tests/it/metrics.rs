@@ -205,6 +205,7 @@ async fn closing_a_room_releases_its_members() {
         .create(
             &id,
             RoomSpec {
+                private: serde_json::Value::Null,
                 kind: RoomKind::Native,
                 max_members: 10,
                 linger: None,

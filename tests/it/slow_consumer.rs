@@ -35,7 +35,7 @@ async fn a_stalled_reader_gets_4008_and_is_counted_once() {
             .await;
         assert_eq!(msgs.last().map(|m| m["type"].clone()), Some(json!("ack")));
         n += 1;
-        if n % 50 == 0 && slow_closes(&s).await > 0 {
+        if n.is_multiple_of(50) && slow_closes(&s).await > 0 {
             break;
         }
         assert!(

@@ -26,6 +26,7 @@ use super::tasks::{Method, Outcome};
 use crate::app::App;
 use crate::auth::unix_now;
 use crate::room::RoomHandle;
+use crate::store::Kind;
 
 /// How long a `sync:true` call waits for its task (the vendor polls 50 × 500 ms).
 pub const SYNC_WAIT: Duration = Duration::from_secs(25);
@@ -136,6 +137,10 @@ async fn submit(
 ) -> Result<Value, GameError> {
     let game = &app.facades.game;
     let id = game.tasks.create(method, body);
+    // The task is recorded before the answer that names it (the request's commit barrier).
+    if let Some(rec) = game.tasks.record(&id, None) {
+        app.registry.store().put(Kind::Task, id.as_str(), rec);
+    }
     app.stats.task("PENDING");
     let (runner, task) = (app.clone(), id.clone());
     let done = tokio::spawn(async move {
@@ -146,7 +151,16 @@ async fn submit(
         runner
             .stats
             .task(if outcome.is_ok() { "SUCCESS" } else { "FAILED" });
-        runner.facades.game.tasks.finish(&task, outcome);
+        // A result is pollable only once it is committed, with the room change it reports.
+        let tasks = &runner.facades.game.tasks;
+        if let Some(rec) = tasks.record(&task, Some(&outcome)) {
+            let store = runner.registry.store();
+            store.put(Kind::Task, task.as_str(), rec);
+            if let Err(e) = store.flush().await {
+                tracing::warn!(task = %task, error = %e, "task result not committed");
+            }
+        }
+        tasks.finish(&task, outcome);
     });
     if !sync {
         return Ok(json!({ "task": { "id": id, "status": "PENDING" } }));

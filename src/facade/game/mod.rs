@@ -43,6 +43,14 @@ pub const DEV_SESSION_PUBLIC_KEY: &str = include_str!("dev-keys/session-public.p
 /// Its private half, used only by `rollcall token --plyr-id` to sign development session tokens.
 pub const DEV_SESSION_PRIVATE_KEY: &str = include_str!("dev-keys/session-private.pem");
 
+/// The store key prefix of the per-game room counters.
+const COUNTER_PREFIX: &str = "game.room_no.";
+
+/// The store key of `game_id`'s room counter.
+pub fn counter_key(game_id: &str) -> String {
+    format!("{COUNTER_PREFIX}{game_id}")
+}
+
 /// The game façade's state: keys, session verifier, task log, per-game room counters.
 #[derive(Debug)]
 pub struct GameState {
@@ -112,6 +120,41 @@ impl GameState {
             tasks: tasks::Tasks::new(Duration::from_secs(cfg.task_ttl_secs), cfg.max_tasks),
             counters,
         })
+    }
+
+    /// The last room id handed out for `game_id`.
+    pub fn counter(&self, game_id: &str) -> Option<u64> {
+        self.counters
+            .get(game_id)
+            .map(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Puts stored state back at start: task results, and each game's room counter (at least
+    /// its highest stored room id, so no id is handed out twice).
+    pub fn restore(&self, loaded: &crate::store::Loaded) {
+        self.tasks.restore(loaded.tasks.clone());
+        for (key, value) in &loaded.meta {
+            let Some(game) = key.strip_prefix(COUNTER_PREFIX) else {
+                continue;
+            };
+            if let (Some(c), Ok(n)) = (self.counters.get(game), value.parse::<u64>()) {
+                c.fetch_max(n, Ordering::Relaxed);
+            }
+        }
+        for r in &loaded.rooms {
+            let (Some(game), Some(no)) = (
+                r.attrs.get("gameId").and_then(|v| v.as_str()),
+                r.attrs
+                    .get("roomId")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| s.parse::<u64>().ok()),
+            ) else {
+                continue;
+            };
+            if let Some(c) = self.counters.get(game) {
+                c.fetch_max(no, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The next room id of `game_id` (1, 2, ...).

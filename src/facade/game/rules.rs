@@ -106,7 +106,19 @@ fn failure(e: RoomError) -> String {
 
 /// `createGameRoom`: allocates the game's next room id and spawns the room; schedules its expiry.
 pub async fn create(app: App, game_id: String, expires_in: u64) -> Outcome {
-    let room_no = app.facades.game.next_room_no(&game_id).to_string();
+    let game = &app.facades.game;
+    let room_no = game.next_room_no(&game_id).to_string();
+    // The counter is stored so a restart never hands out a room id again.
+    if let Some(n) = game.counter(&game_id) {
+        app.registry.store().put(
+            crate::store::Kind::Meta,
+            &super::counter_key(&game_id),
+            crate::store::Body {
+                json: n.to_string(),
+                expires_at: None,
+            },
+        );
+    }
     let key = room_key(&game_id, &room_no);
     let created = now_ms();
     let ms = i64::try_from(expires_in.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -117,6 +129,7 @@ pub async fn create(app: App, game_id: String, expires_in: u64) -> Outcome {
     attrs.insert("expiresIn".into(), json!(expires_in));
     attrs.insert("expiresAt".into(), json!(created.saturating_add(ms)));
     let spec = RoomSpec {
+        private: serde_json::Value::Null,
         kind: RoomKind::Game,
         max_members: app.settings.max_members_per_room,
         linger: None,

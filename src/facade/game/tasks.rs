@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
+use crate::store::Body;
+
 /// A task id, `<unix-ms>-<seq>` like a Redis stream entry id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
@@ -48,6 +50,13 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method named by [`Method::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Create, Self::Join, Self::Leave, Self::End]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
     /// The task name as PLYR writes it into its stream.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,6 +71,23 @@ impl Method {
 /// How a task ended.
 pub type Outcome = Result<Value, String>;
 
+/// The error message of a task the server restarted in the middle of.
+pub const INTERRUPTED: &str = "The server restarted before this task finished; check the room";
+
+/// A task as stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    method: String,
+    body: Value,
+    created_ms: i64,
+    #[serde(default)]
+    ok: Option<Value>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    completed_at: Option<String>,
+}
+
 enum State {
     Pending,
     Done {
@@ -72,6 +98,8 @@ enum State {
 
 struct Task {
     created: Instant,
+    /// `created` as wall-clock ms (what the store keeps).
+    created_ms: i64,
     method: Method,
     body: Value,
     state: State,
@@ -148,6 +176,7 @@ impl Tasks {
             id.clone(),
             Task {
                 created: now,
+                created_ms: crate::room::now_ms(),
                 method,
                 body,
                 state: State::Pending,
@@ -203,6 +232,78 @@ impl Tasks {
                 "errorMessage": message,
                 "completedAt": completed_at,
             }),
+        }
+    }
+
+    /// The stored form of task `id`, with `outcome` if it is done (what [`Tasks::restore`]
+    /// reads back); `None` if the task was evicted.
+    pub fn record(&self, id: &TaskId, outcome: Option<&Outcome>) -> Option<Body> {
+        let g = self.lock();
+        let t = g.tasks.get(id)?;
+        let stored = Stored {
+            method: t.method.as_str().to_owned(),
+            body: t.body.clone(),
+            created_ms: t.created_ms,
+            ok: outcome.and_then(|o| o.as_ref().ok().cloned()),
+            error: outcome.and_then(|o| o.as_ref().err().cloned()),
+            completed_at: outcome.map(|_| Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        };
+        Some(Body {
+            json: serde_json::to_string(&stored).unwrap_or_default(),
+            expires_at: Some(
+                t.created_ms
+                    .saturating_add(self.ttl.as_millis().min(i64::MAX as u128) as i64),
+            ),
+        })
+    }
+
+    /// Puts stored tasks back (at start, ids in order). A task stored as pending was cut off
+    /// by the restart: it polls as `FAILED` (its room change may or may not have happened).
+    pub fn restore(&self, stored: Vec<(String, String)>) {
+        let now = Instant::now();
+        let now_ms = crate::room::now_ms();
+        let mut g = self.lock();
+        for (id, json) in stored {
+            let Ok(s) = serde_json::from_str::<Stored>(&json) else {
+                tracing::warn!(task = %id, "unreadable stored task skipped");
+                continue;
+            };
+            let Some(method) = Method::parse(&s.method) else {
+                continue;
+            };
+            let age = Duration::from_millis(now_ms.saturating_sub(s.created_ms).max(0) as u64);
+            let state = match (s.ok, s.error, s.completed_at) {
+                (Some(v), _, Some(at)) => State::Done {
+                    outcome: Ok(v),
+                    completed_at: at,
+                },
+                (None, Some(e), Some(at)) => State::Done {
+                    outcome: Err(e),
+                    completed_at: at,
+                },
+                _ => State::Done {
+                    outcome: Err(INTERRUPTED.into()),
+                    completed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+                },
+            };
+            if let Some((ms, seq)) = id
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            {
+                g.last = g.last.max((ms, seq));
+            }
+            let key = TaskId(id);
+            g.order.push_back(key.clone());
+            g.tasks.insert(
+                key,
+                Task {
+                    created: now.checked_sub(age).unwrap_or(now),
+                    created_ms: s.created_ms,
+                    method,
+                    body: s.body,
+                    state,
+                },
+            );
         }
     }
 

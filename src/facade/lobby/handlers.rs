@@ -188,6 +188,8 @@ pub async fn create(
         updated_at: now,
     };
     let spec = RoomSpec {
+        // The project and config: what finds the lobby again after a restart.
+        private: app.facades.lobby.stored_scope(&ctx.scope),
         kind: RoomKind::Lobby,
         max_members: c.max_players as usize,
         linger: None,

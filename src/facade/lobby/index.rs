@@ -194,6 +194,17 @@ impl Indexes {
         }
     }
 
+    /// Takes back a stored lobby's code at start; false if another lobby holds it.
+    pub fn restore_code(&self, code: &str, lobby: LobbyId) -> bool {
+        match self.codes.entry(code.to_ascii_uppercase()) {
+            Entry::Vacant(v) => {
+                v.insert(lobby);
+                true
+            }
+            Entry::Occupied(o) => *o.get() == lobby,
+        }
+    }
+
     /// Records `entry`'s current code (after [`Indexes::claim_code`] or a release).
     pub fn set_code(&self, entry: &LobbyEntry, code: Option<String>) {
         let old = std::mem::replace(&mut *entry.code(), code.clone());

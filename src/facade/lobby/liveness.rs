@@ -209,6 +209,7 @@ mod tests {
         let registry = Registry::new(Arc::new(Settings::default()), Arc::new(Stats::default()));
         let id = LobbyId::random();
         let spec = RoomSpec {
+            private: serde_json::Value::Null,
             kind: RoomKind::Lobby,
             max_members: 8,
             linger: None,

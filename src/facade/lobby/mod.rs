@@ -121,6 +121,90 @@ impl LobbyState {
         found.ok_or(LobbyError::Unauthorized("Invalid API key"))
     }
 
+    /// A project's stored identity: a digest of its api-key (never the key), so a restart
+    /// finds the project again even if keys were reordered, and a removed key's lobbies stay
+    /// unreachable.
+    fn fingerprint(&self, tenant: Tenant) -> String {
+        use sha2::Digest;
+        let key = self.keys.get(tenant.0).map(String::as_str).unwrap_or("");
+        hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
+    }
+
+    /// The façade-private value stored with a lobby's room.
+    pub fn stored_scope(&self, scope: &index::Scope) -> serde_json::Value {
+        serde_json::json!({ "project": self.fingerprint(scope.tenant), "config": &*scope.config })
+    }
+
+    /// Lists stored lobbies again at start: indexes, invite codes, player slots, and a fresh
+    /// liveness book (every player counts as seen at the restart) with its task.
+    pub fn restore(&self, app: &App, rooms: &[crate::store::RoomRecord]) {
+        for r in rooms
+            .iter()
+            .filter(|r| r.kind == crate::room::RoomKind::Lobby)
+        {
+            if let Err(why) = self.restore_one(app, r) {
+                tracing::warn!(room = %r.id, why, "stored lobby not listed");
+            }
+        }
+    }
+
+    fn restore_one(&self, app: &App, r: &crate::store::RoomRecord) -> Result<(), &'static str> {
+        let id =
+            r.id.strip_prefix(model::ROOM_PREFIX)
+                .and_then(model::LobbyId::parse)
+                .ok_or("not a lobby id")?;
+        let project = r.private.get("project").and_then(|p| p.as_str());
+        let tenant = (0..self.keys.len())
+            .map(Tenant)
+            .find(|t| Some(self.fingerprint(*t).as_str()) == project)
+            .ok_or("its api-key is no longer configured")?;
+        let config = r
+            .private
+            .get("config")
+            .and_then(|c| c.as_str())
+            .ok_or("no config")?;
+        let scope = index::Scope {
+            tenant,
+            config: self
+                .configs
+                .iter()
+                .find(|c| &***c == config)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(config)),
+        };
+        let handle = app.registry.get(&r.id).ok_or("its room did not start")?;
+        let timeout = r
+            .attrs
+            .get("timeout")
+            .and_then(|t| t.as_u64())
+            .unwrap_or(u64::from(model::DEFAULT_TIMEOUT));
+        let live = Arc::new(liveness::Live::new(std::time::Duration::from_secs(timeout)));
+        let code = r
+            .attrs
+            .get("inviteCode")
+            .and_then(|c| c.as_str())
+            .filter(|c| self.indexes.restore_code(c, id))
+            .map(str::to_owned);
+        let entry = Arc::new(index::LobbyEntry::new(
+            id,
+            scope.clone(),
+            handle,
+            live.clone(),
+            app.shutdown.child_token(),
+            code,
+        ));
+        for m in &r.members {
+            let player = crate::ids::MemberId::from(m.id.as_str());
+            live.touch(&player);
+            if self.indexes.reserve(&scope, &player, id).is_ok() {
+                self.indexes.confirm(&scope, &player, id);
+            }
+        }
+        self.indexes.insert(entry.clone());
+        liveness::spawn(self.indexes.clone(), entry);
+        Ok(())
+    }
+
     /// The configured lobby configuration called `name`.
     pub fn config(&self, name: &str) -> Result<Arc<str>, LobbyError> {
         self.configs

@@ -100,6 +100,34 @@ pub struct VideoState {
 }
 
 impl VideoState {
+    /// Lists stored rooms again at start, in creation order. A room whose team is no longer
+    /// configured stays stored but unlisted (logged): its team's calls cannot reach it anyway.
+    pub fn restore(&self, rooms: &[crate::store::RoomRecord]) {
+        let mut mine: Vec<&crate::store::RoomRecord> = rooms
+            .iter()
+            .filter(|r| r.kind == crate::room::RoomKind::Video)
+            .collect();
+        mine.sort_by_key(|r| r.created_at);
+        for r in mine {
+            let uuid =
+                r.id.strip_prefix("video:")
+                    .and_then(|u| uuid::Uuid::parse_str(u).ok());
+            let team = r.private.get("team").and_then(|t| t.as_str());
+            let (Some(uuid), Some(team)) = (uuid, team) else {
+                tracing::warn!(room = %r.id, "stored video room without a team or id: not listed");
+                continue;
+            };
+            let Some(team) = self.teams.iter().find(|t| t.id.as_str() == team) else {
+                tracing::warn!(room = %r.id, team, "stored video room of a team no longer configured: not listed");
+                continue;
+            };
+            if let Some(name) = r.attrs.get("friendly_url").and_then(|n| n.as_str()) {
+                self.directory.reserve(&team.id, name, uuid);
+            }
+            self.directory.insert(uuid, &team.id);
+        }
+    }
+
     /// Builds the state from `[video]`; no teams configured → the dev team in development mode,
     /// no team (every call refused) in production.
     pub fn new(settings: &Settings) -> Result<Self, ConfigError> {

@@ -212,6 +212,8 @@ pub async fn create(
     attrs.insert("created_at".into(), json!(now));
     attrs.insert("updated_at".into(), json!(now));
     let spec = RoomSpec {
+        // The owning team: what finds the room again after a restart (`VideoState::restore`).
+        private: json!({ "team": team.as_str() }),
         kind: RoomKind::Video,
         max_members: max,
         linger: None,

@@ -38,6 +38,7 @@ pub struct TestServer {
 /// Starts a server with test defaults, adjusted by `tweak`.
 pub async fn start_with(tweak: impl FnOnce(&mut FileConfig)) -> TestServer {
     let mut f = FileConfig {
+        data_dir: rollcall::config::EPHEMERAL.into(),
         listen: "127.0.0.1:0".into(),
         jwt_secret: Some(SECRET.into()),
         admin_token: Some(ADMIN.into()),

@@ -204,6 +204,7 @@ pub async fn video_room_with_phones(
         .create(
             &id,
             RoomSpec {
+                private: serde_json::Value::Null,
                 kind: RoomKind::Video,
                 max_members: 100,
                 linger: None,
