@@ -23,6 +23,25 @@ use crate::support::durable::*;
 use crate::support::process::{Options, Rollcall, TempDir};
 use crate::support::ADMIN;
 
+/// Records a failed check instead of panicking, so one run lists every difference.
+macro_rules! check {
+    ($p:expr, $cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            $p.push(format!($($fmt)+));
+        }
+    };
+}
+
+/// [`check!`] for equality.
+macro_rules! check_eq {
+    ($p:expr, $a:expr, $b:expr, $($fmt:tt)+) => {{
+        let (a, b) = (&$a, &$b);
+        if a != b {
+            $p.push(format!("{}: {:?}, expected {:?}", format!($($fmt)+), a, b));
+        }
+    }};
+}
+
 // ---------------------------------------------------------------------------------------------
 // A webhook receiver that stays up across the kill and can be switched to failing.
 
@@ -509,8 +528,9 @@ struct Versions {
 }
 
 impl Versions {
-    /// Folds one watcher's messages of `room` in; panics on a conflict with what was seen before.
-    fn fold(&mut self, room: &str, msgs: &[Value]) {
+    /// Folds one watcher's messages of `room` in; a conflict with what was seen before is a
+    /// problem.
+    fn fold(&mut self, room: &str, msgs: &[Value], problems: &mut Vec<String>) {
         let mut cur: Option<(String, u64, BTreeSet<String>, Value)> = None;
         for m in msgs.iter().filter(|m| is_versioned(m)) {
             assert_eq!(m["room"], room, "{m}");
@@ -560,8 +580,10 @@ impl Versions {
             let key = (room.to_owned(), cep.clone(), *cv);
             let content = (ids.iter().cloned().collect::<Vec<_>>(), host.clone());
             if let Some(before) = self.at.get(&key) {
-                assert_eq!(
-                    before.0, content.0,
+                check_eq!(
+                    problems,
+                    content.0,
+                    before.0,
                     "{room} epoch {cep} version {cv}: two memberships under one (epoch, version)"
                 );
             } else {
@@ -740,6 +762,8 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
     let api = Api::new(second.base());
     let ws = second.ws_url();
 
+    let mut problems: Vec<String> = Vec::new();
+
     // 1. Records.
     for (id, e) in &ledger.videos {
         let (st, v) = api
@@ -759,7 +783,8 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
             }
             _ => panic!("{}: {st} {v}", e.what),
         };
-        assert!(
+        check!(
+            problems,
             e.states.contains(&got),
             "{}: after the restart {got:?}, expected one of {:?}",
             e.what,
@@ -785,7 +810,8 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
             )),
             _ => panic!("{}: {st} {v}", e.what),
         };
-        assert!(
+        check!(
+            problems,
             e.states.contains(&got),
             "{}: after the restart {got:?}, expected one of {:?}",
             e.what,
@@ -797,7 +823,8 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
             .members(&format!("game:{GAME}:{id}"))
             .await
             .map(|m| m.into_iter().collect());
-        assert!(
+        check!(
+            problems,
             e.states.contains(&got),
             "{}: after the restart {got:?}, expected one of {:?}",
             e.what,
@@ -809,10 +836,25 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
             .game_get(&format!("/task/status/{id}"))
             .await
             .expect("answers");
-        assert_eq!(st, 200);
-        assert_eq!(v["status"], "SUCCESS", "task {id} after the restart: {v}");
-        assert_eq!(v["completedAt"], before["completedAt"], "task {id}: {v}");
-        assert_eq!(v["taskData"], before["taskData"], "task {id}: {v}");
+        check_eq!(problems, st, 200, "task {id}");
+        check_eq!(
+            problems,
+            v["status"],
+            "SUCCESS",
+            "task {id} after the restart: {v}"
+        );
+        check_eq!(
+            problems,
+            v["completedAt"],
+            before["completedAt"],
+            "task {id}: completedAt after the restart"
+        );
+        check_eq!(
+            problems,
+            v["taskData"],
+            before["taskData"],
+            "task {id}: taskData after the restart"
+        );
     }
 
     // 2. Bans: REST kicks, a lobby socket kick, a native socket kick.
@@ -825,16 +867,27 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
         if st == 404 && may_be_gone {
             continue; // its delete was in flight at the kill, and landed
         }
-        assert_eq!(st, 403, "{player} was kicked from lobby {lobby}: {v}");
+        check_eq!(
+            problems,
+            st,
+            403,
+            "{player} was kicked from lobby {lobby}: {v}"
+        );
     }
     let (st, v) = api.lobby_join(&sock_lobby, "sockvictim").await.unwrap();
-    assert_eq!(st, 403, "kicked by a lobby socket before the kill: {v}");
+    check_eq!(
+        problems,
+        st,
+        403,
+        "kicked by a lobby socket before the kill: {v}"
+    );
     let mut victim = connect(&ws, &token("natvictim")).await;
     let r = victim
         .request(json!({"type": "join", "room": "bans-native"}))
         .await;
     let reply = r.last().unwrap();
-    assert_eq!(
+    check_eq!(
+        problems,
         (reply["type"].as_str(), reply["code"].as_str()),
         (Some("error"), Some("banned")),
         "kicked from a native room by a socket before the kill: {r:?}"
@@ -860,7 +913,8 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
     let hits = hook.hits.lock().unwrap().clone();
     let got: BTreeSet<_> = hits.iter().filter(|h| h.ok).map(key).collect();
     let missing: Vec<_> = ledger.webhook_events.difference(&got).collect();
-    assert!(
+    check!(
+        problems,
         arrived,
         "{} of {} webhook events of acknowledged REST calls never arrived, e.g. {:?}",
         missing.len(),
@@ -870,10 +924,17 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
     let mut by_key: HashMap<(String, String, String), BTreeSet<String>> = HashMap::new();
     let mut by_id: HashMap<String, Value> = HashMap::new();
     for h in &hits {
-        assert!(!h.delivery.is_empty(), "a delivery id: {}", h.json);
+        check!(
+            problems,
+            !h.delivery.is_empty(),
+            "a delivery id: {}",
+            h.json
+        );
         if let Some(before) = by_id.get(&h.delivery) {
-            assert_eq!(
-                before["data"], h.json["data"],
+            check_eq!(
+                problems,
+                before["data"],
+                h.json["data"],
                 "one delivery id, one event: {}",
                 h.delivery
             );
@@ -886,7 +947,8 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
         }
     }
     for (k, ids) in &by_key {
-        assert_eq!(
+        check_eq!(
+            problems,
             ids.len(),
             1,
             "{k:?} delivered under several delivery ids: {ids:?}"
@@ -903,7 +965,8 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
         }
     }
     for (room, versions) in &order {
-        assert!(
+        check!(
+            problems,
             versions.windows(2).all(|w| w[0] <= w[1]),
             "{room}: webhook events out of order: {versions:?}"
         );
@@ -913,7 +976,7 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
     // epoch.
     let mut versions = Versions::default();
     for (room, msgs) in &pre {
-        versions.fold(room, msgs);
+        versions.fold(room, msgs, &mut problems);
     }
     let old_epochs = versions.epochs.clone();
     let mut post = Vec::new();
@@ -925,9 +988,10 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
         if st == 404 {
             continue; // a native room nobody is in any more
         }
-        assert_eq!(st, 200, "{room}: {panel}");
+        check_eq!(problems, st, 200, "{room}: {panel}");
         let ep = epoch(&panel);
-        assert!(
+        check!(
+            problems,
             !old_epochs.get(room).is_some_and(|e| e.contains(&ep)),
             "{room}: restored under an epoch of the previous process ({ep})"
         );
@@ -936,8 +1000,14 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
     tokio::time::sleep(Duration::from_secs(3)).await; // past the grace: timeouts happen
     for (room, r) in &post {
         let msgs = r.lock().unwrap().messages.clone();
-        versions.fold(room, &msgs);
+        versions.fold(room, &msgs, &mut problems);
     }
+    assert!(
+        problems.is_empty(),
+        "{} problems after the restart:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     drop(second);
 }
 
