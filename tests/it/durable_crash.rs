@@ -757,6 +757,7 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
     );
 
     // Restart on the same data dir; the receiver is back.
+    let hits_before_restart = hook.hits.lock().unwrap().len();
     hook.down.store(false, Ordering::SeqCst);
     let second = start(&keys, &data, &hook_url);
     let api = Api::new(second.base());
@@ -911,6 +912,16 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
     })
     .await;
     let hits = hook.hits.lock().unwrap().clone();
+    let redelivered: BTreeSet<&str> = hits[hits_before_restart..]
+        .iter()
+        .filter(|h| h.ok && ledger.webhook_events.contains(&key(h)))
+        .map(|h| h.delivery.as_str())
+        .collect();
+    println!(
+        "webhooks: {} requests before the restart, {} events of acknowledged calls delivered after it",
+        hits_before_restart,
+        redelivered.len()
+    );
     let got: BTreeSet<_> = hits.iter().filter(|h| h.ok).map(key).collect();
     let missing: Vec<_> = ledger.webhook_events.difference(&got).collect();
     check!(
@@ -985,7 +996,7 @@ async fn kill_9_mid_traffic_loses_nothing_acknowledged() {
             .admin_get(&format!("/v1/rooms/{room}"))
             .await
             .expect("answers");
-        if st == 404 {
+        if st == 404 && room.starts_with("churn-") {
             continue; // a native room nobody is in any more
         }
         check_eq!(problems, st, 200, "{room}: {panel}");
