@@ -75,6 +75,8 @@ pub async fn serve(
     let accept_until = app.shutdown.clone();
     let shutdown = tokio::spawn(async move {
         signal.await;
+        // Durable: the sockets about to close are going to the next process.
+        sockets_app.registry.hand_over();
         stop.cancel();
         sockets_app
             .sockets

@@ -329,8 +329,6 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         rollcall::facade::game::DEV_GAME_ID,
         rollcall::facade::lobby::DEV_LOBBY_KEY,
     );
-    // A top-level key: before the first table.
-    let toml = format!("data_dir = {:?}\n{toml}", f.data_dir);
     let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
     std::fs::write(&path, toml)?;
     let child = Command::new(&server)
@@ -340,6 +338,9 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         .env_remove("ROLLCALL_ADMIN_TOKEN")
         .env_remove("ROLLCALL_LISTEN")
         .env_remove("ROLLCALL_GRACE_SECS")
+        // The environment, not the file: a server built before data dirs existed ignores it,
+        // so the same tool measures builds from before and after the durable store.
+        .env("ROLLCALL_DATA_DIR", &f.data_dir)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

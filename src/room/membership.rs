@@ -242,6 +242,11 @@ impl Room {
         if !member.conns.is_empty() || member.binding != Binding::Socket {
             return;
         }
+        if self.registry.handing_over() {
+            // The server is stopping to restart: the member is recorded as it is and restored,
+            // in its grace, by the next process. Nobody sees it leave.
+            return;
+        }
         if timed_out {
             self.remove(&[id], LeaveReason::Timeout, None);
         } else if grace.is_zero() {

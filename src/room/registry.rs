@@ -33,6 +33,8 @@ struct Inner {
     stats: Arc<Stats>,
     store: Store,
     incarnations: AtomicU64,
+    /// A graceful stop is handing the rooms to the next process (durable mode).
+    handing_over: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -65,7 +67,21 @@ impl Registry {
             stats,
             store,
             incarnations: AtomicU64::new(1),
+            handing_over: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// From now on sockets that close are going to the next process: their members stay
+    /// (no grace timer, no leave) to be recorded and restored there. Durable mode only.
+    pub fn hand_over(&self) {
+        if self.0.store.durable() {
+            self.0.handing_over.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether a graceful stop is handing the rooms over (see [`Registry::hand_over`]).
+    pub fn handing_over(&self) -> bool {
+        self.0.handing_over.load(Ordering::Acquire)
     }
 
     /// The record store.
