@@ -2,10 +2,10 @@
 //! with `rollcall token`, connect, leave, and stop it with SIGTERM. Also: bad configuration fails
 //! fast and names the field.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use crate::support::process::{Options, Rollcall};
 use crate::support::Client;
 use serde_json::json;
 
@@ -67,67 +67,20 @@ async fn new_user_scenario_on_the_real_binary() {
     let left = members[2].expect("left").await;
     assert_eq!(left["version"], version + 1);
 
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    child.sigterm();
     assert_eq!(watcher.closed().await, 1001);
-    let t = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "clean exit: {status}");
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(8),
-            "exits within its shutdown bound"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = child
+        .wait_exit(Duration::from_secs(8))
+        .expect("exits within its shutdown bound");
+    assert!(status.success(), "clean exit: {status}");
 }
 
-/// Starts the binary on its embedded default (port 0); returns it, its ws:// URL and its logs.
-// The caller owns the child and waits for it; a panic here fails the test anyway.
-#[allow(clippy::zombie_processes)]
-fn spawn_default() -> (std::process::Child, String, String) {
-    // The embedded default, in a data dir of its own (parallel tests each hold a dir's lock).
-    let dir = std::env::temp_dir().join(format!(
-        "rollcall-binary-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let mut child = Command::new(BIN)
-        .env("ROLLCALL_LISTEN", "127.0.0.1:0")
-        .env("ROLLCALL_DATA_DIR", &dir)
-        .env("RUST_LOG", "info")
-        .env_remove("ROLLCALL_JWT_SECRET")
-        .env_remove("ROLLCALL_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rollcall");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut logs = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("listening log line");
-        logs.push_str(&line);
-        logs.push('\n');
-        if let Some(i) = line.find("ws://") {
-            let url = line[i..].split_whitespace().next().unwrap().to_owned();
-            return (child, url, logs);
-        }
-    }
+/// Starts the binary on its embedded default (port 0, its own temp data dir); returns it (killed
+/// on drop), its ws:// URL and its logs.
+fn spawn_default() -> (Rollcall, String, String) {
+    let p = Rollcall::start(Options::default());
+    let (url, logs) = (p.ws_url(), p.logs());
+    (p, url, logs)
 }
 
 fn sign(secret: &str, ts: &str, body: &str) -> String {
@@ -143,7 +96,7 @@ fn sign(secret: &str, ts: &str, body: &str) -> String {
 /// (opened with the same session token) sees its leave.
 #[tokio::test]
 async fn game_api_works_on_the_dev_defaults() {
-    let (mut child, url, logs) = spawn_default();
+    let (child, url, logs) = spawn_default();
     assert!(logs.contains("the built-in session key pair"), "{logs}");
     let base = url.replace("ws://", "http://").replace("/v1/ws", "");
     let http = reqwest::Client::new();
@@ -193,8 +146,7 @@ async fn game_api_works_on_the_dev_defaults() {
     assert_eq!(r.status(), 200);
     let left = zoe.expect("left").await;
     assert_eq!(left["members"], json!(["zoe"]));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 /// Invalid configuration fails fast, naming the field, from each source.

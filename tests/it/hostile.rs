@@ -2,10 +2,9 @@
 //! outside attack found stay closed. Each test starts `rollcall` as an operator would, with
 //! secrets in the environment and real keys in a TOML file, and attacks it from outside.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use crate::support::process::{Options, Rollcall};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
@@ -14,79 +13,18 @@ const ADMIN: &str = "prod-admin-token-0123456789";
 const GAME_KEY: &str = "prod-game-key";
 const GAME_SECRET: &str = "prod-game-secret";
 
-/// A child process killed on drop, with its base URL and start-up log.
-struct Proc {
-    child: Child,
-    base: String,
-    logs: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill(); // already gone is fine
-        let _ = self.child.wait();
+/// Starts the binary with `env` and the TOML `config`, keeping nothing on disk (the shared
+/// process helper: killed on drop); waits for its listening line.
+fn spawn(env: &[(&str, &str)], config: &str) -> Rollcall {
+    let mut opts = Options::config(config).arg("--ephemeral");
+    for (k, v) in env {
+        opts = opts.env(k, v);
     }
-}
-
-/// Starts the binary with `env` and the TOML `config`; waits for its listening line.
-// The returned `Proc` kills and waits for the child on drop; a panic here fails the test anyway.
-#[allow(clippy::zombie_processes)]
-fn spawn(env: &[(&str, &str)], config: &str) -> Proc {
-    let path = std::env::temp_dir().join(format!(
-        "rollcall-hostile-{}-{}.toml",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{config}")).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config").arg(&path).arg("--ephemeral");
-    for var in [
-        "ROLLCALL_JWT_SECRET",
-        "ROLLCALL_ADMIN_TOKEN",
-        "ROLLCALL_LISTEN",
-        "ROLLCALL_DEV",
-        "ROLLCALL_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn rollcall");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line); // the test may have stopped listening
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut logs = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no listening line; logs so far:\n{logs}"));
-        logs.push_str(&line);
-        logs.push('\n');
-        if let Some(i) = line.find("ws://") {
-            let ws = line[i..].split_whitespace().next().unwrap();
-            let base = ws.replace("ws://", "http://").replace("/v1/ws", "");
-            let _ = std::fs::remove_file(&path); // read at start; best effort
-            return Proc { child, base, logs };
-        }
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    Rollcall::start(opts)
 }
 
 /// A production configuration: secrets in the environment, a real game key, no session key.
-fn production() -> Proc {
+fn production() -> Rollcall {
     spawn(
         &[
             ("ROLLCALL_JWT_SECRET", SECRET),
@@ -166,16 +104,16 @@ async fn game_call(
 #[tokio::test]
 async fn development_credentials_are_dead_beside_production_secrets() {
     let p = production();
-    assert!(p.logs.contains("production mode"), "{}", p.logs);
+    assert!(p.logs().contains("production mode"), "{}", p.logs());
     let session = token(&["--plyr-id", "alice", "--game", "realgame"]);
-    assert_eq!(upgrade_status(&p.base, &session).await, 401);
+    assert_eq!(upgrade_status(&p.base(), &session).await, 401);
     let dev_hs = token(&["--sub", "alice"]);
-    assert_eq!(upgrade_status(&p.base, &dev_hs).await, 401);
+    assert_eq!(upgrade_status(&p.base(), &dev_hs).await, 401);
     let real = rollcall::auth::sign_hs256(SECRET, "alice", None, 60);
-    assert_eq!(upgrade_status(&p.base, &real).await, 101);
+    assert_eq!(upgrade_status(&p.base(), &real).await, 101);
 
     let (status, created) = game_call(
-        &p.base,
+        &p.base(),
         "/game/create",
         GAME_KEY,
         GAME_SECRET,
@@ -185,7 +123,7 @@ async fn development_credentials_are_dead_beside_production_secrets() {
     assert_eq!(status, 200, "{created}");
     let room = created["roomId"].clone();
     let (status, body) = game_call(
-        &p.base,
+        &p.base(),
         "/game/join",
         GAME_KEY,
         GAME_SECRET,
@@ -194,7 +132,7 @@ async fn development_credentials_are_dead_beside_production_secrets() {
     .await;
     assert_eq!(status, 401, "{body}");
     let (status, _) = game_call(
-        &p.base,
+        &p.base(),
         "/game/create",
         rollcall::facade::game::DEV_API_KEY,
         rollcall::facade::game::DEV_SECRET_KEY,
@@ -205,21 +143,21 @@ async fn development_credentials_are_dead_beside_production_secrets() {
 
     let http = reqwest::Client::new();
     let r = http
-        .get(format!("{}/v1/rooms", p.base))
+        .get(format!("{}/v1/rooms", p.base()))
         .bearer_auth(rollcall::config::DEV_ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "the development admin token is dead");
     let r = http
-        .get(format!("{}/lobbies?name=default", p.base))
+        .get(format!("{}/lobbies?name=default", p.base()))
         .header("api-key", rollcall::facade::lobby::DEV_LOBBY_KEY)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "the development lobby key is dead");
     let r = http
-        .get(format!("{}/api/v1/rooms", p.base))
+        .get(format!("{}/api/v1/rooms", p.base()))
         .basic_auth(
             rollcall::facade::video::DEV_TEAM_ID,
             Some(rollcall::facade::video::DEV_DEVELOPER_KEY),
@@ -245,9 +183,9 @@ fn dev_mode_is_explicit_and_never_prints_a_key() {
     assert!(err.contains("`dev`") && err.contains("jwt_secret"), "{err}");
 
     let p = spawn(&[], "");
-    assert!(p.logs.contains("DEVELOPMENT MODE"), "{}", p.logs);
+    assert!(p.logs().contains("DEVELOPMENT MODE"), "{}", p.logs());
     for live in rollcall::devmode::DEV_CREDENTIALS {
-        assert!(p.logs.contains(live), "{live} missing from\n{}", p.logs);
+        assert!(p.logs().contains(live), "{live} missing from\n{}", p.logs());
     }
     for secret in [
         rollcall::config::DEV_JWT_SECRET,
@@ -257,6 +195,10 @@ fn dev_mode_is_explicit_and_never_prints_a_key() {
         rollcall::facade::lobby::DEV_LOBBY_KEY,
         rollcall::facade::video::DEV_DEVELOPER_KEY,
     ] {
-        assert!(!p.logs.contains(secret), "{secret} printed:\n{}", p.logs);
+        assert!(
+            !p.logs().contains(secret),
+            "{secret} printed:\n{}",
+            p.logs()
+        );
     }
 }

@@ -3,80 +3,26 @@
 //! their deadlines; with the connection cap full, `/healthz` still answers, upgrades get 503,
 //! refusals are counted in `/metrics`, and the slots come back once the deadline has passed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::process::{Options, Rollcall};
 use crate::support::{ADMIN, READ_TIMEOUT, SECRET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rollcall");
-
-/// The binary, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // The process may have exited already; either way it is gone afterwards.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Starts the binary with `extra` TOML appended to a test configuration (port 0, known secrets);
-/// returns once it logs its address.
-// The returned `Server` kills and waits for the child on drop; a panic here fails the test anyway.
-#[allow(clippy::zombie_processes)]
-fn spawn(name: &str, extra: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("rollcall-hostile-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("rollcall.toml");
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\njwt_secret = \"{SECRET}\"\nadmin_token = \"{ADMIN}\"\n{extra}\n"
-    );
-    std::fs::write(&file, config).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&file)
-        .arg("--ephemeral")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env_remove("ROLLCALL_LISTEN")
-        .env_remove("ROLLCALL_JWT_SECRET")
-        .env_remove("ROLLCALL_ADMIN_TOKEN")
-        .env_remove("ROLLCALL_MAX_CONNECTIONS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rollcall");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // The test may have stopped listening; the line is not needed then.
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("listening log line");
-        if let Some(i) = line.find("ws://") {
-            let url = line[i + 5..].split_whitespace().next().unwrap();
-            let addr = url.trim_end_matches("/v1/ws").to_owned();
-            return Server { child, addr, dir };
-        }
-    }
+/// returns once it logs its address; keeps nothing on disk (the shared process helper: killed on
+/// drop).
+fn spawn(_name: &str, extra: &str) -> Rollcall {
+    Rollcall::start(
+        Options::config(format!(
+            "jwt_secret = \"{SECRET}\"\nadmin_token = \"{ADMIN}\"\n{extra}"
+        ))
+        .arg("--ephemeral"),
+    )
 }
 
-async fn dial(s: &Server) -> TcpStream {
+async fn dial(s: &Rollcall) -> TcpStream {
     tokio::time::timeout(READ_TIMEOUT, TcpStream::connect(&s.addr))
         .await
         .expect("connect in time")
@@ -102,7 +48,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 }
 
 /// One request on a fresh connection (`connection: close`); returns the status and body.
-async fn get(s: &Server, path: &str) -> (u16, String) {
+async fn get(s: &Rollcall, path: &str) -> (u16, String) {
     let mut c = dial(s).await;
     let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     c.write_all(req.as_bytes()).await.unwrap();
@@ -397,24 +343,13 @@ async fn a_half_sent_request_does_not_hold_the_exit_back() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = s.child.id().to_string();
     let started = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    loop {
-        if s.child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "still running {:?} after SIGTERM",
-            started.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.sigterm();
+    assert!(
+        s.wait_exit(Duration::from_secs(4)).is_some(),
+        "still running {:?} after SIGTERM",
+        started.elapsed()
+    );
 }
 
 /// An attacker churning new connections from one address as fast as it can evicts its own reserve

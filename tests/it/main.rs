@@ -10,6 +10,9 @@ mod support;
 
 mod big_panel;
 mod binary;
+mod durable_crash;
+mod durable_faults;
+mod durable_restart;
 mod fuzz_corpus;
 mod game;
 mod game_auth;

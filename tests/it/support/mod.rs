@@ -3,9 +3,11 @@
 //! (a missing message fails, never hangs). The submodules hold each area's own helpers.
 
 pub mod contract;
+pub mod durable;
 pub mod game;
 pub mod lobby;
 pub mod panel;
+pub mod process;
 pub mod video;
 pub mod webhook;
 
