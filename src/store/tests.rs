@@ -91,6 +91,8 @@ fn one_process_per_data_dir() {
         e.contains(&dir.join(sqlite::FILE).display().to_string()),
         "{e}"
     );
+    drop(_first);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A file that is not a database, or one with a newer schema, is refused with its path named,
@@ -104,6 +106,7 @@ fn untrusted_files_are_refused_untouched() {
     let e = Store::open(Some(&dir)).unwrap_err().to_string();
     assert!(e.contains(&file.display().to_string()), "{e}");
     assert_eq!(std::fs::read(&file).unwrap(), garbage);
+    let _ = std::fs::remove_dir_all(&dir);
 
     let dir = temp_dir("newer");
     let file = dir.join(sqlite::FILE);
@@ -117,6 +120,7 @@ fn untrusted_files_are_refused_untouched() {
     assert!(matches!(e, StoreError::NewerSchema { .. }), "{e}");
     assert!(e.to_string().contains(&file.display().to_string()), "{e}");
     assert_eq!(std::fs::read(&file).unwrap(), before);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// What the fake backend committed, by record.
