@@ -68,6 +68,11 @@ pub struct TargetArgs {
     /// Connection attempts in flight at once.
     #[arg(long, global = true, default_value_t = 256)]
     pub connect_concurrency: usize,
+    /// A shell command run as `sh -c CMD hook start` when the measured phase begins (after setup)
+    /// and `sh -c CMD hook end` when it ends, awaited each time; `rest` only. For example
+    /// `callgrind_control -z $PID` / `-d` to count a server's instructions for the calls alone.
+    #[arg(long, global = true)]
+    pub phase_hook: Option<String>,
 }
 
 /// The scenarios of issue 4.

@@ -218,6 +218,7 @@ pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    super::target::phase_hook(t, "start").await;
     let cpu = CpuMeter::start(target.pid);
     let lat = Arc::new(Hist::new());
     let next = Arc::new(AtomicUsize::new(0));
@@ -256,6 +257,7 @@ pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
         let _ = l.await; // a panicked loop shows as fewer samples
     }
     let secs = started.elapsed().as_secs_f64();
+    super::target::phase_hook(t, "end").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while (left.load(Relaxed) as usize) < calls.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -60,6 +60,7 @@ pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     members.truncate(a.requests);
     fleet.settle(&target, Duration::from_secs(30)).await?;
 
+    super::target::phase_hook(t, "start").await;
     let cpu = CpuMeter::start(target.pid);
     let lat = Arc::new(Hist::new());
     let next = Arc::new(AtomicUsize::new(0));
@@ -101,6 +102,7 @@ pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
         let _ = l.await; // a panicked loop shows as fewer samples
     }
     let secs = started.elapsed().as_secs_f64();
+    super::target::phase_hook(t, "end").await;
     let (server, _, settled) = fleet.settle(&target, Duration::from_secs(15)).await?;
     let use_ = cpu.stop();
     stop.cancel();

@@ -232,6 +232,21 @@ impl Target {
     }
 }
 
+/// Runs `--phase-hook` (if given) for `phase` (`start` or `end`) and waits for it; a hook that
+/// fails is reported, the run goes on.
+pub async fn phase_hook(args: &TargetArgs, phase: &str) {
+    let Some(cmd) = &args.phase_hook else { return };
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", cmd, "hook", phase])
+        .status()
+        .await;
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("--phase-hook {phase}: {s}"),
+        Err(e) => eprintln!("--phase-hook {phase}: {e}"),
+    }
+}
+
 /// The settings of a server this tool starts: known secrets, the scenario's grace, and room for
 /// large rooms.
 ///

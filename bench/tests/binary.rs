@@ -98,15 +98,20 @@ fn floor_reads_every_message() {
 
 /// The signed game `rest` scenario against a spawned server: the tool's own server is in
 /// production mode (its own secrets), so it must configure the façade keys the scenario uses.
+/// `--phase-hook` runs once as the calls start and once as they end.
 #[test]
 fn game_rest_scenario_runs_against_a_spawned_server() {
     let key = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../src/facade/game/dev-keys/session-private.pem"
     );
+    let phases = std::env::temp_dir().join(format!("rollcall-phases-{}", std::process::id()));
+    let hook = format!("echo \"$1\" >> '{}'", phases.display());
     let r = run(
         &[
             "--spawn",
+            "--phase-hook",
+            &hook,
             "rest",
             "--api",
             "game",
@@ -123,4 +128,7 @@ fn game_rest_scenario_runs_against_a_spawned_server() {
     for key in ["errors", "missing_left", "ghosts", "conn_failures"] {
         assert_eq!(num(&r, key), 0, "{key} in {r:#}");
     }
+    let ran = std::fs::read_to_string(&phases).expect("the hook wrote its phases");
+    let _ = std::fs::remove_file(&phases);
+    assert_eq!(ran, "start\nend\n");
 }
