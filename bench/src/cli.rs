@@ -86,7 +86,7 @@ pub enum Scenario {
     Idle(IdleArgs),
     /// Every socket of a room set drops and reconnects at once.
     Storm(StormArgs),
-    /// Sustained REST leave calls: requests per second and latency.
+    /// Sustained REST calls (leaves, or one new record per call): requests per second and latency.
     Rest(RestArgs),
     /// This machine's floor: a raw TCP fan-out (no WebSocket, no JSON, no server logic) of the
     /// same shape as `fanout`, to compare latency and delivery-rate targets against.
@@ -236,10 +236,12 @@ pub struct StormArgs {
 /// `rest`.
 #[derive(Debug, Clone, Args)]
 pub struct RestArgs {
-    /// Members to remove, one per request (each holds a socket until its `left`).
+    /// Calls to make: members to remove, one per request (each holds a socket until its
+    /// `left`), or records to add (`lobby-create`, `video-joined`).
     #[arg(long, default_value_t = 500)]
     pub requests: usize,
-    /// Rooms the members are spread over.
+    /// Rooms the calls are spread over, made at set-up (`lobby-create` makes one room per call
+    /// and ignores this).
     #[arg(long, default_value_t = 10)]
     pub rooms: usize,
     /// Requests in flight at once (closed loop).
@@ -257,6 +259,12 @@ pub struct RestArgs {
     /// `--api game`: the key's game id (`gameId` claim of the session tokens).
     #[arg(long, default_value = "devgame")]
     pub game_id: String,
+    /// `--api video-joined`: the Digital Samba team id (HTTP Basic user name).
+    #[arg(long, default_value = "dev-team")]
+    pub video_team: String,
+    /// `--api video-joined`: the team's developer key (HTTP Basic password).
+    #[arg(long, default_value = "dev-developer-key", hide_default_value = true)]
+    pub video_key: String,
     /// `--api lobby-*`: the `api-key` header.
     #[arg(
         long,
@@ -274,8 +282,9 @@ pub struct RestArgs {
     pub session_key: Option<std::path::PathBuf>,
 }
 
-/// The REST leave calls `rest` can make. Another façade's call is one more variant here and
-/// one more client in `facade_rest.rs`.
+/// The REST calls `rest` can make: leaves (`operator`, `game`, `lobby-leave`, `lobby-kick`) and
+/// writes that add one new record per call (`lobby-create`, `video-joined`, in
+/// `facade_write.rs`). Another façade's call is one more variant here and one more client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RestApi {
     /// `POST /v1/rooms/{room}/leave` with the operator token (members hold sockets).
@@ -288,6 +297,13 @@ pub enum RestApi {
     LobbyLeave,
     /// The same route with `requesterId={host}&isKick=true`: the host kicks a player.
     LobbyKick,
+    /// PlayFlow-style `POST /lobbies?name=<config>`: one new lobby per call, each with a new
+    /// host player (checked afterwards: every lobby answered exists, holding its host).
+    LobbyCreate,
+    /// Digital Samba-style `POST /api/v1/rooms/{room}/phone-participants/joined` (HTTP Basic):
+    /// one new phone participant per call, spread over `--rooms` video rooms made at set-up,
+    /// each watched by one socket that must see every caller in one `joined`.
+    VideoJoined,
 }
 
 /// `worker` (internal): holds sockets `first .. first + count` for a parent `idle` run and obeys

@@ -11,8 +11,10 @@
 //! - [`view`]: one client's view of its room, checked for gaps, duplicates and order.
 //! - [`report`]: the summary table, `--json` and the SVG histogram.
 //! - [`churn`], [`fanout`], [`idle`], [`storm`], [`rest`]: the scenarios; [`facade_rest`]: `rest`
-//!   through a vendor façade, with its clients [`game`] (PLYR-style: signed requests, ES256
-//!   session tokens) and [`lobby`] (PlayFlow-style: `api-key`, leave and host kick).
+//!   leaves through a vendor façade, with its clients [`game`] (PLYR-style: signed requests, ES256
+//!   session tokens) and [`lobby`] (PlayFlow-style: `api-key`, leave and host kick);
+//!   [`facade_write`]: `rest` writes that add one record per call (lobby create, and video phone
+//!   participants through [`video`], Digital Samba-style with HTTP Basic).
 //! - [`floor`]: the machine's own floor (raw TCP fan-out to a re-exec'd child), to read the other
 //!   scenarios' latencies against.
 //! - [`worker`]: re-exec'd worker processes that hold sockets for runs above one process's
@@ -21,6 +23,7 @@
 pub mod churn;
 pub mod cli;
 pub mod facade_rest;
+pub mod facade_write;
 pub mod fanout;
 pub mod fleet;
 pub mod floor;
@@ -33,6 +36,7 @@ pub mod rest;
 pub mod stats;
 pub mod storm;
 pub mod target;
+pub mod video;
 pub mod view;
 pub mod worker;
 pub mod ws;

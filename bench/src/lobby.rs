@@ -1,7 +1,8 @@
-//! The PlayFlow-style lobby façade as a load client: `POST /lobbies` (the creator is host),
-//! `POST /lobbies/{id}/players`, and the `DELETE /lobbies/{id}/players/{player}` that
-//! `rest --api lobby-leave` / `lobby-kick` measure (`requesterId` = the player itself, or the
-//! host with `isKick=true`). Every call carries the `api-key` header and `?name=<config>`.
+//! The PlayFlow-style lobby façade as a load client: `POST /lobbies` (the creator is host;
+//! `rest --api lobby-create` measures it), `POST /lobbies/{id}/players`, and the
+//! `DELETE /lobbies/{id}/players/{player}` that `rest --api lobby-leave` / `lobby-kick` measure
+//! (`requesterId` = the player itself, or the host with `isKick=true`). Every call carries the
+//! `api-key` header and `?name=<config>`.
 
 use serde_json::{json, Value};
 
@@ -39,18 +40,23 @@ impl LobbyClient {
         Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
 
-    /// `POST /lobbies` with `host` as creator (up to 100 players): the lobby id.
-    pub async fn create(&self, name: &str, host: &str) -> Result<String, Error> {
+    /// `POST /lobbies` with `host` as creator (up to 100 players): the status and the answer
+    /// (`rest --api lobby-create` measures this call).
+    pub async fn create_call(&self, name: &str, host: &str) -> Result<(u16, Value), Error> {
         let url = format!("{}/lobbies", self.base);
         let body = json!({"name": name, "host": host, "maxPlayers": 100});
-        let (status, v) = self
-            .send(
-                self.http
-                    .post(url)
-                    .query(&[("name", &self.config)])
-                    .json(&body),
-            )
-            .await?;
+        self.send(
+            self.http
+                .post(url)
+                .query(&[("name", &self.config)])
+                .json(&body),
+        )
+        .await
+    }
+
+    /// [`Self::create_call`] that must succeed: the lobby id.
+    pub async fn create(&self, name: &str, host: &str) -> Result<String, Error> {
+        let (status, v) = self.create_call(name, host).await?;
         match (status, v["id"].as_str()) {
             (200 | 201, Some(id)) => Ok(id.to_owned()),
             _ => Err(format!("POST /lobbies: HTTP {status} {v}").into()),

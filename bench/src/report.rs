@@ -113,6 +113,40 @@ impl Report {
         }
     }
 
+    /// The server's store commits (`rollcall_store_commits_total`) between `before` and `after`,
+    /// and per answered request: below 1 when group commit covers several requests in one
+    /// transaction. Background commits (presence checkpoints) in that window count too. `null`
+    /// when the server exposes no such counter (a build before the durable store).
+    pub fn store_commits(&mut self, before: Option<u64>, after: Option<u64>, answered: u64) {
+        match (before, after) {
+            (Some(b), Some(a)) => {
+                let n = a.saturating_sub(b);
+                self.add("store_commits", "store commits during the calls", n);
+                self.add(
+                    "commits_per_request",
+                    "store commits per answered request",
+                    if answered > 0 {
+                        n as f64 / answered as f64
+                    } else {
+                        0.0
+                    },
+                );
+            }
+            _ => {
+                self.add(
+                    "store_commits",
+                    "store commits during the calls",
+                    Value::Null,
+                );
+                self.add(
+                    "commits_per_request",
+                    "store commits per answered request",
+                    Value::Null,
+                );
+            }
+        }
+    }
+
     /// A figure recorded under `key`, as it will appear in the JSON.
     pub fn value(&self, key: &str) -> Option<&Value> {
         self.json.get(key)

@@ -3,8 +3,9 @@
 //! (auth, the room actor, one `left` fanned out). Measured: requests per second and the
 //! request latency; also the leave → `left` latency at the other members.
 //!
-//! `--api operator` runs here; the façade calls (`game`, `lobby-leave`, `lobby-kick`) set up
-//! their rooms through the façade itself and run in `facade_rest.rs`.
+//! `--api operator` runs here; the façade leaves (`game`, `lobby-leave`, `lobby-kick`) set up
+//! their rooms through the façade itself and run in `facade_rest.rs`; the façade writes that add
+//! one record per call (`lobby-create`, `video-joined`) run in `facade_write.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -30,8 +31,12 @@ async fn call(target: &Target, fleet: &Fleet, g: usize) -> Result<u16, Error> {
 
 /// Runs `rest` and reports.
 pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
-    if a.api != RestApi::Operator {
-        return super::facade_rest::run(t, a).await;
+    match a.api {
+        RestApi::Operator => {}
+        RestApi::LobbyCreate | RestApi::VideoJoined => return super::facade_write::run(t, a).await,
+        RestApi::Game | RestApi::LobbyLeave | RestApi::LobbyKick => {
+            return super::facade_rest::run(t, a).await
+        }
     }
     let rooms = a.rooms.max(1);
     let size = a.requests.div_ceil(rooms).max(1);
@@ -61,6 +66,7 @@ pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
     fleet.settle(&target, Duration::from_secs(30)).await?;
 
     super::target::phase_hook(t, "start").await;
+    let commits0 = target.store_commits().await;
     let cpu = CpuMeter::start(target.pid);
     let lat = Arc::new(Hist::new());
     let next = Arc::new(AtomicUsize::new(0));
@@ -102,6 +108,7 @@ pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
         let _ = l.await; // a panicked loop shows as fewer samples
     }
     let secs = started.elapsed().as_secs_f64();
+    let commits1 = target.store_commits().await;
     super::target::phase_hook(t, "end").await;
     let (server, _, settled) = fleet.settle(&target, Duration::from_secs(15)).await?;
     let use_ = cpu.stop();
@@ -116,6 +123,7 @@ pub async fn run(t: &TargetArgs, a: &RestArgs) -> Result<Report, Error> {
         h.len() as f64 / secs,
     );
     r.latency("request_latency", "request latency", &h);
+    r.store_commits(commits0, commits1, h.len());
     r.picture(
         &format!("rest: {:?} leave, {} in flight", a.api, a.concurrency),
         &h,

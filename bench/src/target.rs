@@ -205,6 +205,28 @@ impl Target {
         Ok(status)
     }
 
+    /// `rollcall_store_commits_total` from `/metrics`: the store transactions the server has
+    /// committed (one group commit covers every write staged while the previous one ran).
+    /// `None` when the server has no such counter (a build before the durable store) or the
+    /// metrics cannot be read.
+    pub async fn store_commits(&self) -> Option<u64> {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        let text = r.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("rollcall_store_commits_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    }
+
     /// Stops a server this tool started (once; later calls do nothing).
     pub async fn stop(&self) {
         let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -213,18 +235,24 @@ impl Target {
             Server::InProcess(r) => {
                 // The server is dropped either way; a failed clean shutdown changes no figure.
                 let _ = r.shutdown().await;
+                let _ = std::fs::remove_dir_all(bench_data_dir());
             }
             Server::Child(mut c) => {
                 // SIGTERM for a clean exit; SIGKILL if it is still there after 5 s.
                 let _ = Command::new("kill").arg(c.id().to_string()).status();
+                let mut exited = false;
                 for _ in 0..50 {
                     if matches!(c.try_wait(), Ok(Some(_))) {
-                        return;
+                        exited = true;
+                        break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                let _ = c.kill();
-                let _ = c.wait();
+                if !exited {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                // Clean exit or not, the run's data dir goes (it is this run's alone).
                 let _ = std::fs::remove_dir_all(bench_data_dir());
             }
             Server::External => {}
@@ -247,8 +275,8 @@ pub async fn phase_hook(args: &TargetArgs, phase: &str) {
     }
 }
 
-/// The settings of a server this tool starts: known secrets, the scenario's grace, and room for
-/// large rooms.
+/// The settings of a server this tool starts: known secrets, the scenario's grace, the façades'
+/// development credentials (game, lobby, video), and room for large rooms.
 ///
 /// Its own secrets put it in production mode, where no development credential is live; the
 /// façades get the development values explicitly (the `rest` scenario's defaults), with the
@@ -274,6 +302,13 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
     }];
     f.game.session_public_key_file = Some(session_public_key());
     f.lobby.api_keys = vec![rollcall::facade::lobby::DEV_LOBBY_KEY.into()];
+    f.video.teams = vec![rollcall::config::VideoTeam {
+        team_id: rollcall::facade::video::DEV_TEAM_ID.into(),
+        developer_key: rollcall::facade::video::DEV_DEVELOPER_KEY.into(),
+    }];
+    // `rest --api lobby-create` makes one lobby per call, thousands per run: the per-key cap
+    // (1,000 by default) is raised to the process's room cap rather than switched off.
+    f.limits.max_lobbies_per_key = f.limits.max_rooms;
     // A load generator creates rooms from one address as fast as it can: the creation buckets
     // that stop one abusive client would only measure themselves here (caps stay on).
     for (burst, rate) in [
@@ -329,9 +364,10 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         "listen = {:?}\njwt_secret = {:?}\nadmin_token = {:?}\ngrace_secs = {}\nban_secs = {}\n\
          max_members_per_room = {}\n[game]\nsession_public_key_file = {:?}\n\
          [[game.api_keys]]\napi_key = {:?}\nsecret_key = {:?}\ngame_id = {:?}\n\
-         [lobby]\napi_keys = [{:?}]\n[limits]\naddress_room_burst = 0\naddress_rooms_per_sec = 0.0\n\
+         [lobby]\napi_keys = [{:?}]\n[[video.teams]]\nteam_id = {:?}\ndeveloper_key = {:?}\n\
+         [limits]\naddress_room_burst = 0\naddress_rooms_per_sec = 0.0\n\
          tenant_room_burst = 0\ntenant_rooms_per_sec = 0.0\nlobby_address_burst = 0\n\
-         lobby_address_per_sec = 0.0\n",
+         lobby_address_per_sec = 0.0\nmax_lobbies_per_key = {}\n",
         f.listen,
         OWN_SECRET,
         OWN_ADMIN,
@@ -343,6 +379,9 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         rollcall::facade::game::DEV_SECRET_KEY,
         rollcall::facade::game::DEV_GAME_ID,
         rollcall::facade::lobby::DEV_LOBBY_KEY,
+        rollcall::facade::video::DEV_TEAM_ID,
+        rollcall::facade::video::DEV_DEVELOPER_KEY,
+        f.limits.max_lobbies_per_key,
     );
     let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
     std::fs::write(&path, toml)?;

@@ -1,7 +1,8 @@
 //! The `rollcall-bench` binary end to end, on tiny runs judged on correctness only (never on
 //! time): a `fanout` against a spawned `rollcall` (the publisher pipelines 32 `state` requests,
-//! so every watcher must still see every event once and in order), and the raw-TCP `floor`
-//! (a re-executed child writes, the tool reads every message).
+//! so every watcher must still see every event once and in order), the raw-TCP `floor`
+//! (a re-executed child writes, the tool reads every message), and the `rest` façade calls
+//! (signed game leave, lobby create, video phone-participant join).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,4 +132,71 @@ fn game_rest_scenario_runs_against_a_spawned_server() {
     let ran = std::fs::read_to_string(&phases).expect("the hook wrote its phases");
     let _ = std::fs::remove_file(&phases);
     assert_eq!(ran, "start\nend\n");
+}
+
+/// The samples of a run's request-latency histogram.
+fn samples(v: &Value) -> u64 {
+    v["request_latency"]["samples"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("request_latency.samples missing in {v:#}"))
+}
+
+/// `rest --api lobby-create` against a spawned server: every call makes one lobby (201 with an
+/// id), and every lobby answered exists afterwards holding its host alone. The server has the
+/// durable store, so its commit counter moved.
+#[test]
+fn lobby_create_rest_scenario_runs_against_a_spawned_server() {
+    let r = run(
+        &[
+            "--spawn",
+            "rest",
+            "--api",
+            "lobby-create",
+            "--requests",
+            "12",
+            "--concurrency",
+            "4",
+        ],
+        "rest-lobby-create",
+    );
+    assert_eq!(samples(&r), 12, "{r:#}");
+    for key in ["errors", "lost", "extra"] {
+        assert_eq!(num(&r, key), 0, "{key} in {r:#}");
+    }
+    assert!(num(&r, "store_commits") >= 1, "{r:#}");
+}
+
+/// `rest --api video-joined` against a spawned server: 12 new phone participants over 3 video
+/// rooms, each seen once by its room's watcher in a `joined`, each on the server afterwards.
+#[test]
+fn video_joined_rest_scenario_runs_against_a_spawned_server() {
+    let r = run(
+        &[
+            "--spawn",
+            "rest",
+            "--api",
+            "video-joined",
+            "--requests",
+            "12",
+            "--rooms",
+            "3",
+            "--concurrency",
+            "4",
+        ],
+        "rest-video-joined",
+    );
+    assert_eq!(samples(&r), 12, "{r:#}");
+    assert_eq!(num(&r, "joined_seen"), 12, "{r:#}");
+    for key in [
+        "errors",
+        "missing_joined",
+        "lost",
+        "extra",
+        "missing_events",
+        "duplicates",
+        "conn_failures",
+    ] {
+        assert_eq!(num(&r, key), 0, "{key} in {r:#}");
+    }
+    assert!(num(&r, "store_commits") >= 1, "{r:#}");
 }
