@@ -443,6 +443,10 @@ mod tests {
         assert_eq!(p["status"], "FAILED");
         assert_eq!(p["errorMessage"], INTERRUPTED);
         let next = again.create(Method::End, json!({}));
-        assert!(next.as_str() > pending.as_str() || next.as_str().len() > pending.as_str().len());
+        let parse = |id: &TaskId| {
+            let (ms, seq) = id.as_str().split_once('-').unwrap();
+            (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+        };
+        assert!(parse(&next) > parse(&pending), "{next} after {pending}");
     }
 }
