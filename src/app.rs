@@ -112,9 +112,38 @@ impl App {
         Ok(app)
     }
 
+    /// Cluster mode: connects to Redis and from now on reaches every room through its owner
+    /// node (`protocol/cluster.md`). Call once, before serving; nothing without `[cluster]`.
+    pub async fn join_cluster(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), crate::cluster::ClusterError> {
+        let Some(settings) = self.settings.cluster.clone() else {
+            return Ok(());
+        };
+        let cluster = crate::cluster::Cluster::start(settings, &self.registry).await?;
+        cluster.set_addr(addr.to_string());
+        let app = Arc::downgrade(&self.0);
+        cluster.on_fenced(move || {
+            if let Some(app) = app.upgrade() {
+                app.sockets
+                    .close_all(crate::protocol::close::SERVICE_RESTART);
+            }
+        });
+        Ok(())
+    }
+
     /// Resumes what the store held: rooms first (their actors), then each façade's indexes.
     fn restore(&self, loaded: crate::store::Loaded) {
         if loaded.rooms.is_empty() && loaded.tasks.is_empty() {
+            return;
+        }
+        if self.settings.cluster.is_some() {
+            // A cluster's rooms live in Redis, resumed by whichever node takes them over.
+            tracing::warn!(
+                rooms = loaded.rooms.len(),
+                "cluster mode: rooms in the local data dir are not resumed"
+            );
             return;
         }
         self.facades.game.restore(&loaded, self.registry.store());

@@ -77,6 +77,11 @@ impl RoomAllow {
         Ok(Self(patterns.into()))
     }
 
+    /// The patterns, as given.
+    pub fn patterns(&self) -> &[String] {
+        &self.0
+    }
+
     /// Whether `room` matches one of the patterns.
     pub fn admits(&self, room: &str) -> bool {
         self.0.iter().any(|p| match p.strip_suffix('*') {

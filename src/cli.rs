@@ -57,6 +57,15 @@ pub struct Cli {
     /// Seconds between presence checkpoints (what a restart after a crash resumes from).
     #[arg(long, env = "ROLLCALL_CHECKPOINT_SECS")]
     pub checkpoint_secs: Option<f64>,
+    /// Join a cluster of nodes sharing this Redis (`redis://host:port/`); see protocol/cluster.md.
+    #[arg(long, env = "ROLLCALL_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// This node's id in the cluster [default: generated at start].
+    #[arg(long, env = "ROLLCALL_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Seconds a silent node stays alive for the cluster (its members then leave with `timeout`).
+    #[arg(long, env = "ROLLCALL_NODE_TTL_SECS")]
+    pub node_ttl_secs: Option<f64>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROLLCALL_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

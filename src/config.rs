@@ -125,6 +125,8 @@ pub struct FileConfig {
     pub data_dir: String,
     /// Seconds between presence checkpoints (what a crash restart resumes from).
     pub checkpoint_secs: f64,
+    /// Several nodes on one Redis (`[cluster]`, see `protocol/cluster.md`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// The data dir of a plain start.
@@ -255,6 +257,7 @@ impl Default for FileConfig {
             deadlines: Default::default(),
             data_dir: DEFAULT_DATA_DIR.into(),
             checkpoint_secs: 5.0,
+            cluster: Default::default(),
         }
     }
 }
@@ -321,6 +324,8 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// Presence checkpoint period.
     pub checkpoint: Duration,
+    /// `Some`: this node is a cluster member on Redis.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl Default for Settings {
@@ -390,6 +395,15 @@ impl Settings {
         }
         if let Some(s) = cli.checkpoint_secs {
             file.checkpoint_secs = s;
+        }
+        if cli.redis_url.is_some() {
+            file.cluster.redis_url = cli.redis_url.clone();
+        }
+        if cli.node_id.is_some() {
+            file.cluster.node_id = cli.node_id.clone();
+        }
+        if cli.node_ttl_secs.is_some() {
+            file.cluster.node_ttl_secs = cli.node_ttl_secs;
         }
         Self::from_file(file)
     }
@@ -476,6 +490,7 @@ impl Settings {
                 dir => Some(PathBuf::from(dir)),
             },
             checkpoint: secs("checkpoint_secs", f.checkpoint_secs, 0.1)?,
+            cluster: crate::cluster::ClusterSettings::from_config(&f.cluster)?,
         })
     }
 }

@@ -33,6 +33,23 @@ pub struct Conn {
     close: Notify,
     /// The client's address (the TCP peer), for per-address limits; set once at the upgrade.
     peer: std::sync::OnceLock<std::net::IpAddr>,
+    /// Cluster: this is the owner's proxy of a socket on another node (its node id), and what
+    /// to do when a room stops delivering to it (tell that node).
+    remote: std::sync::OnceLock<Remote>,
+}
+
+/// What makes a [`Conn`] the proxy of a socket held by another cluster node.
+pub struct Remote {
+    /// The node holding the real socket.
+    pub node: std::sync::Arc<str>,
+    /// Called (inside the room actor, so it must not block) when a room detaches the proxy.
+    pub on_detach: Box<dyn Fn(&RoomId) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("node", &self.node).finish()
+    }
 }
 
 impl Conn {
@@ -46,6 +63,7 @@ impl Conn {
             close_code: AtomicU16::new(0),
             close: Notify::new(),
             peer: std::sync::OnceLock::new(),
+            remote: std::sync::OnceLock::new(),
         });
         let rx = Receiver::new(conn.clone());
         (conn, rx)
@@ -64,6 +82,17 @@ impl Conn {
     pub fn set_peer(&self, ip: std::net::IpAddr) {
         // A second call would be a bug with no effect: the first address stays.
         let _ = self.peer.set(ip);
+    }
+
+    /// Makes this connection the proxy of a socket on another node (first call wins).
+    pub fn set_remote(&self, remote: Remote) {
+        // A second call would be a bug with no effect: the first node stays.
+        let _ = self.remote.set(remote);
+    }
+
+    /// The node holding the real socket, when this is a cluster proxy.
+    pub fn node(&self) -> Option<&str> {
+        self.remote.get().map(|r| &*r.node)
     }
 
     /// The client's address, when known (sockets; not the façades' internal watchers).
@@ -138,6 +167,9 @@ impl Conn {
     /// Records that `room` no longer delivers to this connection.
     pub fn detached(&self, room: &RoomId) {
         self.rooms().remove(room);
+        if let Some(r) = self.remote.get() {
+            (r.on_detach)(room);
+        }
     }
 
     /// The handle of `room`, if this connection is in it.

@@ -157,6 +157,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send 
         "file descriptors"
     );
     let app = rollcall::app::App::new(settings)?;
+    app.join_cluster(addr).await?;
     tracing::info!(%addr, "rollcall listening: ws://{addr}/v1/ws (make a token: rollcall token --sub alice)");
     rollcall::server::serve(
         rollcall::listener::Listener::new(tcp, cap, app.stats.clone()),

@@ -418,6 +418,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The server holds `limits.max_rooms` rooms: no new room until some close.
     ServerFull,
+    /// The room's owner node cannot be reached right now (cluster: Redis down, or a dead
+    /// owner not yet replaced); nothing changed: retry after a short backoff.
+    Unavailable,
 }
 
 /// WebSocket close codes rollcall sends (1000–1015 from RFC 6455, 4000–4999 our own).
@@ -437,6 +440,9 @@ pub mod close {
     pub const TOKEN_EXPIRED: u16 = 4001;
     /// The socket could not keep up with its rooms' events for `slow_consumer_secs`.
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// This node left the cluster (it lost Redis for longer than its heartbeat, so other nodes
+    /// took its rooms over): reconnect, to any node.
+    pub const SERVICE_RESTART: u16 = 1012;
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub async fn spawn(
     let tcp = crate::listener::bind(settings.listen)?;
     let addr = tcp.local_addr()?;
     let app = App::new(settings)?;
+    app.join_cluster(addr).await?;
     let token = app.shutdown.clone();
     let listener = Listener::new(tcp, cap, app.stats.clone());
     let task = tokio::spawn(serve(listener, app.clone(), async move {
@@ -58,7 +59,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = crate::http::router(app.clone());
     tokio::spawn(crate::memory::trim_after_drops(app.clone()));
-    if app.registry.store().durable() {
+    if app.registry.store().durable() || app.settings.cluster.is_some() {
         tokio::spawn(checkpoints(app.clone()));
     }
     tokio::spawn(crate::listener::log_refusals(
@@ -128,10 +129,15 @@ pub async fn signals() {
     tracing::info!("shutdown signal received");
 }
 
-/// The periodic presence checkpoint (durable mode): every `checkpoint_secs`, each room whose
-/// members changed since its last record stages a new one (a crash restart resumes from it).
+/// The periodic presence checkpoint (durable or cluster mode): every `checkpoint_secs` (at most
+/// a second in a cluster), each room whose members changed since its last record stages a new
+/// one (a crash restart, or the node taking over a dead owner's room, resumes from it).
 async fn checkpoints(app: App) {
-    let mut tick = tokio::time::interval(app.settings.checkpoint);
+    let mut period = app.settings.checkpoint;
+    if app.settings.cluster.is_some() {
+        period = period.min(std::time::Duration::from_secs(1));
+    }
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {

@@ -33,7 +33,7 @@ pub fn require_admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// `GET /healthz`.
 pub async fn healthz(State(app): State<App>) -> Json<Value> {
-    Json(json!({
+    let mut v = json!({
         "status": if app.shutdown.is_cancelled() { "stopping" } else { "ok" },
         "rooms": app.registry.len(),
         "sockets": app.stats.sockets(),
@@ -41,7 +41,16 @@ pub async fn healthz(State(app): State<App>) -> Json<Value> {
             "durable": app.registry.store().durable(),
             "ok": !app.registry.store().health().failing.load(std::sync::atomic::Ordering::Relaxed),
         },
-    }))
+    });
+    if let Some(c) = app.registry.cluster() {
+        v["cluster"] = json!({
+            "node": c.node_id(),
+            "redis": c.redis_up(),
+            "nodes": c.nodes(),
+            "ownedRooms": c.owned_rooms(),
+        });
+    }
+    Json(v)
 }
 
 /// The snapshot in the shape of a `panel` message.

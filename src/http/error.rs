@@ -43,6 +43,7 @@ impl ApiError {
                 }
                 RoomError::NotMember | RoomError::NotMembers(_) => StatusCode::NOT_FOUND,
                 RoomError::SelfKick => StatusCode::BAD_REQUEST,
+                RoomError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
         }
     }

@@ -467,7 +467,13 @@ fn owned_view(v: MemberView<'_>) -> MemberView<'static> {
     }
 }
 
-fn refuse(cmd: Command) {
+/// Answers a command the room will never apply: `Closed` (or drops it when nobody waits).
+pub(crate) fn refuse(cmd: Command) {
+    refuse_with(cmd, RoomError::Closed)
+}
+
+/// Answers a command the room will never apply with `e` (or drops it when nobody waits).
+pub(crate) fn refuse_with(cmd: Command, e: RoomError) {
     // Every reply below may find its caller gone; there is nothing to undo either way.
     match cmd {
         Command::Join { reply, .. }
@@ -477,20 +483,20 @@ fn refuse(cmd: Command) {
         | Command::State { reply, .. }
         | Command::Sync { reply, .. }
         | Command::Close { reply, .. } => {
-            let _ = reply.send(Err(RoomError::Closed));
+            let _ = reply.send(Err(e.clone()));
         }
         Command::AddMembers { reply, .. } => {
-            let _ = reply.send(Err(RoomError::Closed));
+            let _ = reply.send(Err(e.clone()));
         }
         Command::Remove { reply, .. } => {
-            let _ = reply.send(Err(RoomError::Closed));
+            let _ = reply.send(Err(e.clone()));
         }
         Command::Snapshot { reply } => {
-            let _ = reply.send(Err(RoomError::Closed));
+            let _ = reply.send(Err(e.clone()));
         }
         Command::Checkpoint { reply, .. } => {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(RoomError::Closed));
+                let _ = reply.send(Err(e.clone()));
             }
         }
         // Dropping the change drops its reply channel: the caller sees `Closed`.

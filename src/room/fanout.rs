@@ -70,6 +70,20 @@ impl Subscribers {
         })
     }
 
+    /// The nodes holding these sockets (cluster records): a proxy's node, else `me`.
+    pub(super) fn nodes_of(&self, conns: &[ConnId], me: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in conns {
+            if let Some(sub) = self.map.get(c) {
+                let n = sub.conn.node().unwrap_or(me);
+                if !out.iter().any(|o| o == n) {
+                    out.push(n.to_owned());
+                }
+            }
+        }
+        out
+    }
+
     pub(super) fn conns(&self) -> Vec<ConnId> {
         self.map.keys().copied().collect()
     }

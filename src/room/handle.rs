@@ -24,7 +24,7 @@ use crate::protocol::{LeaveReason, MemberKind};
 pub type Reply<T> = oneshot::Sender<Result<T, RoomError>>;
 
 /// A member added through a REST API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewMember {
     /// The façade's participant or player id.
     pub id: MemberId,
@@ -178,12 +178,23 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
-    pub(super) fn new(id: RoomId, incarnation: u64, tx: mpsc::Sender<Command>) -> Self {
+    pub(crate) fn new(id: RoomId, incarnation: u64, tx: mpsc::Sender<Command>) -> Self {
         Self {
             id,
             incarnation,
             tx,
         }
+    }
+
+    /// Passes a command on as it is (a cluster front handing commands to its local actor);
+    /// gives it back if the room has exited.
+    pub(crate) async fn send(&self, cmd: Command) -> Result<(), Command> {
+        self.tx.send(cmd).await.map_err(|e| e.0)
+    }
+
+    /// Resolves once the room's actor has exited (its mailbox is closed).
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await
     }
 
     /// The room's id.

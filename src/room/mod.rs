@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub(crate) use actor::{refuse, refuse_with};
 pub use handle::{Answer, Command, NewMember, RoomHandle};
 pub use ops::Ops;
 pub use registry::Registry;
@@ -70,7 +71,8 @@ impl RoomSpec {
 }
 
 /// Everything a room can refuse. One enum for the room layer; each surface maps it once.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "error", content = "ids", rename_all = "snake_case")]
 pub enum RoomError {
     /// The actor has exited (or is exiting); callers re-resolve the room and retry once.
     #[error("the room is closed")]
@@ -96,6 +98,10 @@ pub enum RoomError {
     /// A host cannot kick itself.
     #[error("a member cannot kick itself")]
     SelfKick,
+    /// The room's owner node cannot be reached (cluster: Redis is down or the owner is gone and
+    /// not yet replaced); nothing changed, retry later.
+    #[error("the room is unavailable; retry later")]
+    Unavailable,
 }
 
 impl RoomError {
@@ -109,12 +115,13 @@ impl RoomError {
             Self::Banned => ErrorCode::Banned,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::SelfKick => ErrorCode::BadRequest,
+            Self::Unavailable => ErrorCode::Unavailable,
         }
     }
 }
 
 /// A point-in-time copy of a room, for REST and façades.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     /// Room id.
@@ -153,7 +160,7 @@ impl Snapshot {
 }
 
 /// What [`Command::Remove`] did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Removed {
     /// The ids actually removed (in request order, duplicates dropped).
     pub removed: Vec<MemberId>,
@@ -162,7 +169,7 @@ pub struct Removed {
 }
 
 /// What [`Command::AddMembers`] did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Added {
     /// Ids that were not members before.
     pub added: Vec<MemberId>,

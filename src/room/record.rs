@@ -32,6 +32,7 @@ impl Room {
     pub(super) fn record(&self) -> RoomRecord {
         let now = Instant::now();
         let wall = now_ms();
+        let me = self.registry.node_id();
         RoomRecord {
             id: self.id.to_string(),
             kind: self.spec.kind,
@@ -54,6 +55,10 @@ impl Room {
                     bound: match m.binding {
                         Binding::Socket => Bound::Socket,
                         Binding::Api => Bound::Api,
+                    },
+                    nodes: match me {
+                        Some(me) => self.subs.nodes_of(&m.conns, me),
+                        None => Vec::new(),
                     },
                 })
                 .collect(),
@@ -79,13 +84,20 @@ impl Room {
         if self.exit && !self.keep_record {
             self.unrecord();
         } else {
-            self.registry.store().put_room(&self.record());
+            let rec = self.record();
+            if let Some(c) = self.registry.cluster() {
+                c.put_record(&rec);
+            }
+            self.registry.store().put_room(&rec);
         }
     }
 
     /// Stages the record's deletion (the room is closed or idle: nothing to resume).
     pub(super) fn unrecord(&mut self) {
         self.registry.store().delete(Kind::Room, self.id.as_str());
+        if let Some(c) = self.registry.cluster() {
+            c.delete_record(&self.id);
+        }
     }
 
     /// Resumes from a stored record: members, host, bans, version and expiry as they were; a
@@ -98,7 +110,19 @@ impl Room {
         // Checked at start like any grace; a zero grace would drop them at once: wait at
         // least a second so a reconnect racing the start still finds its member.
         let grace = self.registry.settings().grace.max(Duration::from_secs(1));
+        let cluster = self.registry.cluster().cloned();
         for m in rec.members {
+            // Cluster: a member whose every socket was on a dead node is not coming back; it
+            // leaves with `timeout` after a short settle (the other nodes' sockets re-attach
+            // first, so they see its `left`).
+            let orphan = cluster
+                .as_ref()
+                .is_some_and(|c| !m.nodes.is_empty() && m.nodes.iter().all(|n| !c.is_alive(n)));
+            let grace = if orphan {
+                crate::cluster::SETTLE
+            } else {
+                grace
+            };
             let id = MemberId::from(m.id.as_str());
             let binding = match m.bound {
                 Bound::Socket => Binding::Socket,

@@ -35,6 +35,8 @@ struct Inner {
     incarnations: AtomicU64,
     /// A graceful stop is handing the rooms to the next process (durable mode).
     handing_over: std::sync::atomic::AtomicBool,
+    /// Cluster mode: rooms are reached through fronts that route to their owner node.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -68,6 +70,7 @@ impl Registry {
             store,
             incarnations: AtomicU64::new(1),
             handing_over: std::sync::atomic::AtomicBool::new(false),
+            cluster: std::sync::OnceLock::new(),
         }))
     }
 
@@ -84,6 +87,57 @@ impl Registry {
         self.0.handing_over.load(Ordering::Acquire)
     }
 
+    /// Turns cluster mode on (once, at start, before serving).
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        // Set once at start; a second call would be a bug with no effect.
+        let _ = self.0.cluster.set(cluster);
+    }
+
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.0.cluster.get()
+    }
+
+    /// This node's id in the cluster.
+    pub(crate) fn node_id(&self) -> Option<&str> {
+        self.cluster().map(|c| c.node_id())
+    }
+
+    /// Spawns a room actor that is not entered in the map (a cluster front owns the entry and
+    /// passes commands on to it); `rec` resumes a stored room.
+    pub(crate) fn spawn_actor(
+        &self,
+        id: RoomId,
+        spec: RoomSpec,
+        rec: Option<RoomRecord>,
+    ) -> RoomHandle {
+        let n = self.next_incarnation();
+        Room::spawn(id, spec, self.clone(), n, rec)
+    }
+
+    pub(crate) fn next_incarnation(&self) -> u64 {
+        self.0.incarnations.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The live room `id`, or (cluster mode) a front that finds it on its owner node; `None`
+    /// if it is not local and this node is alone. Never creates a room.
+    pub fn find(&self, id: &str) -> Option<RoomHandle> {
+        if let Some(h) = self.get(id) {
+            return Some(h);
+        }
+        let cluster = self.cluster()?;
+        let id = RoomId::from(id);
+        Some(match self.0.rooms.entry(id.clone()) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                let n = self.next_incarnation();
+                let h = cluster.spawn_front(self, id, None, n);
+                e.insert(h.clone());
+                h
+            }
+        })
+    }
+
     /// The record store.
     pub fn store(&self) -> &Store {
         &self.0.store
@@ -94,13 +148,7 @@ impl Registry {
         let mut out = Vec::with_capacity(records.len());
         for rec in records {
             let id = RoomId::from(rec.id.as_str());
-            let spec = RoomSpec {
-                kind: rec.kind,
-                max_members: rec.max_members,
-                linger: rec.linger_ms.map(std::time::Duration::from_millis),
-                attrs: rec.attrs.clone(),
-                private: rec.private.clone(),
-            };
+            let spec = spec_of(&rec);
             if let Entry::Vacant(e) = self.0.rooms.entry(id.clone()) {
                 let n = self.0.incarnations.fetch_add(1, Ordering::Relaxed);
                 let h = Room::spawn(id, spec, self.clone(), n, Some(rec));
@@ -157,12 +205,15 @@ impl Registry {
     }
 
     fn spawn(&self, id: RoomId, spec: RoomSpec) -> RoomHandle {
-        let n = self.0.incarnations.fetch_add(1, Ordering::Relaxed);
-        Room::spawn(id, spec, self.clone(), n, None)
+        let n = self.next_incarnation();
+        match self.cluster() {
+            Some(c) => c.spawn_front(self, id, Some(spec), n),
+            None => Room::spawn(id, spec, self.clone(), n, None),
+        }
     }
 
     /// Called by an exiting room: removes the entry if it is still that incarnation's.
-    pub(super) fn forget(&self, id: &RoomId, incarnation: u64) {
+    pub(crate) fn forget(&self, id: &RoomId, incarnation: u64) {
         self.0
             .rooms
             .remove_if(id, |_, h| h.incarnation() == incarnation);
@@ -212,5 +263,16 @@ impl Registry {
     /// No live rooms.
     pub fn is_empty(&self) -> bool {
         self.0.rooms.is_empty()
+    }
+}
+
+/// The spec a stored room resumes with.
+pub(crate) fn spec_of(rec: &RoomRecord) -> RoomSpec {
+    RoomSpec {
+        kind: rec.kind,
+        max_members: rec.max_members,
+        linger: rec.linger_ms.map(std::time::Duration::from_millis),
+        attrs: rec.attrs.clone(),
+        private: rec.private.clone(),
     }
 }

@@ -395,6 +395,7 @@ async fn a_resumed_room_waits_for_its_sockets_then_times_them_out() {
         state: json!({"hp": 3}),
         joined_at: 1,
         bound: Bound::Socket,
+        nodes: Vec::new(),
     };
     let rec = crate::store::RoomRecord {
         id: "resumed".into(),

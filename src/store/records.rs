@@ -69,6 +69,10 @@ pub struct MemberRecord {
     pub joined_at: i64,
     /// What keeps it.
     pub bound: Bound,
+    /// Cluster: the nodes holding its sockets (a new owner drops at once the members whose
+    /// nodes are all dead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// A room as stored: everything its actor needs to resume where it stopped.

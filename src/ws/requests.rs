@@ -280,7 +280,7 @@ async fn subscribe_to(
                 format!("room {room:?} does not exist"),
             )
         };
-        let h = app.registry.get(room).ok_or_else(not_found)?;
+        let h = app.registry.find(room).ok_or_else(not_found)?;
         let r = if join {
             h.join(conn.clone(), state).await
         } else {

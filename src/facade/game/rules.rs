@@ -100,7 +100,8 @@ fn failure(e: RoomError) -> String {
         e @ (RoomError::NotHost
         | RoomError::NotMember
         | RoomError::Forbidden
-        | RoomError::SelfKick) => e.to_string(),
+        | RoomError::SelfKick
+        | RoomError::Unavailable) => e.to_string(),
     }
 }
 

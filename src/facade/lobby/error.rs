@@ -95,6 +95,7 @@ impl From<RoomError> for LobbyError {
             }
             RoomError::Forbidden => Self::Forbidden("Not authorized for this operation".into()),
             RoomError::SelfKick => Self::BadRequest("Host cannot kick themselves".into()),
+            RoomError::Unavailable => Self::Internal(e.to_string()),
         }
     }
 }

@@ -113,7 +113,8 @@ impl From<RoomError> for VideoError {
             | RoomError::NotMember
             | RoomError::NotMembers(_)
             | RoomError::Forbidden
-            | RoomError::SelfKick => Self::Internal(e),
+            | RoomError::SelfKick
+            | RoomError::Unavailable => Self::Internal(e),
         }
     }
 }

@@ -1,0 +1,375 @@
+//! Redis, as the cluster uses it: the keys, the inbox channel of this node, one publisher per
+//! destination node, the heartbeat and the sweep that finds dead nodes, and the record
+//! write-through.
+//!
+//! Keys (each room's keys share the hash tag `{r:<room>}`, each node's `{n:<node>}`, so the same
+//! commands run on Redis Cluster):
+//! - `rc:{r:<room>}:lease`: the owner's node id (taken with `SET NX`, or by compare-and-set from
+//!   a dead holder);
+//! - `rc:{r:<room>}:rec`: the room's record as JSON (what a new owner resumes from);
+//! - `rc:{n:<node>}:alive`: the node's heartbeat, `PX node_ttl`;
+//! - `rc:{n:<node>}:in`: the node's inbox (pub/sub channel);
+//! - `rc:nodes`: the set of node ids the sweep checks.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::AsyncCommands;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::wire::{Envelope, Msg};
+use super::{Cluster, Ctl};
+use crate::ids::RoomId;
+
+/// The room's lease key.
+pub(super) fn lease_key(room: &str) -> String {
+    format!("rc:{{r:{room}}}:lease")
+}
+/// The room's record key.
+pub(super) fn rec_key(room: &str) -> String {
+    format!("rc:{{r:{room}}}:rec")
+}
+fn alive_key(node: &str) -> String {
+    format!("rc:{{n:{node}}}:alive")
+}
+fn inbox(node: &str) -> String {
+    format!("rc:{{n:{node}}}:in")
+}
+const NODES: &str = "rc:nodes";
+/// How long a stored room record outlives its last write (a room nobody touches for a day is
+/// gone; a live owner rewrites it on every change and checkpoint).
+const REC_TTL_MS: u64 = 24 * 3600 * 1000;
+
+/// Sets the lease to `me` if it is absent or still held by `expected` (a dead node).
+const CAS_LEASE: &str = r"
+local h = redis.call('GET', KEYS[1])
+if (h == false and ARGV[2] == '') or h == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0";
+
+/// Deletes the lease if `me` still holds it.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+/// Starts the node's tasks: inbox, heartbeat and sweep, record writer, call expiry.
+pub(super) async fn start(
+    c: &Arc<Cluster>,
+    records: mpsc::Receiver<(RoomId, Option<String>)>,
+) -> Result<(), redis::RedisError> {
+    // Subscribe before announcing the node: no call can reach us before we listen.
+    let pubsub = subscribe(c).await?;
+    heartbeat_once(c).await?;
+    tokio::spawn(read_inbox(c.clone(), Some(pubsub)));
+    tokio::spawn(heartbeat(c.clone()));
+    tokio::spawn(write_records(c.clone(), records));
+    let cl = c.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            cl.expire_calls();
+            super::owner::collect_idle_proxies(&cl);
+        }
+    });
+    Ok(())
+}
+
+async fn subscribe(c: &Cluster) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let mut pubsub = c.client.get_async_pubsub().await?;
+    pubsub.subscribe(inbox(&c.me)).await?;
+    Ok(pubsub)
+}
+
+/// Reads the inbox forever, resubscribing (with backoff) when the connection drops.
+async fn read_inbox(c: Arc<Cluster>, mut first: Option<redis::aio::PubSub>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let pubsub = match first.take() {
+            Some(p) => p,
+            None => match subscribe(&c).await {
+                Ok(p) => {
+                    backoff = Duration::from_millis(100);
+                    p
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "inbox: resubscribing");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            },
+        };
+        let mut stream = pubsub.into_on_message();
+        while let Some(msg) = stream.next().await {
+            let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
+            match serde_json::from_slice::<Envelope>(&payload) {
+                Ok(env) => dispatch(&c, env).await,
+                Err(e) => tracing::warn!(error = %e, "inbox: unreadable message dropped"),
+            }
+        }
+        tracing::warn!("inbox: connection to redis lost; resubscribing");
+    }
+}
+
+/// Applies one envelope's messages in order.
+async fn dispatch(c: &Arc<Cluster>, env: Envelope) {
+    let from: Arc<str> = env.from.into();
+    for msg in env.msgs {
+        match msg {
+            Msg::Call { req, room, call } => {
+                super::owner::handle_call(c, &from, req, room, call).await;
+            }
+            Msg::Answer { req, result } => {
+                if matches!(result, Err(crate::room::RoomError::Closed)) {
+                    // The node we asked does not own the room (any more): re-resolve.
+                    super::front::reresolve_all_for(c, &from);
+                }
+                c.answer(req, result);
+            }
+            Msg::Frames { conn, frames } => {
+                let Some(conn) = c.locals.get(&conn).and_then(|w| w.upgrade()) else {
+                    continue;
+                };
+                for f in frames {
+                    if conn.push(crate::frame::Frame::new(f)) == crate::frame::Push::Full {
+                        // The socket is behind on what its rooms' owners sent: like a local
+                        // slow consumer, it is closed and reconnects to a fresh panel.
+                        let _ = conn.close(crate::protocol::close::SLOW_CONSUMER);
+                        break;
+                    }
+                }
+            }
+            Msg::Detached { conn, room } => {
+                if let Some(sock) = c.locals.get(&conn).and_then(|w| w.upgrade()) {
+                    sock.detached(&room);
+                }
+                if let Some(f) = c.fronts.get(&room) {
+                    let _ = f.1.try_send(Ctl::Detached(conn)); // best effort
+                }
+            }
+            Msg::Close { conn, code } => {
+                if let Some(sock) = c.locals.get(&conn).and_then(|w| w.upgrade()) {
+                    let _ = sock.close(code);
+                }
+            }
+        }
+    }
+}
+
+/// The queue of messages for `node`, with its publisher task started on first use.
+pub(super) fn queue(c: &Arc<Cluster>, node: &Arc<str>) -> mpsc::Sender<Msg> {
+    if let Some(tx) = c.out.get(node) {
+        return tx.clone();
+    }
+    c.out
+        .entry(node.clone())
+        .or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(8192);
+            tokio::spawn(publish(c.clone(), node.clone(), rx));
+            tx
+        })
+        .clone()
+}
+
+/// Publishes `node`'s queue in batches, in order. A failed publish drops its batch (the calls
+/// in it time out `unavailable`; sockets are resynced when Redis is back).
+async fn publish(c: Arc<Cluster>, node: Arc<str>, mut rx: mpsc::Receiver<Msg>) {
+    let channel = inbox(&node);
+    let mut con = c.redis.clone();
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let env = Envelope {
+            from: c.me.to_string(),
+            msgs: std::mem::take(&mut batch),
+        };
+        let Ok(payload) = serde_json::to_vec(&env) else {
+            continue;
+        };
+        let r: Result<i64, _> = con.publish(&channel, payload).await;
+        if let Err(e) = r {
+            tracing::debug!(%node, error = %e, "publish failed: batch dropped");
+        }
+    }
+}
+
+/// Writes room records through, coalesced: the latest value of each room per round.
+async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<(RoomId, Option<String>)>) {
+    let mut con = c.redis.clone();
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let mut latest: HashMap<RoomId, Option<String>> = HashMap::new();
+        for (room, rec) in batch.drain(..) {
+            latest.insert(room, rec);
+        }
+        if c.fenced() {
+            continue; // another node owns our rooms now: never overwrite its records
+        }
+        let mut pipe = redis::pipe();
+        for (room, rec) in &latest {
+            match rec {
+                Some(json) => pipe
+                    .cmd("SET")
+                    .arg(rec_key(room.as_str()))
+                    .arg(json)
+                    .arg("PX")
+                    .arg(REC_TTL_MS)
+                    .ignore(),
+                None => pipe.cmd("DEL").arg(rec_key(room.as_str())).ignore(),
+            };
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut con).await {
+            tracing::warn!(error = %e, rooms = latest.len(), "record write-through failed");
+        }
+    }
+}
+
+/// The room's lease holder, if any.
+pub(super) async fn holder(c: &Cluster, room: &str) -> Result<Option<String>, redis::RedisError> {
+    c.redis.clone().get(lease_key(room)).await
+}
+
+/// Takes the lease if it is free (`expected: None`) or still `expected`'s. True if taken.
+pub(super) async fn take_lease(
+    c: &Cluster,
+    room: &str,
+    expected: Option<&str>,
+) -> Result<bool, redis::RedisError> {
+    let taken: i64 = redis::Script::new(CAS_LEASE)
+        .key(lease_key(room))
+        .arg(&*c.me)
+        .arg(expected.unwrap_or(""))
+        .invoke_async(&mut c.redis.clone())
+        .await?;
+    Ok(taken == 1)
+}
+
+/// Gives the lease back (the room's actor exited here).
+pub(super) async fn release_lease(c: &Cluster, room: &str) {
+    let r: Result<i64, _> = redis::Script::new(RELEASE_LEASE)
+        .key(lease_key(room))
+        .arg(&*c.me)
+        .invoke_async(&mut c.redis.clone())
+        .await;
+    if let Err(e) = r {
+        tracing::debug!(room, error = %e, "lease release failed (it stays until taken over)");
+    }
+}
+
+/// The room's stored record.
+pub(super) async fn record(
+    c: &Cluster,
+    room: &str,
+) -> Result<Option<crate::store::RoomRecord>, redis::RedisError> {
+    let json: Option<String> = c.redis.clone().get(rec_key(room)).await?;
+    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+/// Whether `node`'s heartbeat key exists.
+pub(super) async fn node_alive(c: &Cluster, node: &str) -> Result<bool, redis::RedisError> {
+    c.redis.clone().exists(alive_key(node)).await
+}
+
+/// One heartbeat: refresh our key and our entry in the node set.
+async fn heartbeat_once(c: &Cluster) -> Result<(), redis::RedisError> {
+    let ttl = c.settings.node_ttl.as_millis() as u64;
+    let addr = c.addr.get().cloned().unwrap_or_default();
+    redis::pipe()
+        .cmd("SET")
+        .arg(alive_key(&c.me))
+        .arg(addr)
+        .arg("PX")
+        .arg(ttl)
+        .ignore()
+        .cmd("SADD")
+        .arg(NODES)
+        .arg(&*c.me)
+        .ignore()
+        .query_async::<()>(&mut c.redis.clone())
+        .await
+}
+
+/// The sweep: which nodes of `rc:nodes` still have their heartbeat key.
+async fn sweep(c: &Cluster) -> Result<(Vec<String>, HashSet<String>), redis::RedisError> {
+    let mut con = c.redis.clone();
+    let nodes: Vec<String> = con.smembers(NODES).await?;
+    let mut pipe = redis::pipe();
+    for n in &nodes {
+        pipe.cmd("EXISTS").arg(alive_key(n));
+    }
+    let exists: Vec<bool> = pipe.query_async(&mut con).await?;
+    let alive = nodes
+        .iter()
+        .zip(exists)
+        .filter(|(_, e)| *e)
+        .map(|(n, _)| n.clone())
+        .collect();
+    Ok((nodes, alive))
+}
+
+/// Every `node_ttl / 4` (at most a second): heartbeat, then sweep. A node is declared dead by
+/// each survivor on its own (each handles only its own sockets and rooms with it, so no vote is
+/// needed); after a Redis outage nobody is declared dead for one TTL, so every node has time to
+/// heartbeat again first. A node that was cut off from Redis for longer than its TTL has been
+/// declared dead by the others: it leaves ([`Cluster::fence`]).
+async fn heartbeat(c: Arc<Cluster>) {
+    let ttl = c.settings.node_ttl;
+    let period = (ttl / 4).min(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ok = Instant::now();
+    let mut settle_until = Instant::now() + ttl;
+    let mut dead_since: HashMap<String, Instant> = HashMap::new();
+    loop {
+        tick.tick().await;
+        if let Err(e) = heartbeat_once(&c).await {
+            if c.up.swap(false, Ordering::AcqRel) {
+                tracing::error!(error = %e, "redis unreachable: room changes are refused until it is back");
+            }
+            continue;
+        }
+        if !c.up.load(Ordering::Acquire) {
+            if last_ok.elapsed() >= ttl {
+                c.fence().await;
+            }
+            tracing::info!("redis reachable again");
+            c.up.store(true, Ordering::Release);
+            settle_until = Instant::now() + ttl;
+            super::owner::reassert(&c).await;
+            c.tell_fronts(|| Ctl::Resync);
+        }
+        last_ok = Instant::now();
+        let Ok((nodes, alive)) = sweep(&c).await else {
+            continue;
+        };
+        *c.alive_set() = alive.clone();
+        if Instant::now() < settle_until {
+            continue;
+        }
+        for n in &nodes {
+            if alive.contains(n) {
+                dead_since.remove(n);
+                continue;
+            }
+            let first = !dead_since.contains_key(n);
+            let since = *dead_since.entry(n.clone()).or_insert_with(Instant::now);
+            if first && n.as_str() != &*c.me {
+                tracing::warn!(node = %n, "node dead: its members leave with timeout");
+                c.stats.dead_nodes.fetch_add(1, Ordering::Relaxed);
+                let node: Arc<str> = n.as_str().into();
+                super::owner::drop_node(&c, &node).await;
+                c.tell_fronts(|| Ctl::NodeDead(node.clone()));
+            }
+            if since.elapsed() >= ttl * 6 {
+                // Every survivor has long handled it: forget the node.
+                let _: Result<i64, _> = c.redis.clone().srem(NODES, n).await;
+            }
+        }
+    }
+}

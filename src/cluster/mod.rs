@@ -1,0 +1,372 @@
+//! Several nodes on one Redis (issue #12; the design is `protocol/cluster.md`).
+//!
+//! One node at a time **owns** a room: it holds the room's lease in Redis and runs the room's
+//! actor, so every rule stays in the actor and every event gets its version in one place. Every
+//! other node reaches the room through a **front** ([`front`]): a stand-in actor in its
+//! registry that forwards the room commands of its sockets and REST calls to the owner
+//! ([`wire::Msg::Call`]) and hands the answers back. The owner represents each remote socket by
+//! a proxy connection ([`owner`]) whose frames travel, in order, back to the socket's node.
+//! Nodes talk through one Redis pub/sub channel per node (the node's inbox, [`link`]).
+//!
+//! Liveness is Redis key expiry, nothing of our own: each node refreshes its heartbeat key
+//! (`node_ttl`); a node whose key expired is dead. Owners then drop the dead node's sockets
+//! (their members leave with `timeout`), and fronts whose owner died take the room over from
+//! its record, which the owner writes through to Redis ([`Cluster::put_record`]).
+//!
+//! - [`config`]: `[cluster]`, the flags, [`ClusterSettings`].
+//! - [`wire`]: the messages between nodes.
+//! - [`link`]: Redis connections, the inbox, the per-node publishers, heartbeat and sweep.
+//! - [`front`]: a room as seen from a node that may not own it.
+//! - [`owner`]: the owner's side of remote sockets and remote calls.
+
+pub mod config;
+mod front;
+mod link;
+mod owner;
+pub mod wire;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub use config::{ClusterConfig, ClusterSettings};
+
+use crate::conn::Conn;
+use crate::ids::RoomId;
+use crate::room::{Added, Registry, Removed, RoomError, RoomHandle, RoomSpec, Snapshot};
+use crate::store::RoomRecord;
+use wire::Msg;
+
+/// How long a new owner waits before members whose nodes died leave (the other nodes'
+/// sockets re-attach first, so they see the `left`).
+pub const SETTLE: Duration = Duration::from_millis(1500);
+/// How long a forwarded call may wait for the owner's answer before it fails `unavailable`.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Redis refused or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// A forwarded call waiting for its answer.
+enum Pending {
+    /// Join/Watch (attach the socket to the front on success), Leave (detach it), State, Sync.
+    Unit {
+        reply: crate::room::handle::Reply<()>,
+        after: After,
+    },
+    Added(crate::room::handle::Reply<Added>),
+    Removed(crate::room::handle::Reply<Removed>),
+    Snapshot(crate::room::handle::Reply<Snapshot>),
+}
+
+/// What a successful socket call changes on the caller's side.
+enum After {
+    Nothing,
+    /// The room now delivers to this socket (through the front).
+    Attach(Arc<Conn>, RoomHandle),
+    /// It no longer does.
+    Detach(Arc<Conn>, RoomId),
+}
+
+/// What a front is told by the rest of its node.
+#[derive(Debug)]
+enum Ctl {
+    /// This node died: if it owned the room, take it over or find its new owner.
+    NodeDead(Arc<str>),
+    /// The owner says the room stopped delivering to this socket.
+    Detached(u64),
+    /// This node answered a call with `Closed`: it does not own the room (any more).
+    NodeGone(Arc<str>),
+    /// Redis came back: ask a fresh panel for every remote socket (frames may be lost).
+    Resync,
+    /// This node was declared dead by the others: stop the room here.
+    Fenced,
+}
+
+/// One node's membership in the cluster. Cheap to share: everything is behind `Arc`s.
+pub struct Cluster {
+    settings: ClusterSettings,
+    me: Arc<str>,
+    /// Where this node's HTTP and WebSocket clients are served (told to the other nodes).
+    addr: OnceLock<String>,
+    redis: redis::aio::ConnectionManager,
+    client: redis::Client,
+    registry: OnceLock<Registry>,
+    /// Redis answered the last heartbeat.
+    up: AtomicBool,
+    /// We were cut off longer than our TTL: the other nodes took our rooms; write nothing.
+    fenced: AtomicBool,
+    /// What the node does when fenced (close every socket: they reconnect elsewhere).
+    on_fenced: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    next_req: AtomicU64,
+    pending: DashMap<u64, (Instant, Pending)>,
+    /// Outgoing queues, one per destination node.
+    out: DashMap<Arc<str>, mpsc::Sender<Msg>>,
+    /// Our sockets attached to rooms owned elsewhere, by connection id.
+    locals: DashMap<u64, Weak<Conn>>,
+    /// Rooms whose actor runs here (we hold their lease).
+    owned: DashMap<RoomId, ()>,
+    /// Control channels of this node's fronts.
+    fronts: DashMap<RoomId, (u64, mpsc::Sender<Ctl>)>,
+    /// Proxies of remote sockets in rooms we own: (node, remote conn, room).
+    proxies: DashMap<owner::Key, Arc<owner::Proxy>>,
+    /// Nodes alive at the last sweep (this one included).
+    alive: Mutex<HashSet<String>>,
+    /// Record write-through queue: `None` deletes.
+    records: mpsc::Sender<(RoomId, Option<String>)>,
+    /// Counters for `/metrics`.
+    pub stats: ClusterStats,
+}
+
+/// Cluster counters.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Calls forwarded to other nodes.
+    pub calls_out: AtomicU64,
+    /// Calls answered for other nodes.
+    pub calls_in: AtomicU64,
+    /// Calls that got no answer in time.
+    pub call_timeouts: AtomicU64,
+    /// Rooms taken over from a dead owner.
+    pub takeovers: AtomicU64,
+    /// Nodes seen dying.
+    pub dead_nodes: AtomicU64,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.me).finish()
+    }
+}
+
+impl Cluster {
+    /// Connects to Redis (bounded: a node that cannot reach its Redis at start refuses to
+    /// start), registers this node and starts its tasks. `registry` routes through the cluster
+    /// from now on.
+    pub async fn start(
+        settings: ClusterSettings,
+        registry: &Registry,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let redis = tokio::time::timeout(
+            Duration::from_secs(10),
+            redis::aio::ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| {
+            redis::RedisError::from((redis::ErrorKind::Io, "connecting to redis timed out"))
+        })??;
+        let (records, records_rx) = mpsc::channel(4096);
+        let me: Arc<str> = settings.node_id.clone().into();
+        let cluster = Arc::new(Self {
+            settings,
+            me: me.clone(),
+            addr: OnceLock::new(),
+            redis,
+            client,
+            registry: OnceLock::new(),
+            up: AtomicBool::new(true),
+            fenced: AtomicBool::new(false),
+            on_fenced: OnceLock::new(),
+            next_req: AtomicU64::new(1),
+            pending: DashMap::new(),
+            out: DashMap::new(),
+            locals: DashMap::new(),
+            owned: DashMap::new(),
+            fronts: DashMap::new(),
+            proxies: DashMap::new(),
+            alive: Mutex::new(HashSet::from([me.to_string()])),
+            records,
+            stats: ClusterStats::default(),
+        });
+        let _ = cluster.registry.set(registry.clone()); // set once, here
+        link::start(&cluster, records_rx).await?;
+        registry.set_cluster(cluster.clone());
+        tracing::info!(node = %me, "joined the cluster");
+        Ok(cluster)
+    }
+
+    /// Tells the other nodes where this one serves (shown in `rc:nodes`; informational).
+    pub fn set_addr(&self, addr: String) {
+        let _ = self.addr.set(addr); // first call wins
+    }
+
+    /// What to do when this node finds it was declared dead (close its sockets).
+    pub fn on_fenced(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_fenced.set(Box::new(f)); // first call wins
+    }
+
+    fn fenced(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
+    }
+
+    /// We were cut off from Redis for longer than our TTL, so the other nodes declared us dead,
+    /// removed our members and took our rooms. Stop every room here without writing its record,
+    /// close every socket (they reconnect, to any node, and join again), then start afresh.
+    async fn fence(self: &Arc<Self>) {
+        tracing::error!("cut off from redis longer than node_ttl: leaving our rooms to the other nodes and closing our sockets (1012)");
+        self.fenced.store(true, Ordering::Release);
+        self.tell_fronts(|| Ctl::Fenced);
+        if let Some(f) = self.on_fenced.get() {
+            f();
+        }
+        // Let the fronts stop their actors before records may be written again.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.fenced.store(false, Ordering::Release);
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.me
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.settings
+    }
+
+    /// Whether Redis answered the last heartbeat.
+    pub fn redis_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// Nodes alive at the last sweep.
+    pub fn nodes(&self) -> usize {
+        self.alive_set().len()
+    }
+
+    /// Rooms whose actor runs on this node.
+    pub fn owned_rooms(&self) -> usize {
+        self.owned.len()
+    }
+
+    /// Whether `node` was alive at the last sweep.
+    pub fn is_alive(&self, node: &str) -> bool {
+        self.alive_set().contains(node)
+    }
+
+    fn alive_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A poisoned lock only means a panic mid-insert; the set is still usable.
+        self.alive.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn registry(&self) -> &Registry {
+        // Set in `start` before any task or front can run.
+        self.registry
+            .get()
+            .expect("the cluster's registry is set at start")
+    }
+
+    /// A front for room `id` (see [`front`]); `spec: None` never creates the room.
+    pub(crate) fn spawn_front(
+        self: &Arc<Self>,
+        registry: &Registry,
+        id: RoomId,
+        spec: Option<RoomSpec>,
+        incarnation: u64,
+    ) -> RoomHandle {
+        front::spawn(self.clone(), registry.clone(), id, spec, incarnation)
+    }
+
+    /// Writes a room's record through to Redis (latest wins; never waits).
+    pub(crate) fn put_record(&self, rec: &RoomRecord) {
+        if let Ok(json) = serde_json::to_string(rec) {
+            if self
+                .records
+                .try_send((RoomId::from(rec.id.as_str()), Some(json)))
+                .is_err()
+            {
+                tracing::warn!(room = %rec.id, "record write-through queue full: dropped");
+            }
+        }
+    }
+
+    /// Deletes a room's record in Redis (the room closed).
+    pub(crate) fn delete_record(&self, id: &RoomId) {
+        let _ = self.records.try_send((id.clone(), None)); // a full queue: the key expires
+    }
+
+    /// Queues `msg` for `node` (waits for queue space).
+    async fn send(self: &Arc<Self>, node: &Arc<str>, msg: Msg) {
+        let tx = link::queue(self, node);
+        if tx.send(msg).await.is_err() {
+            tracing::debug!(%node, "publisher gone: message dropped");
+        }
+    }
+
+    /// A new request id, registered with what to do with its answer.
+    fn register(&self, pending: Pending) -> u64 {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        self.pending.insert(req, (Instant::now(), pending));
+        req
+    }
+
+    /// Completes a pending call with the owner's answer.
+    fn answer(&self, req: u64, result: Result<serde_json::Value, RoomError>) {
+        let Some((_, (_, pending))) = self.pending.remove(&req) else {
+            return; // timed out already
+        };
+        fn typed<T: serde::de::DeserializeOwned>(
+            r: Result<serde_json::Value, RoomError>,
+        ) -> Result<T, RoomError> {
+            r.and_then(|v| serde_json::from_value(v).map_err(|_| RoomError::Unavailable))
+        }
+        match pending {
+            Pending::Unit { reply, after } => {
+                let r = result.map(|_| ());
+                if r.is_ok() {
+                    match after {
+                        After::Nothing => {}
+                        After::Attach(conn, front) => conn.attached(front.id(), &front),
+                        After::Detach(conn, room) => conn.detached(&room),
+                    }
+                }
+                let _ = reply.send(r); // the caller may have gone
+            }
+            Pending::Added(reply) => {
+                let _ = reply.send(typed(result));
+            }
+            Pending::Removed(reply) => {
+                let _ = reply.send(typed(result));
+            }
+            Pending::Snapshot(reply) => {
+                let _ = reply.send(typed(result));
+            }
+        }
+    }
+
+    /// Fails the calls that waited longer than [`CALL_TIMEOUT`] with `unavailable`.
+    fn expire_calls(&self) {
+        let now = Instant::now();
+        let late: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|e| now.duration_since(e.value().0) >= CALL_TIMEOUT)
+            .map(|e| *e.key())
+            .collect();
+        for req in late {
+            self.stats.call_timeouts.fetch_add(1, Ordering::Relaxed);
+            self.answer(req, Err(RoomError::Unavailable));
+        }
+    }
+
+    /// Tells every front of this node.
+    fn tell_fronts(&self, make: impl Fn() -> Ctl) {
+        for e in self.fronts.iter() {
+            let _ = e.value().1.try_send(make()); // a full channel: that front is busy resolving
+        }
+    }
+}
