@@ -36,7 +36,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// before `deadline`, and stops the store's writer. Returns the number of webhook deliveries
 /// given up (always 0 when durable: they stay queued).
 pub async fn drain(app: &App, deadline: Instant) -> usize {
-    if app.registry.store().durable() {
+    let cluster = app.registry.cluster().cloned();
+    if app.registry.store().durable() || cluster.is_some() {
         let kept = tokio::time::timeout_at(deadline, hand_over(app))
             .await
             .unwrap_or_else(|_| {
@@ -44,6 +45,12 @@ pub async fn drain(app: &App, deadline: Instant) -> usize {
                 0
             });
         tracing::info!(rooms = kept, "presence checkpointed for the next start");
+    }
+    if let Some(c) = cluster {
+        // The records are in Redis: leave, so the other nodes take the rooms over now.
+        if tokio::time::timeout_at(deadline, c.leave()).await.is_err() {
+            tracing::warn!("shutdown bound reached while leaving the cluster");
+        }
     }
     let lost = drain_webhooks(app, deadline).await;
     // Whatever is still staged (acknowledgements of the last deliveries) goes to disk.
@@ -78,7 +85,7 @@ async fn hand_over(app: &App) -> usize {
 }
 
 async fn drain_webhooks(app: &App, deadline: Instant) -> usize {
-    let closed = if app.registry.store().durable() {
+    let closed = if app.registry.store().durable() || app.registry.cluster().is_some() {
         0
     } else {
         tokio::time::timeout_at(deadline, close_rooms(app))

@@ -293,6 +293,9 @@ impl prometheus_client::collector::Collector for StatsCollector {
             "Store commits that failed (each is retried)",
             health.failures.load(std::sync::atomic::Ordering::Relaxed),
         )?;
+        if let Some(c) = self.rooms.cluster() {
+            crate::cluster::encode_metrics(c, &mut enc, gauge, counter)?;
+        }
         counter(
             &mut enc,
             "rollcall_deliveries",

@@ -43,6 +43,7 @@ pub(super) fn spawn(
         me: me.clone(),
         mode: Mode::Unresolved,
         conns: HashMap::new(),
+        exiting: false,
     };
     let span = tracing::debug_span!("front", room = %front.id);
     tokio::spawn(tracing::Instrument::instrument(front.run(rx, ctl_rx), span));
@@ -78,12 +79,14 @@ struct Front {
     me: RoomHandle,
     mode: Mode,
     conns: HashMap<u64, Tracked>,
+    /// A graceful stop asked this (remote) front to go.
+    exiting: bool,
 }
 
 impl Front {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut ctl: mpsc::Receiver<Ctl>) {
         let idle = self.registry.settings().room_idle;
-        loop {
+        while !self.exiting {
             let actor = match &self.mode {
                 Mode::Local(h) => Some(h.clone()),
                 _ => None,
@@ -120,6 +123,24 @@ impl Front {
     }
 
     async fn command(&mut self, cmd: Command) {
+        if let Command::Checkpoint { stop, reply } = cmd {
+            match &self.mode {
+                Mode::Local(h) => {
+                    let cmd = Command::Checkpoint { stop, reply };
+                    if let Err(cmd) = h.send(cmd).await {
+                        refuse(cmd);
+                    }
+                }
+                // The owner checkpoints the room; a graceful stop lets this stand-in go.
+                _ => {
+                    self.exiting |= stop;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+            return;
+        }
         if matches!(self.mode, Mode::Unresolved) {
             if let Err(e) = self.resolve().await {
                 refuse_with(cmd, e);
@@ -233,7 +254,7 @@ impl Front {
             Ctl::NodeDead(n) | Ctl::NodeGone(n) => {
                 if matches!(&self.mode, Mode::Remote(o) if *o == n) {
                     self.mode = Mode::Unresolved;
-                    self.recover().await;
+                    self.recover(&n).await;
                 }
             }
             Ctl::Detached(conn) => {
@@ -259,8 +280,9 @@ impl Front {
     }
 
     /// The owner died: find (or become) the new one, within a bound, and re-attach our sockets
-    /// there. Until then commands wait in the mailbox.
-    async fn recover(&mut self) {
+    /// there; the calls still waiting on the old owner go to the new one. Until then commands
+    /// wait in the mailbox.
+    async fn recover(&mut self, old: &Arc<str>) {
         let mut backoff = Duration::from_millis(100);
         for _ in 0..40 {
             match self.resolve().await {
@@ -272,11 +294,20 @@ impl Front {
                 }
             }
         }
+        let waiting = self.c.take_waiting(&self.id, old);
         if let Mode::Remote(node) = &self.mode {
             let node = node.clone();
+            let mut again = std::collections::HashSet::new();
+            for (_, w) in waiting {
+                if let Call::Join { conn, .. } | Call::Watch { conn, .. } = &w.call {
+                    again.insert(*conn);
+                }
+                self.call(&node, w.call, Some(w.pending)).await;
+            }
             let tracked: Vec<(Arc<Conn>, bool)> = self
                 .conns
                 .values()
+                .filter(|t| !again.contains(&t.conn.id().get()))
                 .map(|t| (t.conn.clone(), t.member))
                 .collect();
             for (conn, member) in tracked {
@@ -293,6 +324,16 @@ impl Front {
                 };
                 self.call(&node, call, None).await;
             }
+        } else {
+            // Taken over here: the sockets re-attached in `take`; other calls are refused (the
+            // caller retries them against the new actor).
+            for (_, w) in waiting {
+                let r = match w.call {
+                    Call::Join { .. } | Call::Watch { .. } => Ok(serde_json::Value::Null),
+                    _ => Err(RoomError::Unavailable),
+                };
+                super::complete(w.pending, r);
+            }
         }
     }
 
@@ -302,7 +343,7 @@ impl Front {
             reply: oneshot::channel().0,
             after: After::Nothing,
         });
-        let req = self.c.register(pending);
+        let req = self.c.register(node, &self.id, call.clone(), pending);
         self.c.stats.calls_out.fetch_add(1, Ordering::Relaxed);
         let msg = Msg::Call {
             req,
@@ -396,11 +437,8 @@ impl Front {
             Command::Close { reason, reply } => {
                 (Call::Close { reason }, unit(reply, After::Nothing))
             }
-            Command::Checkpoint { reply, .. } => {
-                // The owner checkpoints the room; nothing of it is kept here.
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(()));
-                }
+            cmd @ Command::Checkpoint { .. } => {
+                refuse(cmd); // answered in `command`, never forwarded
                 return;
             }
             // A façade's change runs where the room's actor is: REST calls for a room owned by

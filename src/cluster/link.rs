@@ -61,7 +61,7 @@ return 0";
 /// Starts the node's tasks: inbox, heartbeat and sweep, record writer, call expiry.
 pub(super) async fn start(
     c: &Arc<Cluster>,
-    records: mpsc::Receiver<(RoomId, Option<String>)>,
+    records: mpsc::Receiver<RecordOp>,
 ) -> Result<(), redis::RedisError> {
     // Subscribe before announcing the node: no call can reach us before we listen.
     let pubsub = subscribe(c).await?;
@@ -199,17 +199,39 @@ async fn publish(c: Arc<Cluster>, node: Arc<str>, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
+/// What the record writer is asked.
+pub(super) enum RecordOp {
+    /// Write a room's record (JSON).
+    Put(RoomId, String),
+    /// Delete it (the room closed).
+    Delete(RoomId),
+    /// Answer once everything queued before is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// Writes room records through, coalesced: the latest value of each room per round.
-async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<(RoomId, Option<String>)>) {
+async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
     let mut con = c.redis.clone();
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut latest: HashMap<RoomId, Option<String>> = HashMap::new();
-        for (room, rec) in batch.drain(..) {
-            latest.insert(room, rec);
+        let mut flushed = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                RecordOp::Put(room, json) => latest.insert(room, Some(json)),
+                RecordOp::Delete(room) => latest.insert(room, None),
+                RecordOp::Flush(done) => {
+                    flushed.push(done);
+                    None
+                }
+            };
         }
-        if c.fenced() {
-            continue; // another node owns our rooms now: never overwrite its records
+        if c.fenced() || latest.is_empty() {
+            // Fenced: another node owns our rooms now: never overwrite its records.
+            for done in flushed {
+                let _ = done.send(());
+            }
+            continue;
         }
         let mut pipe = redis::pipe();
         for (room, rec) in &latest {
@@ -227,6 +249,22 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<(RoomId, Option<S
         if let Err(e) = pipe.query_async::<()>(&mut con).await {
             tracing::warn!(error = %e, rooms = latest.len(), "record write-through failed");
         }
+        for done in flushed {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Leaves the node set at once (a graceful stop): the others' next sweep finds us gone.
+pub(super) async fn unregister(c: &Cluster) {
+    let r = redis::pipe()
+        .cmd("DEL")
+        .arg(alive_key(&c.me))
+        .ignore()
+        .query_async::<()>(&mut c.redis.clone())
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "could not leave the cluster: the others wait for our TTL");
     }
 }
 
@@ -328,6 +366,9 @@ async fn heartbeat(c: Arc<Cluster>) {
     let mut dead_since: HashMap<String, Instant> = HashMap::new();
     loop {
         tick.tick().await;
+        if c.gone.load(Ordering::Acquire) {
+            return;
+        }
         if let Err(e) = heartbeat_once(&c).await {
             if c.up.swap(false, Ordering::AcqRel) {
                 tracing::error!(error = %e, "redis unreachable: room changes are refused until it is back");

@@ -68,6 +68,16 @@ enum Pending {
     Snapshot(crate::room::handle::Reply<Snapshot>),
 }
 
+/// A call on its way: when it was sent, to whom, and what completes it.
+struct Waiting {
+    at: Instant,
+    /// The owner asked, the room, and the call (sent again if that owner dies first).
+    node: Arc<str>,
+    room: RoomId,
+    call: wire::Call,
+    pending: Pending,
+}
+
 /// What a successful socket call changes on the caller's side.
 enum After {
     Nothing,
@@ -105,10 +115,12 @@ pub struct Cluster {
     up: AtomicBool,
     /// We were cut off longer than our TTL: the other nodes took our rooms; write nothing.
     fenced: AtomicBool,
+    /// A graceful stop left the cluster: no more heartbeats.
+    gone: AtomicBool,
     /// What the node does when fenced (close every socket: they reconnect elsewhere).
     on_fenced: OnceLock<Box<dyn Fn() + Send + Sync>>,
     next_req: AtomicU64,
-    pending: DashMap<u64, (Instant, Pending)>,
+    pending: DashMap<u64, Waiting>,
     /// Outgoing queues, one per destination node.
     out: DashMap<Arc<str>, mpsc::Sender<Msg>>,
     /// Our sockets attached to rooms owned elsewhere, by connection id.
@@ -122,7 +134,7 @@ pub struct Cluster {
     /// Nodes alive at the last sweep (this one included).
     alive: Mutex<HashSet<String>>,
     /// Record write-through queue: `None` deletes.
-    records: mpsc::Sender<(RoomId, Option<String>)>,
+    records: mpsc::Sender<link::RecordOp>,
     /// Counters for `/metrics`.
     pub stats: ClusterStats,
 }
@@ -180,6 +192,7 @@ impl Cluster {
             registry: OnceLock::new(),
             up: AtomicBool::new(true),
             fenced: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
             on_fenced: OnceLock::new(),
             next_req: AtomicU64::new(1),
             pending: DashMap::new(),
@@ -226,6 +239,26 @@ impl Cluster {
         // Let the fronts stop their actors before records may be written again.
         tokio::time::sleep(Duration::from_millis(500)).await;
         self.fenced.store(false, Ordering::Release);
+    }
+
+    /// A graceful stop: once the rooms here have stopped and staged their records, write them,
+    /// let the queued messages out, and leave the cluster, so the other nodes take our rooms
+    /// over at their next sweep instead of after our TTL.
+    pub async fn leave(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.records.send(link::RecordOp::Flush(done)).await.is_ok() {
+            let _ = wait.await; // the writer answers once everything before it is written
+        }
+        for q in self.out.iter() {
+            while q.value().capacity() < q.value().max_capacity() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        // The last batch taken from a queue may still be in flight.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.gone.store(true, Ordering::Release);
+        link::unregister(self).await;
+        tracing::info!("left the cluster");
     }
 
     /// This node's id.
@@ -286,7 +319,7 @@ impl Cluster {
         if let Ok(json) = serde_json::to_string(rec) {
             if self
                 .records
-                .try_send((RoomId::from(rec.id.as_str()), Some(json)))
+                .try_send(link::RecordOp::Put(RoomId::from(rec.id.as_str()), json))
                 .is_err()
             {
                 tracing::warn!(room = %rec.id, "record write-through queue full: dropped");
@@ -296,7 +329,7 @@ impl Cluster {
 
     /// Deletes a room's record in Redis (the room closed).
     pub(crate) fn delete_record(&self, id: &RoomId) {
-        let _ = self.records.try_send((id.clone(), None)); // a full queue: the key expires
+        let _ = self.records.try_send(link::RecordOp::Delete(id.clone())); // full: the key expires
     }
 
     /// Queues `msg` for `node` (waits for queue space).
@@ -308,44 +341,39 @@ impl Cluster {
     }
 
     /// A new request id, registered with what to do with its answer.
-    fn register(&self, pending: Pending) -> u64 {
+    #[allow(clippy::too_many_arguments)]
+    fn register(&self, node: &Arc<str>, room: &RoomId, call: wire::Call, pending: Pending) -> u64 {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
-        self.pending.insert(req, (Instant::now(), pending));
+        let w = Waiting {
+            at: Instant::now(),
+            node: node.clone(),
+            room: room.clone(),
+            call,
+            pending,
+        };
+        self.pending.insert(req, w);
         req
+    }
+
+    /// The calls for `room` still waiting on `node` (an owner that died), taken out.
+    fn take_waiting(&self, room: &RoomId, node: &str) -> Vec<(u64, Waiting)> {
+        let reqs: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|e| e.value().room == *room && &*e.value().node == node)
+            .map(|e| *e.key())
+            .collect();
+        reqs.into_iter()
+            .filter_map(|r| self.pending.remove(&r))
+            .collect()
     }
 
     /// Completes a pending call with the owner's answer.
     fn answer(&self, req: u64, result: Result<serde_json::Value, RoomError>) {
-        let Some((_, (_, pending))) = self.pending.remove(&req) else {
+        let Some((_, Waiting { pending, .. })) = self.pending.remove(&req) else {
             return; // timed out already
         };
-        fn typed<T: serde::de::DeserializeOwned>(
-            r: Result<serde_json::Value, RoomError>,
-        ) -> Result<T, RoomError> {
-            r.and_then(|v| serde_json::from_value(v).map_err(|_| RoomError::Unavailable))
-        }
-        match pending {
-            Pending::Unit { reply, after } => {
-                let r = result.map(|_| ());
-                if r.is_ok() {
-                    match after {
-                        After::Nothing => {}
-                        After::Attach(conn, front) => conn.attached(front.id(), &front),
-                        After::Detach(conn, room) => conn.detached(&room),
-                    }
-                }
-                let _ = reply.send(r); // the caller may have gone
-            }
-            Pending::Added(reply) => {
-                let _ = reply.send(typed(result));
-            }
-            Pending::Removed(reply) => {
-                let _ = reply.send(typed(result));
-            }
-            Pending::Snapshot(reply) => {
-                let _ = reply.send(typed(result));
-            }
-        }
+        complete(pending, result);
     }
 
     /// Fails the calls that waited longer than [`CALL_TIMEOUT`] with `unavailable`.
@@ -354,7 +382,7 @@ impl Cluster {
         let late: Vec<u64> = self
             .pending
             .iter()
-            .filter(|e| now.duration_since(e.value().0) >= CALL_TIMEOUT)
+            .filter(|e| now.duration_since(e.value().at) >= CALL_TIMEOUT)
             .map(|e| *e.key())
             .collect();
         for req in late {
@@ -369,4 +397,105 @@ impl Cluster {
             let _ = e.value().1.try_send(make()); // a full channel: that front is busy resolving
         }
     }
+}
+
+/// Completes a call's reply (and its effect on the caller's socket) with the owner's answer.
+fn complete(pending: Pending, result: Result<serde_json::Value, RoomError>) {
+    fn typed<T: serde::de::DeserializeOwned>(
+        r: Result<serde_json::Value, RoomError>,
+    ) -> Result<T, RoomError> {
+        r.and_then(|v| serde_json::from_value(v).map_err(|_| RoomError::Unavailable))
+    }
+    match pending {
+        Pending::Unit { reply, after } => {
+            let r = result.map(|_| ());
+            if r.is_ok() {
+                match after {
+                    After::Nothing => {}
+                    After::Attach(conn, front) => conn.attached(front.id(), &front),
+                    After::Detach(conn, room) => conn.detached(&room),
+                }
+            }
+            let _ = reply.send(r); // the caller may have gone
+        }
+        Pending::Added(reply) => {
+            let _ = reply.send(typed(result));
+        }
+        Pending::Removed(reply) => {
+            let _ = reply.send(typed(result));
+        }
+        Pending::Snapshot(reply) => {
+            let _ = reply.send(typed(result));
+        }
+    }
+}
+
+type Gauge = fn(&mut DescriptorEncoder, &str, &str, i64) -> std::fmt::Result;
+type Counter = fn(&mut DescriptorEncoder, &str, &str, u64) -> std::fmt::Result;
+use prometheus_client::encoding::DescriptorEncoder;
+
+/// The `rollcall_cluster_*` metrics (see `protocol/metrics.md`).
+pub(crate) fn encode_metrics(
+    c: &Cluster,
+    enc: &mut DescriptorEncoder,
+    gauge: Gauge,
+    counter: Counter,
+) -> std::fmt::Result {
+    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    let s = &c.stats;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    gauge(
+        enc,
+        "rollcall_cluster_redis_up",
+        "1 while Redis answers the heartbeat; 0: room changes are refused",
+        i64::from(c.redis_up()),
+    )?;
+    gauge(
+        enc,
+        "rollcall_cluster_nodes",
+        "Nodes alive at the last sweep (this one included)",
+        n(c.nodes()),
+    )?;
+    gauge(
+        enc,
+        "rollcall_cluster_owned_rooms",
+        "Rooms whose actor runs on this node",
+        n(c.owned_rooms()),
+    )?;
+    gauge(
+        enc,
+        "rollcall_cluster_remote_sockets",
+        "Sockets of other nodes in rooms owned here",
+        n(c.proxies.len()),
+    )?;
+    counter(
+        enc,
+        "rollcall_cluster_calls_out",
+        "Room commands forwarded to owner nodes",
+        get(&s.calls_out),
+    )?;
+    counter(
+        enc,
+        "rollcall_cluster_calls_in",
+        "Room commands applied for other nodes",
+        get(&s.calls_in),
+    )?;
+    counter(
+        enc,
+        "rollcall_cluster_call_timeouts",
+        "Forwarded commands that got no answer in time (unavailable)",
+        get(&s.call_timeouts),
+    )?;
+    counter(
+        enc,
+        "rollcall_cluster_takeovers",
+        "Rooms taken over from a dead owner's record",
+        get(&s.takeovers),
+    )?;
+    counter(
+        enc,
+        "rollcall_cluster_dead_nodes",
+        "Nodes this node saw die",
+        get(&s.dead_nodes),
+    )
 }

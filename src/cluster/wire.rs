@@ -67,7 +67,7 @@ pub enum Msg {
 }
 
 /// A room command as forwarded (`room::Command` without its reply channel or closures).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "c", rename_all = "snake_case")]
 pub enum Call {
     /// A socket joins as its member.

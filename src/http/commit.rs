@@ -21,6 +21,11 @@ pub const CODE: &str = "storage_unavailable";
 pub async fn barrier(State(app): State<App>, req: Request, next: Next) -> Response {
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let path = req.uri().path().to_owned();
+    if !reads && app.registry.cluster().is_some_and(|c| !c.redis_up()) {
+        // Cluster mode without Redis: a change made here now would diverge from the other
+        // nodes. Refused before the handler runs: nothing changed.
+        return unavailable(&path, "the cluster's Redis is unreachable");
+    }
     let resp = next.run(req).await;
     if reads {
         return resp;

@@ -77,7 +77,7 @@ impl Registry {
     /// From now on sockets that close are going to the next process: their members stay
     /// (no grace timer, no leave) to be recorded and restored there. Durable mode only.
     pub fn hand_over(&self) {
-        if self.0.store.durable() {
+        if self.0.store.durable() || self.cluster().is_some() {
             self.0.handing_over.store(true, Ordering::Release);
         }
     }

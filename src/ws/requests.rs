@@ -96,10 +96,19 @@ fn ack(reference: Option<&Ref>) -> Frame {
 /// Parses one request and starts it: see [`Step`]. Waits for room mailbox space, never for a
 /// room's work.
 pub(super) async fn step(app: &App, conn: &Arc<Conn>, text: &str) -> Step {
-    let msg = match parse_request(text) {
+    let mut msg = match parse_request(text) {
         Ok(m) => m,
         Err(reply) => return Step::Now(reply),
     };
+    let cut_off = app.registry.cluster().is_some_and(|c| !c.redis_up());
+    if cut_off && !matches!(msg, ClientMsg::Ping { .. }) {
+        // Changing a room now would diverge from the rest of the cluster: refuse, retry later.
+        return Step::Now(error(
+            msg.reference_mut().as_ref(),
+            ErrorCode::Unavailable,
+            "the cluster's Redis is unreachable; retry shortly",
+        ));
+    }
     let c = || conn.clone();
     match msg {
         ClientMsg::Ping { reference } => Step::Now(
