@@ -139,7 +139,13 @@ pub struct Peer {
 impl Peer {
     /// Connects to `ws_url` as `sub` (native token signed with [`SECRET`]) and starts recording.
     pub async fn connect(ws_url: &str, sub: &str) -> Peer {
-        let c = durable::connect(ws_url, &token(sub)).await;
+        Self::try_connect(ws_url, sub)
+            .await
+            .unwrap_or_else(|| panic!("{sub}: the socket to {ws_url} connects"))
+    }
+    /// [`Self::connect`], `None` if refused or not in time ([`durable::REST_TIMEOUT`]).
+    pub async fn try_connect(ws_url: &str, sub: &str) -> Option<Peer> {
+        let c = durable::try_connect(ws_url, &token(sub)).await?;
         let (sink, mut stream) = c.ws.split();
         let tape = Arc::new(Mutex::new(Tape::default()));
         let out = tape.clone();
@@ -162,11 +168,11 @@ impl Peer {
                 return;
             }
         });
-        Peer {
+        Some(Peer {
             sub: sub.to_owned(),
             sink,
             tape,
-        }
+        })
     }
     /// A copy of what it received so far.
     pub fn tape(&self) -> Tape {
