@@ -312,6 +312,16 @@ async fn a_killed_owner_node() {
     let mut p3 = c.peer(3, "quin").await;
     p3.join(room).await;
     all_see(&c, &[&p1, &p2, &p3], room, &["own", "pat", "quin"]).await;
+    // The room's lease (`protocol/cluster.md`, "Keys": `<node>:<fence>`, or the bare node id)
+    // names node 1.
+    let lease_key = format!("rc:{{r:{room}}}:lease");
+    let holder = |lease: &str| lease.split(':').next().unwrap_or("").to_owned();
+    let lease = c.redis.command(&["GET", &lease_key]);
+    assert_eq!(
+        holder(&lease),
+        "n1",
+        "node 1 owns {room}: {lease_key} = {lease}"
+    );
 
     let killed = std::time::Instant::now();
     c.kill(1);
@@ -368,6 +378,11 @@ async fn a_killed_owner_node() {
         let v = fold(&p.msgs(), room).expect("a panel");
         assert_eq!(v.members.iter().collect::<Vec<_>>(), ["pat", "quin"]);
     }
+    let lease = c.redis.command(&["GET", &lease_key]);
+    assert!(
+        ["n2", "n3"].contains(&holder(&lease).as_str()),
+        "a live node owns {room} now: {lease_key} = {lease}"
+    );
     let (e2, e3) = (fold(&p2.msgs(), room), fold(&p3.msgs(), room));
     assert_eq!(
         e2.map(|v| (v.epoch, v.version)),
