@@ -10,6 +10,7 @@ mod support;
 
 mod big_panel;
 mod binary;
+mod cluster;
 mod durable_crash;
 mod durable_faults;
 mod durable_restart;

@@ -2,12 +2,14 @@
 //! `/metrics`), real WebSocket and HTTP clients, and reads that are always bounded by a timeout
 //! (a missing message fails, never hangs). The submodules hold each area's own helpers.
 
+pub mod cluster;
 pub mod contract;
 pub mod durable;
 pub mod game;
 pub mod lobby;
 pub mod panel;
 pub mod process;
+pub mod redis;
 pub mod video;
 pub mod webhook;
 

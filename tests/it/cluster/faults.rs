@@ -1,0 +1,166 @@
+//! Redis going away under two nodes and coming back empty (`protocol/cluster.md`, "Redis
+//! unreachable, Redis restarted"): while it is down a node says so (a socket `join` answers an
+//! `error`, or `/healthz` reports `"cluster": {"redis": false}`); once it is back, joins work
+//! across nodes again and the room's keys are in the new Redis. And the Redis harness itself.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::cluster::{Cluster, Peer};
+use crate::support::redis::{command, RedisServer};
+
+/// One attempt at a room joined from both nodes: `x` (node 1) and `y` (node 2) join `room`, and
+/// each sees both within `bound`.
+async fn joined_across(x: &mut Peer, y: &mut Peer, room: &str, bound: Duration) -> bool {
+    for p in [&mut *x, &mut *y] {
+        match p
+            .try_request(json!({"type": "join", "room": room}), bound)
+            .await
+        {
+            Some(r) if r["type"] == "ack" => {}
+            _ => return false,
+        }
+    }
+    let both = [x.sub.as_str(), y.sub.as_str()];
+    x.sees(bound, room, &both).await && y.sees(bound, room, &both).await
+}
+
+/// What a node said while Redis was down.
+#[derive(Debug, Default)]
+struct Down {
+    /// The first `error` a join got (node, message).
+    error: Option<(usize, Value)>,
+    /// The first `/healthz` with `cluster.redis == false` (node, body).
+    health: Option<(usize, Value)>,
+    /// Joins that got no reply within their bound.
+    silent_joins: usize,
+    /// Joins acknowledged anyway.
+    acked_joins: usize,
+    /// Sockets refused (or not upgraded in time).
+    refused_sockets: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_gives_clear_errors() {
+    let Some(mut c) = Cluster::start("cluster::redis_down_gives_clear_errors", 2) else {
+        return;
+    };
+    let (mut x, mut y) = (c.peer(1, "xavi").await, c.peer(2, "yuki").await);
+    assert!(
+        joined_across(&mut x, &mut y, "before", Duration::from_secs(5)).await,
+        "a room across nodes works before the fault: {:?} {:?}\n{}",
+        x.msgs(),
+        y.msgs(),
+        c.logs()
+    );
+
+    c.redis.kill();
+    let killed = Instant::now();
+    let mut down = Down::default();
+    let mut n = 0;
+    while killed.elapsed() < Duration::from_secs(10) {
+        for node in [1, 2] {
+            if let Some((_, v)) = c.get(node, "/healthz").await {
+                if v["cluster"]["redis"] == false && down.health.is_none() {
+                    down.health = Some((node, v));
+                }
+            }
+        }
+        // A fresh socket and a fresh room each time (one socket may be in 32 rooms at most).
+        n += 1;
+        let node = 1 + n % 2;
+        let Some(mut probe) = Peer::try_connect(&c.ws(node), &format!("probe{n}")).await else {
+            down.refused_sockets += 1;
+            continue;
+        };
+        let join = json!({"type": "join", "room": format!("down-{n}")});
+        match probe.try_request(join, Duration::from_secs(2)).await {
+            Some(r) if r["type"] == "error" => {
+                down.error.get_or_insert((node, r));
+            }
+            Some(_) => down.acked_joins += 1,
+            None => down.silent_joins += 1,
+        }
+        if down.error.is_some() || down.health.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let noticed = killed.elapsed();
+    assert!(
+        down.error.is_some() || down.health.is_some(),
+        "10 s without Redis and neither a join error nor /healthz cluster.redis=false: {down:?}\n{}",
+        c.logs()
+    );
+
+    c.redis.restart();
+    let back = Instant::now();
+    let mut k = 0;
+    let mut room = String::new();
+    let mut ok = false;
+    while !ok && back.elapsed() < Duration::from_secs(15) {
+        k += 1;
+        room = format!("after-{k}");
+        ok = joined_across(&mut x, &mut y, &room, Duration::from_secs(3)).await;
+        if !ok {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(
+        ok,
+        "15 s after Redis came back, joins across nodes still fail: {:?} {:?}\n{}",
+        x.msgs(),
+        y.msgs(),
+        c.logs()
+    );
+    let recovered = back.elapsed();
+    // The room lives in the new Redis under its hash tag (`protocol/cluster.md`, "Keys").
+    let keys = c.redis.command(&["KEYS", "rc:*"]);
+    assert!(
+        keys.lines()
+            .any(|key| key.contains(&format!("{{r:{room}}}"))),
+        "no rc:{{r:{room}}}:* key in the restarted Redis: {keys}"
+    );
+    // And /healthz says Redis is back, where it reports the cluster at all.
+    for node in [1, 2] {
+        let healthy = crate::support::durable::eventually(Duration::from_secs(5), || async {
+            match c.get(node, "/healthz").await {
+                Some((_, v)) => v.get("cluster").is_none() || v["cluster"]["redis"] == true,
+                None => false,
+            }
+        })
+        .await;
+        assert!(healthy, "node {node}: /healthz does not report Redis back");
+    }
+    eprintln!(
+        "redis_down_gives_clear_errors: noticed in {noticed:?} ({down:?}); \
+         joins across nodes again {recovered:?} after the restart ({k} attempts)"
+    );
+}
+
+/// The harness itself: Redis answers RESP, forgets everything across a kill and restart on the
+/// same port, and is refused while killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_harness_restarts_empty() {
+    let Some(mut redis) = RedisServer::start("cluster::the_redis_harness_restarts_empty") else {
+        return;
+    };
+    let port = redis.port();
+    assert_eq!(redis.url(), format!("redis://127.0.0.1:{port}/"));
+    assert_eq!(redis.command(&["SET", "rc:probe", "a b\r\nc"]), "OK");
+    assert_eq!(redis.command(&["GET", "rc:probe"]), "a b\r\nc");
+    assert_eq!(redis.command(&["GET", "rc:none"]), "(nil)");
+    assert_eq!(redis.command(&["RPUSH", "rc:list", "x", "y"]), "2");
+    assert_eq!(redis.command(&["LRANGE", "rc:list", "0", "-1"]), "x\ny");
+    assert_eq!(redis.command(&["DBSIZE"]), "2");
+    assert!(redis.command(&["NOSUCHCOMMAND"]).starts_with("-ERR"));
+    assert!(redis
+        .command(&["INFO", "commandstats"])
+        .contains("cmdstat_set:calls=1"));
+    redis.kill();
+    assert!(command(port, &["PING"]).is_err(), "refused while killed");
+    redis.restart();
+    assert_eq!(redis.port(), port);
+    assert_eq!(redis.command(&["DBSIZE"]), "0", "fresh and empty");
+}
