@@ -62,6 +62,7 @@ impl ApiError {
                 crate::protocol::ErrorCode::Banned => "banned",
                 crate::protocol::ErrorCode::Forbidden => "forbidden",
                 crate::protocol::ErrorCode::NotHost => "not_host",
+                crate::protocol::ErrorCode::Unavailable => "unavailable",
                 _ => "bad_request",
             },
         }

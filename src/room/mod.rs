@@ -139,7 +139,7 @@ pub struct Snapshot {
     /// Open subscriber sockets (members' and watchers').
     pub subscribers: usize,
     /// Façade attributes.
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attrs: Map<String, Value>,
     /// Creation time, ms since the epoch.
     pub created_at: i64,
