@@ -130,6 +130,14 @@ impl App {
                     .close_all(crate::protocol::close::SERVICE_RESTART);
             }
         });
+        let app = Arc::downgrade(&self.0);
+        cluster.on_takeover(move |rec| {
+            if let Some(app) = app.upgrade().map(App) {
+                let one = std::slice::from_ref(rec);
+                app.facades.video.restore(one);
+                app.facades.lobby.restore(&app, one);
+            }
+        });
         Ok(())
     }
 

@@ -86,6 +86,13 @@ struct Front {
 impl Front {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut ctl: mpsc::Receiver<Ctl>) {
         let idle = self.registry.settings().room_idle;
+        if self.spec.is_some() {
+            // A room created here (a façade's REST create, a first join) is claimed at once, so
+            // the other nodes find its owner even before its first command.
+            if let Err(e) = self.resolve().await {
+                tracing::debug!(error = %e, "owner not resolved yet; the first command retries");
+            }
+        }
         while !self.exiting {
             let actor = match &self.mode {
                 Mode::Local(h) => Some(h.clone()),
@@ -143,6 +150,8 @@ impl Front {
         }
         if matches!(self.mode, Mode::Unresolved) {
             if let Err(e) = self.resolve().await {
+                // A room that exists nowhere: this stand-in has nothing to stand for.
+                self.exiting |= e == RoomError::Closed && self.spec.is_none();
                 refuse_with(cmd, e);
                 return;
             }
@@ -224,6 +233,9 @@ impl Front {
             self.c.stats.takeovers.fetch_add(1, Ordering::Relaxed);
             tracing::info!("room taken over from its record");
         }
+        let facade = rec
+            .clone()
+            .filter(|r| r.kind != crate::room::RoomKind::Native);
         let h = self.registry.spawn_actor(self.id.clone(), spec, rec);
         self.c.owned.insert(self.id.clone(), ());
         for (_, t) in self.conns.drain() {
@@ -245,6 +257,9 @@ impl Front {
             }
         }
         self.mode = Mode::Local(h);
+        if let (Some(rec), Some(f)) = (facade, self.c.on_takeover.get()) {
+            f(&rec); // the façade finds the room through the registry: this front
+        }
         Ok(())
     }
 

@@ -309,6 +309,14 @@ pub(super) async fn record(
     Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }
 
+/// The HTTP address `node` serves on (its heartbeat value), if it is alive.
+pub(super) async fn node_addr(
+    c: &Cluster,
+    node: &str,
+) -> Result<Option<String>, redis::RedisError> {
+    c.redis.clone().get(alive_key(node)).await
+}
+
 /// Whether `node`'s heartbeat key exists.
 pub(super) async fn node_alive(c: &Cluster, node: &str) -> Result<bool, redis::RedisError> {
     c.redis.clone().exists(alive_key(node)).await

@@ -20,6 +20,7 @@
 //! - [`owner`]: the owner's side of remote sockets and remote calls.
 
 pub mod config;
+pub mod forward;
 mod front;
 mod link;
 mod owner;
@@ -119,6 +120,8 @@ pub struct Cluster {
     gone: AtomicBool,
     /// What the node does when fenced (close every socket: they reconnect elsewhere).
     on_fenced: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// What the node does when it takes a room over (the façades index it again).
+    on_takeover: OnceLock<Box<dyn Fn(&RoomRecord) + Send + Sync>>,
     next_req: AtomicU64,
     pending: DashMap<u64, Waiting>,
     /// Outgoing queues, one per destination node.
@@ -194,6 +197,7 @@ impl Cluster {
             fenced: AtomicBool::new(false),
             gone: AtomicBool::new(false),
             on_fenced: OnceLock::new(),
+            on_takeover: OnceLock::new(),
             next_req: AtomicU64::new(1),
             pending: DashMap::new(),
             out: DashMap::new(),
@@ -220,6 +224,11 @@ impl Cluster {
     /// What to do when this node finds it was declared dead (close its sockets).
     pub fn on_fenced(&self, f: impl Fn() + Send + Sync + 'static) {
         let _ = self.on_fenced.set(Box::new(f)); // first call wins
+    }
+
+    /// What to do with the record of a room this node takes over (façade indexes).
+    pub fn on_takeover(&self, f: impl Fn(&RoomRecord) + Send + Sync + 'static) {
+        let _ = self.on_takeover.set(Box::new(f)); // first call wins
     }
 
     fn fenced(&self) -> bool {

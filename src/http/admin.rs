@@ -88,7 +88,7 @@ pub async fn get(
     Path(room): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&app, &headers)?;
-    let h = app.registry.get(&room).ok_or(ApiError::NotFound)?;
+    let h = app.registry.find(&room).ok_or(ApiError::NotFound)?;
     let s = h.snapshot().await?;
     Ok(Json(panel_json(&s)))
 }
@@ -137,7 +137,7 @@ pub async fn leave(
             "`reason` is `left` or `leave` (use /kick to kick)".into(),
         ));
     }
-    let h = app.registry.get(&room).ok_or(ApiError::NotFound)?;
+    let h = app.registry.find(&room).ok_or(ApiError::NotFound)?;
     let ids = b.members.into_iter().map(MemberId::from).collect();
     let r = h.remove(ids, reason, None, b.atomic).await?;
     Ok(Json(
@@ -162,7 +162,7 @@ pub async fn kick(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&app, &headers)?;
     let b = body(b)?;
-    let h = app.registry.get(&room).ok_or(ApiError::NotFound)?;
+    let h = app.registry.find(&room).ok_or(ApiError::NotFound)?;
     h.kick(None, MemberId::from(b.member)).await?;
     let s = h.snapshot().await?;
     Ok(Json(panel_json(&s)))

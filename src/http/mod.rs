@@ -28,6 +28,10 @@ pub fn router(app: App) -> Router {
             app.clone(),
             commit::barrier,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::cluster::forward::middleware,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

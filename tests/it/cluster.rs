@@ -5,6 +5,7 @@
 //! and Redis going away and coming back. Every wait is bounded; each test stays under 30 s.
 //! Without `redis-server` each test prints `SKIPPED:` (a failure under `ROLLCALL_REQUIRE_REDIS=1`).
 
+mod facades;
 mod faults;
 mod storm;
 

@@ -1,0 +1,131 @@
+//! Façade REST calls for a room owned by another node, passed to that node over HTTP.
+//!
+//! A façade's rules run next to the room's actor and its indexes (a lobby's players and invite
+//! code, a video room's team), so a call naming one room — `/lobbies/{id}…`, `/api/v1/rooms/{uuid}…`
+//! — is served by the room's owner: any other node forwards it, as it came, to the owner's HTTP
+//! address (its heartbeat key holds it) and returns the answer unchanged. A forwarded request
+//! carries `x-rollcall-forwarded`, and is never forwarded again (no loops while ownership moves).
+//! Calls that name no room (create, list) are served where they arrive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{link, Cluster};
+use crate::app::App;
+use crate::ids::RoomId;
+
+/// The header a forwarded request carries (the forwarding node's id).
+pub const FORWARDED: &str = "x-rollcall-forwarded";
+/// The largest body forwarded (the façades' own limit).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The room a façade path names, if any.
+fn room_of(path: &str) -> Option<RoomId> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("lobbies"), Some(id), _, _) if id != "code" && !id.is_empty() => Some(RoomId::from(
+            format!("{}{id}", crate::facade::lobby::model::ROOM_PREFIX),
+        )),
+        (Some("api"), Some("v1"), Some("rooms"), Some(room)) => uuid::Uuid::parse_str(room)
+            .ok()
+            .map(crate::facade::video::room_key),
+        _ => None,
+    }
+}
+
+/// The middleware: forwards a call for a room owned elsewhere, else serves it here.
+pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Response {
+    let Some(c) = app.registry.cluster().cloned() else {
+        return next.run(req).await;
+    };
+    if req.headers().contains_key(FORWARDED) {
+        return next.run(req).await;
+    }
+    let Some(room) = room_of(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    if c.owned.contains_key(&room) || !c.redis_up() {
+        return next.run(req).await;
+    }
+    match owner_addr(&c, &room).await {
+        Some(addr) => forward(&c, &addr, req).await,
+        None => next.run(req).await,
+    }
+}
+
+/// The HTTP address of the room's owner, when it is another live node.
+async fn owner_addr(c: &Cluster, room: &RoomId) -> Option<String> {
+    let holder = link::holder(c, room.as_str()).await.ok()??;
+    if holder == c.node_id() {
+        return None;
+    }
+    link::node_addr(c, &holder)
+        .await
+        .ok()?
+        .filter(|a| !a.is_empty())
+}
+
+fn client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            // Building a client without TLS settings only fails if the system is broken.
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
+}
+
+async fn forward(c: &Arc<Cluster>, addr: &str, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("http://{addr}{path}");
+    let mut out = client().request(parts.method.clone(), url).body(bytes);
+    for (k, v) in &parts.headers {
+        if k != axum::http::header::HOST && k != axum::http::header::CONTENT_LENGTH {
+            out = out.header(k, v);
+        }
+    }
+    out = out.header(FORWARDED, c.node_id());
+    let resp = match out.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "forwarding to the room's owner failed");
+            let body = serde_json::json!({
+                "error": "unavailable",
+                "message": "the node owning this room did not answer; retry shortly",
+            });
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                axum::Json(body),
+            )
+                .into_response();
+        }
+    };
+    let mut builder = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers() {
+        if let Ok(name) = HeaderName::from_bytes(k.as_str().as_bytes()) {
+            if name != axum::http::header::TRANSFER_ENCODING {
+                builder = builder.header(name, v.as_bytes());
+            }
+        }
+    }
+    let body = resp.bytes().await.unwrap_or_default();
+    builder
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}

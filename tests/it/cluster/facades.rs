@@ -1,0 +1,106 @@
+//! Façade REST calls through any node of a cluster (issue 12, invariant 3): a call naming a
+//! room owned by another node is forwarded to it and answered as that node answers; the
+//! members it changes are seen from every node. Real processes, a real `redis-server`.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::durable::{self, eventually, Api, SessionKeys};
+use crate::support::process::{Options, Rollcall};
+use crate::support::redis::RedisServer;
+
+fn node(redis: &RedisServer, keys: &SessionKeys, i: usize) -> Rollcall {
+    let mut o = Options::config(durable::config(keys, "", None));
+    for a in [
+        "--ephemeral",
+        "--redis-url",
+        &redis.url(),
+        "--node-id",
+        &format!("f{i}"),
+    ] {
+        o = o.arg(a);
+    }
+    Rollcall::start(o.arg("--node-ttl-secs").arg("2"))
+}
+
+/// A lobby created on node 1 is joined and kicked from through node 2; a video room created on
+/// node 1 gets phone callers through node 2, who leave through node 2, while node 1's snapshot
+/// follows every step.
+#[tokio::test]
+async fn facade_calls_work_through_any_node() {
+    let Some(redis) = RedisServer::start("facades") else {
+        return;
+    };
+    let keys = SessionKeys::new();
+    let (n1, n2) = (node(&redis, &keys, 1), node(&redis, &keys, 2));
+    let a1 = Api::new(format!("http://{}", n1.addr));
+    let a2 = Api::new(format!("http://{}", n2.addr));
+
+    // Lobby: created on node 1 (its owner), joined and kicked through node 2.
+    let (st, lobby) = a1
+        .lobby_create("host", false)
+        .await
+        .expect("create answers");
+    assert_eq!(st, 201, "{lobby}");
+    let id = lobby["id"].as_str().unwrap().to_owned();
+    let (st, v) = a2.lobby_join(&id, "guest").await.expect("join answers");
+    assert_eq!(st, 200, "a join through node 2 is served by the owner: {v}");
+    let room = format!("lobby:{id}");
+    assert_eq!(
+        a1.members(&room).await,
+        Some(vec!["guest".into(), "host".into()])
+    );
+    let (st, v) = a2
+        .lobby_remove(&id, "guest", "host", true)
+        .await
+        .expect("kick answers");
+    assert_eq!(st, 200, "a kick through node 2: {v}");
+    assert_eq!(
+        v["players"],
+        json!(["host"]),
+        "the whole lobby comes back: {v}"
+    );
+    assert_eq!(a2.members(&room).await, Some(vec!["host".into()]));
+
+    // Video: created on node 1, phones joined and left through node 2.
+    let (st, v) = a1
+        .video(
+            Method::POST,
+            "/rooms",
+            Some(json!({"friendly_url": "cluster-room"})),
+        )
+        .await
+        .expect("video create answers");
+    assert!(st == 200 || st == 201, "{st} {v}");
+    let uuid = v["id"].as_str().unwrap().to_owned();
+    let room = format!("video:{uuid}");
+    let (st, v) = a2
+        .video(
+            Method::POST,
+            &format!("/rooms/{uuid}/phone-participants/joined"),
+            Some(json!([{"call_id": "c1", "name": "Caller 1"}, {"call_id": "c2", "name": "Caller 2"}])),
+        )
+        .await
+        .expect("joined answers");
+    assert!(st < 300, "phones joined through node 2: {st} {v}");
+    assert_eq!(
+        a1.members(&room).await,
+        Some(vec!["c1".into(), "c2".into()])
+    );
+    let (st, v) = a2
+        .video(
+            Method::POST,
+            &format!("/rooms/{uuid}/phone-participants/left"),
+            Some(json!(["c1"])),
+        )
+        .await
+        .expect("left answers");
+    assert!(st < 300, "phones left through node 2: {st} {v}");
+    let gone = eventually(Duration::from_secs(5), || async {
+        a1.members(&room).await == Some(vec!["c2".into()])
+    })
+    .await;
+    assert!(gone, "node 1 sees c1 gone: {:?}", a1.members(&room).await);
+}
