@@ -57,6 +57,9 @@ pub enum ClusterError {
     Redis(#[from] redis::RedisError),
 }
 
+/// What the node does with the record of a room it takes over.
+type TakeoverHook = Box<dyn Fn(&RoomRecord) + Send + Sync>;
+
 /// A forwarded call waiting for its answer.
 enum Pending {
     /// Join/Watch (attach the socket to the front on success), Leave (detach it), State, Sync.
@@ -121,7 +124,7 @@ pub struct Cluster {
     /// What the node does when fenced (close every socket: they reconnect elsewhere).
     on_fenced: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// What the node does when it takes a room over (the façades index it again).
-    on_takeover: OnceLock<Box<dyn Fn(&RoomRecord) + Send + Sync>>,
+    on_takeover: OnceLock<TakeoverHook>,
     next_req: AtomicU64,
     pending: DashMap<u64, Waiting>,
     /// Outgoing queues, one per destination node.
