@@ -130,10 +130,10 @@ impl Front {
     }
 
     async fn command(&mut self, cmd: Command) {
-        if let Command::Checkpoint { stop, reply } = cmd {
+        if let Command::Checkpoint { stop, force, reply } = cmd {
             match &self.mode {
                 Mode::Local(h) => {
-                    let cmd = Command::Checkpoint { stop, reply };
+                    let cmd = Command::Checkpoint { stop, force, reply };
                     if let Err(cmd) = h.send(cmd).await {
                         refuse(cmd);
                     }

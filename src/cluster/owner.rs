@@ -343,7 +343,7 @@ pub(super) async fn reassert(c: &Arc<Cluster>) {
             Err(_) => return, // down again; the next recovery retries
         }
         if let Some(h) = c.registry().get(room.as_str()) {
-            h.try_checkpoint();
+            h.force_checkpoint();
         }
     }
 }

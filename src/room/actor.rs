@@ -277,8 +277,8 @@ impl Room {
                 let _ = reply.send(Ok(self.snapshot()));
             }
             Command::Custom(op) => op(&mut Ops::new(self)),
-            Command::Checkpoint { stop, reply } => {
-                if stop || self.dirty {
+            Command::Checkpoint { stop, force, reply } => {
+                if stop || force || self.dirty {
                     self.persist();
                 }
                 if stop {

@@ -133,6 +133,9 @@ pub enum Command {
     Checkpoint {
         /// Exit after staging, keeping the record.
         stop: bool,
+        /// Stage the record even if nothing changed (a cluster node rewriting its records after
+        /// Redis lost them).
+        force: bool,
         /// Answered once the record is staged (`None`: nobody waits).
         reply: Option<Reply<()>>,
     },
@@ -315,6 +318,16 @@ impl RoomHandle {
     pub fn try_checkpoint(&self) {
         let _ = self.tx.try_send(Command::Checkpoint {
             stop: false,
+            force: false,
+            reply: None,
+        });
+    }
+
+    /// Stages the record even if unchanged, without waiting (a full mailbox skips it).
+    pub fn force_checkpoint(&self) {
+        let _ = self.tx.try_send(Command::Checkpoint {
+            stop: false,
+            force: true,
             reply: None,
         });
     }
@@ -323,6 +336,7 @@ impl RoomHandle {
     pub async fn checkpoint_and_stop(&self) -> Result<(), RoomError> {
         self.call(|reply| Command::Checkpoint {
             stop: true,
+            force: true,
             reply: Some(reply),
         })
         .await
