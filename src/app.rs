@@ -57,6 +57,10 @@ impl AppInner {
             // until the dispatcher has staged their deliveries, so this commit covers them.
             w.staged_up_to_now().await;
         }
+        if let Some(c) = self.registry.cluster() {
+            // Rooms the request created are findable by every node before it is answered.
+            c.claims_settled().await;
+        }
         self.registry.store().flush().await
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A façade's rules run next to the room's actor and its indexes (a lobby's players and invite
 //! code, a video room's team), so a call naming one room — `/lobbies/{id}…`, `/api/v1/rooms/{uuid}…`
-//! — is served by the room's owner: any other node forwards it, as it came, to the owner's HTTP
+//! — is served by the room's owner, and a game task poll (`/task/status/{id}`) by the node that
+//! ran the task: any other node forwards it, as it came, to the owner's HTTP
 //! address (its heartbeat key holds it) and returns the answer unchanged. A forwarded request
 //! carries `x-rollcall-forwarded`, and is never forwarded again (no loops while ownership moves).
 //! Calls that name no room (create, list) are served where they arrive.
@@ -24,6 +25,23 @@ use crate::ids::RoomId;
 pub const FORWARDED: &str = "x-rollcall-forwarded";
 /// The largest body forwarded (the façades' own limit).
 const MAX_BODY: usize = 64 * 1024;
+
+/// What a façade path names: a room, or a game task.
+enum Target {
+    Room(RoomId),
+    Task(String),
+}
+
+fn target_of(path: &str) -> Option<Target> {
+    let task = path
+        .strip_prefix("/api")
+        .unwrap_or(path)
+        .strip_prefix("/task/status/");
+    match task {
+        Some(id) if !id.is_empty() && !id.contains('/') => Some(Target::Task(id.to_owned())),
+        _ => room_of(path).map(Target::Room),
+    }
+}
 
 /// The room a façade path names, if any.
 fn room_of(path: &str) -> Option<RoomId> {
@@ -47,13 +65,24 @@ pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Res
     if req.headers().contains_key(FORWARDED) {
         return next.run(req).await;
     }
-    let Some(room) = room_of(req.uri().path()) else {
-        return next.run(req).await;
-    };
-    if c.owned.contains_key(&room) || !c.redis_up() {
+    if !c.redis_up() {
         return next.run(req).await;
     }
-    match owner_addr(&c, &room).await {
+    let addr = match target_of(req.uri().path()) {
+        None => None,
+        Some(Target::Room(room)) if c.owned.contains_key(&room) => None,
+        Some(Target::Room(room)) => owner_addr(&c, &room).await,
+        Some(Target::Task(id)) if app.facades.game.tasks.contains(&id) => None,
+        Some(Target::Task(id)) => match link::task_node(&c, &id).await {
+            Ok(Some(node)) if node != c.node_id() => link::node_addr(&c, &node)
+                .await
+                .ok()
+                .flatten()
+                .filter(|a| !a.is_empty()),
+            _ => None,
+        },
+    };
+    match addr {
         Some(addr) => forward(&c, &addr, req).await,
         None => next.run(req).await,
     }

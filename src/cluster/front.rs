@@ -35,6 +35,9 @@ pub(super) fn spawn(
     let me = RoomHandle::new(id.clone(), incarnation, tx);
     let (ctl_tx, ctl_rx) = mpsc::channel(64);
     c.fronts.insert(id.clone(), (incarnation, ctl_tx));
+    if spec.is_some() {
+        c.claiming.fetch_add(1, Ordering::AcqRel); // settled once the front has resolved
+    }
     let front = Front {
         c,
         registry,
@@ -92,6 +95,8 @@ impl Front {
             if let Err(e) = self.resolve().await {
                 tracing::debug!(error = %e, "owner not resolved yet; the first command retries");
             }
+            self.c.claiming.fetch_sub(1, Ordering::AcqRel);
+            self.c.claimed.notify_waiters();
         }
         while !self.exiting {
             let actor = match &self.mode {
@@ -446,6 +451,9 @@ impl Front {
                 Some(Pending::Removed(reply)),
             ),
             Command::Snapshot { reply } => (Call::Snapshot, Some(Pending::Snapshot(reply))),
+            Command::AreMembers { ids, reply } => {
+                (Call::AreMembers { ids }, Some(Pending::AreMembers(reply)))
+            }
             Command::AddMembers { members, reply } => {
                 (Call::AddMembers { members }, Some(Pending::Added(reply)))
             }

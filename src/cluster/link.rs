@@ -317,6 +317,38 @@ pub(super) async fn node_addr(
     c.redis.clone().get(alive_key(node)).await
 }
 
+/// `INCR` of a cluster-wide counter.
+pub(super) async fn incr(c: &Cluster, name: &str) -> Result<u64, redis::RedisError> {
+    c.redis.clone().incr(format!("rc:n:{{{name}}}"), 1u64).await
+}
+
+/// The key naming the node that holds a game task.
+fn task_key(id: &str) -> String {
+    format!("rc:task:{{{id}}}")
+}
+
+/// `SET NX` of a task id to this node.
+pub(super) async fn claim_task(
+    c: &Cluster,
+    id: &str,
+    ttl_secs: u64,
+) -> Result<bool, redis::RedisError> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(task_key(id))
+        .arg(&*c.me)
+        .arg("NX")
+        .arg("EX")
+        .arg(ttl_secs.max(1))
+        .query_async(&mut c.redis.clone())
+        .await?;
+    Ok(set.is_some())
+}
+
+/// The node holding a game task.
+pub(super) async fn task_node(c: &Cluster, id: &str) -> Result<Option<String>, redis::RedisError> {
+    c.redis.clone().get(task_key(id)).await
+}
+
 /// Whether `node`'s heartbeat key exists.
 pub(super) async fn node_alive(c: &Cluster, node: &str) -> Result<bool, redis::RedisError> {
     c.redis.clone().exists(alive_key(node)).await

@@ -70,6 +70,7 @@ enum Pending {
     Added(crate::room::handle::Reply<Added>),
     Removed(crate::room::handle::Reply<Removed>),
     Snapshot(crate::room::handle::Reply<Snapshot>),
+    AreMembers(crate::room::handle::Reply<Vec<bool>>),
 }
 
 /// A call on its way: when it was sent, to whom, and what completes it.
@@ -141,6 +142,9 @@ pub struct Cluster {
     alive: Mutex<HashSet<String>>,
     /// Record write-through queue: `None` deletes.
     records: mpsc::Sender<link::RecordOp>,
+    /// Fronts of rooms created here that have not claimed their lease yet.
+    claiming: std::sync::atomic::AtomicUsize,
+    claimed: tokio::sync::Notify,
     /// Counters for `/metrics`.
     pub stats: ClusterStats,
 }
@@ -210,6 +214,8 @@ impl Cluster {
             proxies: DashMap::new(),
             alive: Mutex::new(HashSet::from([me.to_string()])),
             records,
+            claiming: Default::default(),
+            claimed: tokio::sync::Notify::new(),
             stats: ClusterStats::default(),
         });
         let _ = cluster.registry.set(registry.clone()); // set once, here
@@ -271,6 +277,32 @@ impl Cluster {
         self.gone.store(true, Ordering::Release);
         link::unregister(self).await;
         tracing::info!("left the cluster");
+    }
+
+    /// The next value of a cluster-wide counter (`INCR rc:n:<name>`), from 1.
+    pub async fn next_number(&self, name: &str) -> Result<u64, redis::RedisError> {
+        link::incr(self, name).await
+    }
+
+    /// Claims a task id for this node for `ttl_secs` (false: another node has it); a poll of
+    /// the task on any node is forwarded here.
+    pub async fn claim_task(&self, id: &str, ttl_secs: u64) -> Result<bool, redis::RedisError> {
+        link::claim_task(self, id, ttl_secs).await
+    }
+
+    /// Returns once the rooms created on this node so far have claimed their lease (bounded
+    /// by 2 s): a REST create is answered only when other nodes can find the room's owner.
+    pub async fn claims_settled(&self) {
+        let wait = async {
+            loop {
+                let notified = self.claimed.notified();
+                if self.claiming.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
     }
 
     /// This node's id.
@@ -437,6 +469,9 @@ fn complete(pending: Pending, result: Result<serde_json::Value, RoomError>) {
             let _ = reply.send(typed(result));
         }
         Pending::Snapshot(reply) => {
+            let _ = reply.send(typed(result));
+        }
+        Pending::AreMembers(reply) => {
             let _ = reply.send(typed(result));
         }
     }

@@ -155,6 +155,13 @@ pub(super) async fn handle_call(
             })
             .await;
         }
+        Call::AreMembers { ids } => {
+            ask(c, from, req, &h, None, |reply| Command::AreMembers {
+                ids,
+                reply,
+            })
+            .await;
+        }
         Call::Snapshot => ask(c, from, req, &h, None, |reply| Command::Snapshot { reply }).await,
         Call::Close { reason } => {
             ask(c, from, req, &h, None, |reply| Command::Close {

@@ -133,6 +133,11 @@ pub enum Call {
         /// The members.
         members: Vec<crate::room::NewMember>,
     },
+    /// Which of these ids are members.
+    AreMembers {
+        /// The ids.
+        ids: Vec<MemberId>,
+    },
     /// A snapshot.
     Snapshot,
     /// Close the room.

@@ -209,7 +209,10 @@ impl Room {
         // made either way and there is nothing to undo. A REST change is staged in the store
         // *before* its reply (the caller's answer waits for the commit: `Store::flush`); socket
         // presence only marks the room for the next checkpoint.
-        if !matches!(cmd, Command::Checkpoint { .. } | Command::Snapshot { .. }) {
+        if !matches!(
+            cmd,
+            Command::Checkpoint { .. } | Command::Snapshot { .. } | Command::AreMembers { .. }
+        ) {
             self.dirty = true;
         }
         match cmd {
@@ -275,6 +278,10 @@ impl Room {
             Command::Detach { conn, timed_out } => self.detach(conn, timed_out),
             Command::Snapshot { reply } => {
                 let _ = reply.send(Ok(self.snapshot()));
+            }
+            Command::AreMembers { ids, reply } => {
+                let r = ids.iter().map(|id| self.members.contains(id.as_str()));
+                let _ = reply.send(Ok(r.collect()));
             }
             Command::Custom(op) => op(&mut Ops::new(self)),
             Command::Checkpoint { stop, force, reply } => {
@@ -492,6 +499,9 @@ pub(crate) fn refuse_with(cmd: Command, e: RoomError) {
             let _ = reply.send(Err(e.clone()));
         }
         Command::Snapshot { reply } => {
+            let _ = reply.send(Err(e.clone()));
+        }
+        Command::AreMembers { reply, .. } => {
             let _ = reply.send(Err(e.clone()));
         }
         Command::Checkpoint { reply, .. } => {

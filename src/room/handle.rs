@@ -120,6 +120,13 @@ pub enum Command {
         /// True for a heartbeat timeout: the member leaves at once with `timeout`.
         timed_out: bool,
     },
+    /// Which of these ids are members (a façade's check before it adds or removes players).
+    AreMembers {
+        /// The ids.
+        ids: Vec<MemberId>,
+        /// One answer per id, in order.
+        reply: Reply<Vec<bool>>,
+    },
     /// A snapshot for REST.
     Snapshot {
         /// The room as it is when the command is handled.
@@ -288,6 +295,11 @@ impl RoomHandle {
     pub async fn detach(&self, conn: ConnId, timed_out: bool) {
         // A closed room has already forgotten every socket: nothing to tell it.
         let _ = self.tx.send(Command::Detach { conn, timed_out }).await;
+    }
+
+    /// Which of `ids` are members, in order.
+    pub async fn are_members(&self, ids: Vec<MemberId>) -> Result<Vec<bool>, RoomError> {
+        self.call(|reply| Command::AreMembers { ids, reply }).await
     }
 
     /// A snapshot.

@@ -120,8 +120,9 @@ fn player_batch(
 }
 
 fn live_room(app: &App, key: &ApiKey, room_no: &str) -> Result<RoomHandle, GameError> {
+    // In a cluster the room may be owned by another node: `find` reaches it there.
     app.registry
-        .get(rules::room_key(&key.game_id, room_no).as_str())
+        .find(rules::room_key(&key.game_id, room_no).as_str())
         .ok_or(GameError::RoomNotFound)
 }
 
@@ -136,7 +137,28 @@ async fn submit(
     work: impl Future<Output = Outcome> + Send + 'static,
 ) -> Result<Value, GameError> {
     let game = &app.facades.game;
-    let id = game.tasks.create(method, body);
+    let mut id = game.tasks.create(method, body.clone());
+    if let Some(c) = app.registry.cluster() {
+        // Task ids are unique across the cluster, and a poll on any node finds this one here.
+        let ttl = app.settings.game.task_ttl_secs;
+        let mut tries = 0;
+        loop {
+            match c.claim_task(id.as_str(), ttl).await {
+                Ok(true) => break,
+                Ok(false) if tries < 8 => {
+                    tries += 1;
+                    game.tasks.forget(&id);
+                    id = game.tasks.create(method, body.clone());
+                }
+                _ => {
+                    game.tasks.forget(&id);
+                    return Err(GameError::Internal(
+                        "the cluster's Redis is unreachable; retry".into(),
+                    ));
+                }
+            }
+        }
+    }
     // The task is recorded before the answer that names it (the request's commit barrier).
     if let Some(rec) = game.tasks.record(&id, None) {
         app.registry.store().put(Kind::Task, id.as_str(), rec);

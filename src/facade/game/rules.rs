@@ -108,6 +108,14 @@ fn failure(e: RoomError) -> String {
 /// `createGameRoom`: allocates the game's next room id and spawns the room; schedules its expiry.
 pub async fn create(app: App, game_id: String, expires_in: u64) -> Outcome {
     let game = &app.facades.game;
+    if let Some(c) = app.registry.cluster() {
+        // Every node allocates from the same counter, in Redis.
+        let n = c
+            .next_number(&format!("game.room_no.{game_id}"))
+            .await
+            .map_err(|_| "the cluster's Redis is unreachable; retry".to_owned())?;
+        return create_room(&app, game_id, n.to_string(), expires_in).await;
+    }
     let room_no = game.next_room_no(&game_id).to_string();
     // The counter is stored so a restart never hands out a room id again.
     if let Some(n) = game.counter(&game_id) {
@@ -120,6 +128,11 @@ pub async fn create(app: App, game_id: String, expires_in: u64) -> Outcome {
             },
         );
     }
+    create_room(&app, game_id, room_no, expires_in).await
+}
+
+/// Spawns game room `room_no` (allocated) and schedules its expiry.
+async fn create_room(app: &App, game_id: String, room_no: String, expires_in: u64) -> Outcome {
     let key = room_key(&game_id, &room_no);
     let created = now_ms();
     let ms = i64::try_from(expires_in.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -190,14 +203,22 @@ pub async fn not_members(
     handle: &RoomHandle,
     plyr_ids: Vec<String>,
 ) -> Result<Vec<String>, GameError> {
+    let ids = plyr_ids
+        .iter()
+        .map(|id| MemberId::from(id.as_str()))
+        .collect();
+    // A plain command, not a closure: it reaches the room on another cluster node too.
     handle
-        .custom(move |ops| {
+        .are_members(ids)
+        .await
+        .map(|joined| {
             plyr_ids
                 .into_iter()
-                .filter(|id| !ops.is_member(id))
+                .zip(joined)
+                .filter(|(_, j)| !j)
+                .map(|(id, _)| id)
                 .collect()
         })
-        .await
         .map_err(|e| match e {
             RoomError::Closed => GameError::RoomNotFound,
             e => GameError::Internal(e.to_string()),
@@ -208,9 +229,9 @@ pub async fn not_members(
 pub async fn is_joined(handle: Option<RoomHandle>, plyr_id: String) -> bool {
     let Some(handle) = handle else { return false };
     handle
-        .custom(move |ops| ops.is_member(&plyr_id))
+        .are_members(vec![MemberId::from(plyr_id)])
         .await
-        .unwrap_or(false)
+        .is_ok_and(|j| j.first() == Some(&true))
 }
 
 #[cfg(test)]

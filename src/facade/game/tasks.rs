@@ -208,6 +208,21 @@ impl Tasks {
         }
     }
 
+    /// Drops a task that was never announced (its id was taken on another node).
+    pub fn forget(&self, id: &TaskId) {
+        let mut g = self.lock();
+        g.tasks.remove(id);
+        g.order.retain(|o| o != id);
+    }
+
+    /// Whether task `id` is known here (and not expired).
+    pub fn contains(&self, id: &str) -> bool {
+        let g = self.lock();
+        g.tasks
+            .get(&TaskId(id.to_owned()))
+            .is_some_and(|t| t.created.elapsed() <= self.ttl)
+    }
+
     /// The body of `GET /task/status/{id}` (always served with 200).
     pub fn status(&self, id: &str) -> Value {
         let g = self.lock();

@@ -104,3 +104,73 @@ async fn facade_calls_work_through_any_node() {
     .await;
     assert!(gone, "node 1 sees c1 gone: {:?}", a1.members(&room).await);
 }
+
+/// PLYR game rooms through three nodes: rooms created on two nodes get distinct numbers; players
+/// join a room through a node that does not own it and leave through a third; an async task
+/// created on one node is polled on another.
+#[tokio::test]
+async fn game_calls_work_through_any_node() {
+    let Some(redis) = RedisServer::start("game-facade") else {
+        return;
+    };
+    let keys = SessionKeys::new();
+    let nodes: Vec<Rollcall> = (1..=3).map(|i| node(&redis, &keys, i)).collect();
+    let api: Vec<Api> = nodes
+        .iter()
+        .map(|n| Api::new(format!("http://{}", n.addr)))
+        .collect();
+    let create = |a: &Api| {
+        let a = a.clone();
+        async move {
+            let (st, v) = a
+                .game("/game/create", json!({"sync": true}))
+                .await
+                .expect("create answers");
+            assert_eq!((st, &v["status"]), (200, &json!("SUCCESS")), "{v}");
+            v["roomId"].as_str().unwrap().to_owned()
+        }
+    };
+    let (r1, r2) = (create(&api[0]).await, create(&api[1]).await);
+    assert_ne!(r1, r2, "room numbers are allocated cluster-wide");
+
+    let jwts: Vec<String> = ["p1", "p2"].iter().map(|p| keys.session(p)).collect();
+    let (st, v) = api[1]
+        .game(
+            "/game/join",
+            json!({"roomId": r1, "sessionJwts": jwts, "sync": true}),
+        )
+        .await
+        .expect("join answers");
+    assert_eq!(
+        (st, &v["status"]),
+        (200, &json!("SUCCESS")),
+        "join via node 2: {v}"
+    );
+    let room = format!("game:{}:{r1}", durable::GAME);
+    assert_eq!(
+        api[0].members(&room).await,
+        Some(vec!["p1".into(), "p2".into()])
+    );
+
+    // An async leave through node 3, polled on node 1.
+    let (st, v) = api[2]
+        .game(
+            "/game/leave",
+            json!({"roomId": r1, "sessionJwts": [keys.session("p1")]}),
+        )
+        .await
+        .expect("leave answers");
+    assert_eq!(st, 200, "{v}");
+    let task = v["task"]["id"].as_str().expect("a task id").to_owned();
+    let done = eventually(Duration::from_secs(5), || async {
+        let a = api[0].game_get(&format!("/task/status/{task}")).await;
+        matches!(a, Some((200, v)) if v["status"] == "SUCCESS")
+    })
+    .await;
+    assert!(
+        done,
+        "the task is polled on node 1: {:?}",
+        api[0].game_get(&format!("/task/status/{task}")).await
+    );
+    assert_eq!(api[1].members(&room).await, Some(vec!["p2".into()]));
+}
