@@ -19,10 +19,12 @@
 //! - [`front`]: a room as seen from a node that may not own it.
 //! - [`owner`]: the owner's side of remote sockets and remote calls.
 
+mod calls;
 pub mod config;
 pub mod forward;
 mod front;
 mod link;
+mod metrics;
 mod owner;
 pub mod wire;
 
@@ -35,11 +37,13 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use calls::complete;
 pub use config::{ClusterConfig, ClusterSettings};
+pub(crate) use metrics::encode_metrics;
 
 use crate::conn::Conn;
 use crate::ids::RoomId;
-use crate::room::{Added, Registry, Removed, RoomError, RoomHandle, RoomSpec, Snapshot};
+use crate::room::{Added, Registry, Removed, RoomHandle, RoomSpec, Snapshot};
 use crate::store::RoomRecord;
 use wire::Msg;
 
@@ -384,165 +388,10 @@ impl Cluster {
         }
     }
 
-    /// A new request id, registered with what to do with its answer.
-    #[allow(clippy::too_many_arguments)]
-    fn register(&self, node: &Arc<str>, room: &RoomId, call: wire::Call, pending: Pending) -> u64 {
-        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
-        let w = Waiting {
-            at: Instant::now(),
-            node: node.clone(),
-            room: room.clone(),
-            call,
-            pending,
-        };
-        self.pending.insert(req, w);
-        req
-    }
-
-    /// The calls for `room` still waiting on `node` (an owner that died), taken out.
-    fn take_waiting(&self, room: &RoomId, node: &str) -> Vec<(u64, Waiting)> {
-        let reqs: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|e| e.value().room == *room && &*e.value().node == node)
-            .map(|e| *e.key())
-            .collect();
-        reqs.into_iter()
-            .filter_map(|r| self.pending.remove(&r))
-            .collect()
-    }
-
-    /// Completes a pending call with the owner's answer.
-    fn answer(&self, req: u64, result: Result<serde_json::Value, RoomError>) {
-        let Some((_, Waiting { pending, .. })) = self.pending.remove(&req) else {
-            return; // timed out already
-        };
-        complete(pending, result);
-    }
-
-    /// Fails the calls that waited longer than [`CALL_TIMEOUT`] with `unavailable`.
-    fn expire_calls(&self) {
-        let now = Instant::now();
-        let late: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|e| now.duration_since(e.value().at) >= CALL_TIMEOUT)
-            .map(|e| *e.key())
-            .collect();
-        for req in late {
-            self.stats.call_timeouts.fetch_add(1, Ordering::Relaxed);
-            self.answer(req, Err(RoomError::Unavailable));
-        }
-    }
-
     /// Tells every front of this node.
     fn tell_fronts(&self, make: impl Fn() -> Ctl) {
         for e in self.fronts.iter() {
             let _ = e.value().1.try_send(make()); // a full channel: that front is busy resolving
         }
     }
-}
-
-/// Completes a call's reply (and its effect on the caller's socket) with the owner's answer.
-fn complete(pending: Pending, result: Result<serde_json::Value, RoomError>) {
-    fn typed<T: serde::de::DeserializeOwned>(
-        r: Result<serde_json::Value, RoomError>,
-    ) -> Result<T, RoomError> {
-        r.and_then(|v| serde_json::from_value(v).map_err(|_| RoomError::Unavailable))
-    }
-    match pending {
-        Pending::Unit { reply, after } => {
-            let r = result.map(|_| ());
-            if r.is_ok() {
-                match after {
-                    After::Nothing => {}
-                    After::Attach(conn, front) => conn.attached(front.id(), &front),
-                    After::Detach(conn, room) => conn.detached(&room),
-                }
-            }
-            let _ = reply.send(r); // the caller may have gone
-        }
-        Pending::Added(reply) => {
-            let _ = reply.send(typed(result));
-        }
-        Pending::Removed(reply) => {
-            let _ = reply.send(typed(result));
-        }
-        Pending::Snapshot(reply) => {
-            let _ = reply.send(typed(result));
-        }
-        Pending::AreMembers(reply) => {
-            let _ = reply.send(typed(result));
-        }
-    }
-}
-
-type Gauge = fn(&mut DescriptorEncoder, &str, &str, i64) -> std::fmt::Result;
-type Counter = fn(&mut DescriptorEncoder, &str, &str, u64) -> std::fmt::Result;
-use prometheus_client::encoding::DescriptorEncoder;
-
-/// The `rollcall_cluster_*` metrics (see `protocol/metrics.md`).
-pub(crate) fn encode_metrics(
-    c: &Cluster,
-    enc: &mut DescriptorEncoder,
-    gauge: Gauge,
-    counter: Counter,
-) -> std::fmt::Result {
-    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-    let s = &c.stats;
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    gauge(
-        enc,
-        "rollcall_cluster_redis_up",
-        "1 while Redis answers the heartbeat; 0: room changes are refused",
-        i64::from(c.redis_up()),
-    )?;
-    gauge(
-        enc,
-        "rollcall_cluster_nodes",
-        "Nodes alive at the last sweep (this one included)",
-        n(c.nodes()),
-    )?;
-    gauge(
-        enc,
-        "rollcall_cluster_owned_rooms",
-        "Rooms whose actor runs on this node",
-        n(c.owned_rooms()),
-    )?;
-    gauge(
-        enc,
-        "rollcall_cluster_remote_sockets",
-        "Sockets of other nodes in rooms owned here",
-        n(c.proxies.len()),
-    )?;
-    counter(
-        enc,
-        "rollcall_cluster_calls_out",
-        "Room commands forwarded to owner nodes",
-        get(&s.calls_out),
-    )?;
-    counter(
-        enc,
-        "rollcall_cluster_calls_in",
-        "Room commands applied for other nodes",
-        get(&s.calls_in),
-    )?;
-    counter(
-        enc,
-        "rollcall_cluster_call_timeouts",
-        "Forwarded commands that got no answer in time (unavailable)",
-        get(&s.call_timeouts),
-    )?;
-    counter(
-        enc,
-        "rollcall_cluster_takeovers",
-        "Rooms taken over from a dead owner's record",
-        get(&s.takeovers),
-    )?;
-    counter(
-        enc,
-        "rollcall_cluster_dead_nodes",
-        "Nodes this node saw die",
-        get(&s.dead_nodes),
-    )
 }
