@@ -8,6 +8,7 @@
 mod facades;
 mod faults;
 mod storm;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

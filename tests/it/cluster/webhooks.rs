@@ -1,0 +1,101 @@
+//! Webhooks once per cluster (issue 12, invariant 4): two nodes with the same `[[webhooks]]`
+//! endpoint; a room with members on both nodes; every event reaches the receiver once, not once
+//! per node, in version order.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::durable::{self, SessionKeys};
+use crate::support::process::{Options, Rollcall};
+use crate::support::redis::RedisServer;
+use crate::support::webhook::{receiver, Answer};
+
+/// Reads until the request's `ack` (an `error` fails the test).
+async fn acked(c: &mut crate::support::Client) {
+    loop {
+        let v = c.recv().await;
+        match v["type"].as_str() {
+            Some("ack") => return,
+            Some("error") => panic!("refused: {v}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_event_is_delivered_once_per_cluster() {
+    let Some(redis) = RedisServer::start("webhooks") else {
+        return;
+    };
+    let mut hook = receiver(vec![], Answer::Status(200), 0).await;
+    let keys = SessionKeys::new();
+    let node = |i: usize| {
+        let mut o = Options::config(durable::config(&keys, "", Some(&hook.url())));
+        for a in [
+            "--ephemeral",
+            "--redis-url",
+            &redis.url(),
+            "--node-id",
+            &format!("w{i}"),
+        ] {
+            o = o.arg(a);
+        }
+        Rollcall::start(o.arg("--grace-secs").arg("0"))
+    };
+    let (n1, n2) = (node(1), node(2));
+    let ws = |n: &Rollcall| format!("ws://{}/v1/ws", n.addr);
+    let mut a = durable::connect(&ws(&n1), &durable::token("wa")).await;
+    a.send(json!({"type": "join", "room": "hooked", "ref": 1}))
+        .await;
+    acked(&mut a).await;
+    let mut b = durable::connect(&ws(&n2), &durable::token("wb")).await;
+    b.send(json!({"type": "join", "room": "hooked", "ref": 2}))
+        .await;
+    acked(&mut b).await;
+    b.send(json!({"type": "leave", "room": "hooked", "ref": 3}))
+        .await;
+    acked(&mut b).await;
+    let mut c = durable::connect(&ws(&n2), &durable::token("wc")).await;
+    c.send(json!({"type": "join", "room": "hooked", "ref": 4}))
+        .await;
+    acked(&mut c).await;
+    drop(c); // leaves with `disconnect` (no grace)
+
+    // wa, wb, wc joined; wb left; wc disconnected; wa became host: six events, each once.
+    let mut seen: BTreeMap<(String, String, u64), usize> = BTreeMap::new();
+    let mut versions = Vec::new();
+    while let Ok(Some(h)) =
+        tokio::time::timeout(Duration::from_millis(1500), hook.hits.recv()).await
+    {
+        if !(200..300).contains(&h.status) {
+            continue;
+        }
+        let d = &h.json["data"];
+        let key = (
+            h.event().to_owned(),
+            d["participant_id"].as_str().unwrap_or("").to_owned(),
+            d["version"].as_u64().unwrap_or(0),
+        );
+        versions.push(key.2);
+        *seen.entry(key).or_default() += 1;
+    }
+    let events: Vec<_> = seen.keys().map(|(e, p, _)| format!("{e}:{p}")).collect();
+    assert_eq!(
+        events,
+        [
+            "host_changed:",
+            "participant_joined:wa",
+            "participant_joined:wb",
+            "participant_joined:wc",
+            "participant_left:wb",
+            "participant_left:wc"
+        ],
+        "{seen:?}"
+    );
+    assert!(seen.values().all(|n| *n == 1), "each once: {seen:?}");
+    let mut sorted = versions.clone();
+    sorted.sort();
+    assert_eq!(versions, sorted, "in version order");
+}
