@@ -415,10 +415,12 @@ async fn heartbeat(c: Arc<Cluster>) {
             }
             continue;
         }
+        if last_ok.elapsed() >= ttl {
+            // Cut off (Redis unreachable, or this process paused) for longer than our TTL: the
+            // others have declared us dead and taken our rooms.
+            c.fence().await;
+        }
         if !c.up.load(Ordering::Acquire) {
-            if last_ok.elapsed() >= ttl {
-                c.fence().await;
-            }
             tracing::info!("redis reachable again");
             c.up.store(true, Ordering::Release);
             settle_until = Instant::now() + ttl;

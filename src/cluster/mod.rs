@@ -255,6 +255,11 @@ impl Cluster {
         tracing::error!("cut off from redis longer than node_ttl: leaving our rooms to the other nodes and closing our sockets (1012)");
         self.fenced.store(true, Ordering::Release);
         self.tell_fronts(|| Ctl::Fenced);
+        // The other nodes' sockets were re-attached to the rooms' new owners already.
+        self.proxies.retain(|_, p| {
+            p.stop.cancel();
+            false
+        });
         if let Some(f) = self.on_fenced.get() {
             f();
         }
@@ -364,6 +369,9 @@ impl Cluster {
 
     /// Writes a room's record through to Redis (latest wins; never waits).
     pub(crate) fn put_record(&self, rec: &RoomRecord) {
+        if self.fenced() {
+            return; // another node owns our rooms now: never overwrite its records
+        }
         if let Ok(json) = serde_json::to_string(rec) {
             if self
                 .records
@@ -377,6 +385,9 @@ impl Cluster {
 
     /// Deletes a room's record in Redis (the room closed).
     pub(crate) fn delete_record(&self, id: &RoomId) {
+        if self.fenced() {
+            return;
+        }
         let _ = self.records.try_send(link::RecordOp::Delete(id.clone())); // full: the key expires
     }
 

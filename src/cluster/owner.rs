@@ -27,7 +27,7 @@ pub(super) type Key = (Arc<str>, u64, RoomId);
 pub(super) struct Proxy {
     conn: Arc<Conn>,
     tx: mpsc::Sender<PumpMsg>,
-    stop: CancellationToken,
+    pub(super) stop: CancellationToken,
     /// Last call that used it, ms: an idle proxy (in no room) is collected after a while.
     used: AtomicI64,
 }

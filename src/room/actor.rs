@@ -30,6 +30,10 @@ use crate::frame::Frame;
 use crate::ids::{ConnId, MemberId, RoomId};
 use crate::protocol::{LeaveReason, MemberView, PanelRows};
 
+/// Cluster: how soon after a change the room's record is written through to Redis (changes in
+/// between are coalesced), so a node taking the room over finds at most this much missing.
+pub(super) const WRITE_THROUGH: Duration = Duration::from_millis(100);
+
 /// How often a room retries lagging subscribers.
 pub(super) const RESYNC_EVERY: Duration = Duration::from_millis(50);
 
@@ -81,6 +85,8 @@ pub(super) enum Timer {
     Grace(MemberId),
     Idle,
     Resync,
+    /// Cluster: write the record through if it changed.
+    WriteThrough,
     /// The room closes with reason `expired` at this instant (game rooms' `expiresIn`).
     Expire(Instant),
 }
@@ -98,6 +104,8 @@ pub(super) struct Room {
     pub(super) timers: Timers,
     pub(super) idle_key: Option<delay_queue::Key>,
     pub(super) resync_key: Option<delay_queue::Key>,
+    /// Cluster: a record write-through is scheduled (see [`WRITE_THROUGH`]).
+    write_key: Option<delay_queue::Key>,
     pub(super) created_at: i64,
     /// The last serialized `panel` and its version. Every change a panel shows bumps the
     /// version, so a panel at the same version is byte-identical: a reconnect storm, syncs and
@@ -143,6 +151,7 @@ impl Room {
             timers: Timers::default(),
             idle_key: None,
             resync_key: None,
+            write_key: None,
             created_at: now,
             panel_cache: None,
             updated_at: now,
@@ -184,6 +193,10 @@ impl Room {
             }
             if !self.exit {
                 self.check_idle();
+                let clustered = self.registry.cluster().is_some();
+                if clustered && self.dirty && self.write_key.is_none() {
+                    self.write_key = Some(self.timers.insert(Timer::WriteThrough, WRITE_THROUGH));
+                }
             }
             self.timers.trim();
         }
@@ -335,6 +348,12 @@ impl Room {
             Timer::Resync => {
                 self.resync_key = None;
                 self.resync();
+            }
+            Timer::WriteThrough => {
+                self.write_key = None;
+                if self.dirty && !self.exit {
+                    self.persist();
+                }
             }
             Timer::Expire(at) => self.expire_at(at),
         }

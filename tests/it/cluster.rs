@@ -7,6 +7,7 @@
 
 mod facades;
 mod faults;
+mod pause;
 mod storm;
 mod webhooks;
 

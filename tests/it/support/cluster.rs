@@ -89,6 +89,16 @@ impl Cluster {
             p.sigkill();
         }
     }
+    /// Sends `signal` (`STOP`, `CONT`, `TERM` ...) to node `i`.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let p = self.nodes[i - 1].as_ref().expect("the node runs");
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &p.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "SIG{signal} delivered to node {i}");
+    }
     /// Every running node's log, for failure messages.
     pub fn logs(&self) -> String {
         self.nodes

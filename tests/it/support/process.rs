@@ -251,6 +251,10 @@ impl Rollcall {
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
     /// Sends SIGTERM (a graceful stop); does not wait.
     pub fn sigterm(&self) {
         let ok = Command::new("kill")
