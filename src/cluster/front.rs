@@ -53,9 +53,11 @@ pub(super) fn spawn(
     me
 }
 
-/// Tells the fronts whose owner is `node` to find their owner again.
-pub(super) fn reresolve_all_for(c: &Cluster, node: &Arc<str>) {
-    c.tell_fronts(|| Ctl::NodeGone(node.clone()));
+/// Tells the front of `room`, if its owner is `node`, to find its owner again.
+pub(super) fn reresolve(c: &Cluster, room: &RoomId, node: &Arc<str>) {
+    if let Some(f) = c.fronts.get(room) {
+        let _ = f.1.try_send(Ctl::NodeGone(node.clone())); // full: it is busy resolving already
+    }
 }
 
 enum Mode {
@@ -104,16 +106,18 @@ impl Front {
                 _ => None,
             };
             let unused = !matches!(self.mode, Mode::Local(_)) && self.conns.is_empty();
+            // Control first: a command retried after `Closed` must meet the re-resolved owner.
             tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.command(cmd).await,
-                    None => break,
-                },
+                biased;
                 Some(ctl) = ctl.recv() => {
                     if !self.control(ctl).await {
                         break;
                     }
                 }
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
+                    None => break,
+                },
                 _ = async { match &actor { Some(h) => h.closed().await, None => std::future::pending().await } } => {
                     // The actor exited here (idle, closed): give the lease back.
                     self.c.owned.remove(&self.id);
@@ -313,6 +317,9 @@ impl Front {
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
             }
+        }
+        if matches!(&self.mode, Mode::Remote(n) if n == old) {
+            return; // the same owner after all: what waits on it is still coming
         }
         let waiting = self.c.take_waiting(&self.id, old);
         if let Mode::Remote(node) = &self.mode {

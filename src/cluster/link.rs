@@ -128,8 +128,11 @@ async fn dispatch(c: &Arc<Cluster>, env: Envelope) {
             }
             Msg::Answer { req, result } => {
                 if matches!(result, Err(crate::room::RoomError::Closed)) {
-                    // The node we asked does not own the room (any more): re-resolve.
-                    super::front::reresolve_all_for(c, &from);
+                    // The node we asked does not own that room (any more): its front looks
+                    // for the owner again.
+                    if let Some(room) = c.pending.get(&req).map(|w| w.room.clone()) {
+                        super::front::reresolve(c, &room, &from);
+                    }
                 }
                 c.answer(req, result);
             }
