@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{wire, After, Cluster, Pending, Waiting, CALL_TIMEOUT};
 use crate::ids::RoomId;
-use crate::room::RoomError;
+use crate::room::{Command, RoomError, RoomHandle};
 
 impl Cluster {
     /// A new request id, registered with what to do with its answer.
@@ -19,6 +19,7 @@ impl Cluster {
         room: &RoomId,
         call: wire::Call,
         pending: Pending,
+        tries: u8,
     ) -> u64 {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         let w = Waiting {
@@ -27,6 +28,7 @@ impl Cluster {
             room: room.clone(),
             call,
             pending,
+            tries,
         };
         self.pending.insert(req, w);
         req
@@ -51,6 +53,24 @@ impl Cluster {
             return; // timed out already
         };
         complete(pending, result);
+    }
+
+    /// `from` answered `Closed`: it does not own the room (yet, or any more: the lease is
+    /// changing hands). The call goes back to the room's front, which finds the owner and sends
+    /// it again; with no front to take it, the caller sees `Closed`.
+    pub(super) fn refused(&self, req: u64, from: &Arc<str>) {
+        let Some((_, w)) = self.pending.remove(&req) else {
+            return; // timed out already
+        };
+        self.stats.calls_refused.fetch_add(1, Ordering::Relaxed);
+        let Some(front) = self.fronts.get(&w.room).map(|f| f.1.clone()) else {
+            return complete(w.pending, Err(RoomError::Closed));
+        };
+        if let Err(e) = front.try_send(super::Ctl::Refused(from.clone(), Box::new(w))) {
+            if let super::Ctl::Refused(_, w) = e.into_inner() {
+                complete(w.pending, Err(RoomError::Closed));
+            }
+        }
     }
 
     /// Fails the calls that waited longer than [`CALL_TIMEOUT`] with `unavailable`.
@@ -101,4 +121,160 @@ pub(super) fn complete(pending: Pending, result: Result<serde_json::Value, RoomE
             let _ = reply.send(typed(result));
         }
     }
+}
+
+/// A room command as the call that forwards it to the owner, with what completes its reply
+/// (`None`: nobody waits, a closed socket). `Err`: a command that is never forwarded (a
+/// checkpoint, a façade's own change).
+#[allow(clippy::result_large_err)] // the command handed back whole, to be refused
+pub(super) fn split(
+    cmd: Command,
+    front: &RoomHandle,
+) -> Result<(wire::Call, Option<Pending>), Command> {
+    use wire::Call as C;
+    let unit = |reply, after| Some(Pending::Unit { reply, after });
+    let attach = |conn| After::Attach(conn, front.clone());
+    Ok(match cmd {
+        Command::Join { conn, state, reply } => {
+            let call = C::Join {
+                conn: conn.id().get(),
+                who: conn.identity().into(),
+                state,
+            };
+            (call, unit(reply, attach(conn)))
+        }
+        Command::Watch { conn, reply } => {
+            let call = C::Watch {
+                conn: conn.id().get(),
+                who: conn.identity().into(),
+            };
+            (call, unit(reply, attach(conn)))
+        }
+        Command::Leave { conn, reply } => {
+            let call = C::Leave {
+                conn: conn.id().get(),
+            };
+            (call, unit(reply, After::Detach(conn, front.id().clone())))
+        }
+        Command::State { conn, state, reply } => {
+            let call = C::State {
+                conn: conn.id().get(),
+                state,
+            };
+            (call, unit(reply, After::Nothing))
+        }
+        Command::Sync { conn, reply } => {
+            let call = C::Sync {
+                conn: conn.id().get(),
+            };
+            (call, unit(reply, After::Nothing))
+        }
+        Command::Detach { conn, timed_out } => {
+            let call = C::Detach {
+                conn: conn.get(),
+                timed_out,
+            };
+            (call, None)
+        }
+        Command::Kick { by, target, reply } => {
+            (C::Kick { by, target }, unit(reply, After::Nothing))
+        }
+        Command::Remove {
+            ids,
+            reason,
+            by,
+            atomic,
+            reply,
+        } => {
+            let call = C::Remove {
+                ids,
+                reason,
+                by,
+                atomic,
+            };
+            (call, Some(Pending::Removed(reply)))
+        }
+        Command::Snapshot { reply } => (C::Snapshot, Some(Pending::Snapshot(reply))),
+        Command::AreMembers { ids, reply } => {
+            (C::AreMembers { ids }, Some(Pending::AreMembers(reply)))
+        }
+        Command::AddMembers { members, reply } => {
+            (C::AddMembers { members }, Some(Pending::Added(reply)))
+        }
+        Command::Close { reason, reply } => (C::Close { reason }, unit(reply, After::Nothing)),
+        cmd @ (Command::Checkpoint { .. } | Command::Custom(_)) => return Err(cmd),
+    })
+}
+
+/// The room command a refused call came from, to be handled again by its front; `None` (its
+/// caller answered `Closed`) when the socket it concerns has gone meanwhile.
+pub(super) fn rebuild(c: &Cluster, call: wire::Call, pending: Pending) -> Option<Command> {
+    use wire::Call as C;
+    let local = |id: u64| c.locals.get(&id).and_then(|w| w.upgrade());
+    let cmd = match (call, pending) {
+        (
+            C::Join { state, .. },
+            Pending::Unit {
+                reply,
+                after: After::Attach(conn, _),
+            },
+        ) => Command::Join { conn, state, reply },
+        (
+            C::Watch { .. },
+            Pending::Unit {
+                reply,
+                after: After::Attach(conn, _),
+            },
+        ) => Command::Watch { conn, reply },
+        (
+            C::Leave { .. },
+            Pending::Unit {
+                reply,
+                after: After::Detach(conn, _),
+            },
+        ) => Command::Leave { conn, reply },
+        (C::State { conn, state }, Pending::Unit { reply, .. }) => match local(conn) {
+            Some(conn) => Command::State { conn, state, reply },
+            None => return gone(reply),
+        },
+        (C::Sync { conn }, Pending::Unit { reply, .. }) => match local(conn) {
+            Some(conn) => Command::Sync { conn, reply },
+            None => return gone(reply),
+        },
+        (C::Kick { by, target }, Pending::Unit { reply, .. }) => {
+            Command::Kick { by, target, reply }
+        }
+        (C::Close { reason }, Pending::Unit { reply, .. }) => Command::Close { reason, reply },
+        (
+            C::Remove {
+                ids,
+                reason,
+                by,
+                atomic,
+            },
+            Pending::Removed(reply),
+        ) => Command::Remove {
+            ids,
+            reason,
+            by,
+            atomic,
+            reply,
+        },
+        (C::AddMembers { members }, Pending::Added(reply)) => {
+            Command::AddMembers { members, reply }
+        }
+        (C::AreMembers { ids }, Pending::AreMembers(reply)) => Command::AreMembers { ids, reply },
+        (C::Snapshot, Pending::Snapshot(reply)) => Command::Snapshot { reply },
+        (_, pending) => {
+            // Not a pair `Front::forward` makes.
+            complete(pending, Err(RoomError::Closed));
+            return None;
+        }
+    };
+    Some(cmd)
+}
+
+fn gone(reply: crate::room::handle::Reply<()>) -> Option<Command> {
+    let _ = reply.send(Err(RoomError::Closed));
+    None
 }

@@ -47,18 +47,17 @@ pub(super) fn spawn(
         mode: Mode::Unresolved,
         conns: HashMap::new(),
         exiting: false,
+        tries: 0,
     };
     let span = tracing::debug_span!("front", room = %front.id);
     tokio::spawn(tracing::Instrument::instrument(front.run(rx, ctl_rx), span));
     me
 }
 
-/// Tells the front of `room`, if its owner is `node`, to find its owner again.
-pub(super) fn reresolve(c: &Cluster, room: &RoomId, node: &Arc<str>) {
-    if let Some(f) = c.fronts.get(room) {
-        let _ = f.1.try_send(Ctl::NodeGone(node.clone())); // full: it is busy resolving already
-    }
-}
+/// How often a call may be refused (`Closed`) by nodes the lease named before its caller sees
+/// `Closed`: the lease changes hands in milliseconds, a room that is really closed is found so
+/// at the next resolve.
+const MAX_REFUSALS: u8 = 6;
 
 enum Mode {
     /// The owner is not known yet (or was lost).
@@ -86,6 +85,8 @@ struct Front {
     conns: HashMap<u64, Tracked>,
     /// A graceful stop asked this (remote) front to go.
     exiting: bool,
+    /// Refusals of the command being sent again (see [`MAX_REFUSALS`]).
+    tries: u8,
 }
 
 impl Front {
@@ -275,12 +276,13 @@ impl Front {
     /// What the node tells us; false: this front stops.
     async fn control(&mut self, ctl: Ctl) -> bool {
         match ctl {
-            Ctl::NodeDead(n) | Ctl::NodeGone(n) => {
+            Ctl::NodeDead(n) => {
                 if matches!(&self.mode, Mode::Remote(o) if *o == n) {
                     self.mode = Mode::Unresolved;
                     self.recover(&n).await;
                 }
             }
+            Ctl::Refused(node, w) => self.retry(node, *w).await,
             Ctl::Detached(conn) => {
                 self.conns.remove(&conn);
             }
@@ -364,13 +366,36 @@ impl Front {
         }
     }
 
+    /// `node` refused a call (it does not own the room, or not yet: it is taking the lease or
+    /// giving it back): after a short pause, find the owner and handle the command again.
+    async fn retry(&mut self, node: Arc<str>, w: super::Waiting) {
+        let tries = w.tries.saturating_add(1);
+        let Some(cmd) = super::calls::rebuild(&self.c, w.call, w.pending) else {
+            return;
+        };
+        if tries > MAX_REFUSALS {
+            refuse_with(cmd, RoomError::Closed);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10 << tries.min(5))).await;
+        if matches!(&self.mode, Mode::Remote(o) if *o == node) {
+            self.mode = Mode::Unresolved;
+            self.recover(&node).await;
+        }
+        self.tries = tries;
+        self.command(cmd).await;
+        self.tries = 0;
+    }
+
     /// Sends `call` to `node`; its answer completes `pending` (none: nobody waits).
     async fn call(&self, node: &Arc<str>, call: Call, pending: Option<Pending>) {
         let pending = pending.unwrap_or_else(|| Pending::Unit {
             reply: oneshot::channel().0,
             after: After::Nothing,
         });
-        let req = self.c.register(node, &self.id, call.clone(), pending);
+        let req = self
+            .c
+            .register(node, &self.id, call.clone(), pending, self.tries);
         self.c.stats.calls_out.fetch_add(1, Ordering::Relaxed);
         let msg = Msg::Call {
             req,
@@ -392,91 +417,22 @@ impl Front {
 
     /// Forwards one command to the owner `node`.
     async fn forward(&mut self, node: &Arc<str>, cmd: Command) {
-        let unit = |reply, after| Some(Pending::Unit { reply, after });
-        let (call, pending) = match cmd {
-            Command::Join { conn, state, reply } => {
-                self.track(&conn, true);
-                let call = Call::Join {
-                    conn: conn.id().get(),
-                    who: conn.identity().into(),
-                    state,
-                };
-                (call, unit(reply, After::Attach(conn, self.me.clone())))
-            }
-            Command::Watch { conn, reply } => {
-                self.track(&conn, false);
-                let call = Call::Watch {
-                    conn: conn.id().get(),
-                    who: conn.identity().into(),
-                };
-                (call, unit(reply, After::Attach(conn, self.me.clone())))
-            }
-            Command::Leave { conn, reply } => {
+        match &cmd {
+            Command::Join { conn, .. } => self.track(conn, true),
+            Command::Watch { conn, .. } => self.track(conn, false),
+            Command::Leave { conn, .. } => {
                 self.conns.remove(&conn.id().get());
-                let call = Call::Leave {
-                    conn: conn.id().get(),
-                };
-                (call, unit(reply, After::Detach(conn, self.id.clone())))
             }
-            Command::State { conn, state, reply } => {
-                let call = Call::State {
-                    conn: conn.id().get(),
-                    state,
-                };
-                (call, unit(reply, After::Nothing))
-            }
-            Command::Sync { conn, reply } => {
-                let call = Call::Sync {
-                    conn: conn.id().get(),
-                };
-                (call, unit(reply, After::Nothing))
-            }
-            Command::Detach { conn, timed_out } => {
+            Command::Detach { conn, .. } => {
                 self.conns.remove(&conn.get());
-                let call = Call::Detach {
-                    conn: conn.get(),
-                    timed_out,
-                };
-                (call, None)
             }
-            Command::Kick { by, target, reply } => {
-                (Call::Kick { by, target }, unit(reply, After::Nothing))
-            }
-            Command::Remove {
-                ids,
-                reason,
-                by,
-                atomic,
-                reply,
-            } => (
-                Call::Remove {
-                    ids,
-                    reason,
-                    by,
-                    atomic,
-                },
-                Some(Pending::Removed(reply)),
-            ),
-            Command::Snapshot { reply } => (Call::Snapshot, Some(Pending::Snapshot(reply))),
-            Command::AreMembers { ids, reply } => {
-                (Call::AreMembers { ids }, Some(Pending::AreMembers(reply)))
-            }
-            Command::AddMembers { members, reply } => {
-                (Call::AddMembers { members }, Some(Pending::Added(reply)))
-            }
-            Command::Close { reason, reply } => {
-                (Call::Close { reason }, unit(reply, After::Nothing))
-            }
-            cmd @ Command::Checkpoint { .. } => {
-                refuse(cmd); // answered in `command`, never forwarded
-                return;
-            }
-            // A façade's change runs where the room's actor is: REST calls for a room owned by
-            // another node are not forwarded yet (protocol/cluster.md, "Not yet built").
-            cmd @ Command::Custom(_) => {
-                refuse_with(cmd, RoomError::Unavailable);
-                return;
-            }
+            _ => {}
+        }
+        let (call, pending) = match super::calls::split(cmd, &self.me) {
+            Ok(split) => split,
+            // A checkpoint is answered in `command`, never forwarded; a façade's own change
+            // runs where the room's actor is (its REST call is forwarded over HTTP instead).
+            Err(cmd) => return refuse_with(cmd, RoomError::Unavailable),
         };
         match pending {
             Some(p) => self.call(node, call, Some(p)).await,

@@ -128,13 +128,12 @@ async fn dispatch(c: &Arc<Cluster>, env: Envelope) {
             }
             Msg::Answer { req, result } => {
                 if matches!(result, Err(crate::room::RoomError::Closed)) {
-                    // The node we asked does not own that room (any more): its front looks
-                    // for the owner again.
-                    if let Some(room) = c.pending.get(&req).map(|w| w.room.clone()) {
-                        super::front::reresolve(c, &room, &from);
-                    }
+                    // The node we asked does not own that room (any more): its front finds
+                    // the owner and asks again.
+                    c.refused(req, &from);
+                } else {
+                    c.answer(req, result);
                 }
-                c.answer(req, result);
             }
             Msg::Frames { conn, frames } => {
                 let Some(conn) = c.locals.get(&conn).and_then(|w| w.upgrade()) else {

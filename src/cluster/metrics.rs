@@ -63,6 +63,12 @@ pub(crate) fn encode_metrics(
     )?;
     counter(
         enc,
+        "rollcall_cluster_calls_refused",
+        "Forwarded commands a node refused while the room's lease changed hands (sent again)",
+        get(&s.calls_refused),
+    )?;
+    counter(
+        enc,
         "rollcall_cluster_takeovers",
         "Rooms taken over from a dead owner's record",
         get(&s.takeovers),

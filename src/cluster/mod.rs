@@ -85,6 +85,18 @@ struct Waiting {
     room: RoomId,
     call: wire::Call,
     pending: Pending,
+    /// How many owners refused it already (answered `Closed` while the room changed hands).
+    tries: u8,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting")
+            .field("node", &self.node)
+            .field("room", &self.room)
+            .field("tries", &self.tries)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a successful socket call changes on the caller's side.
@@ -103,8 +115,8 @@ enum Ctl {
     NodeDead(Arc<str>),
     /// The owner says the room stopped delivering to this socket.
     Detached(u64),
-    /// This node answered a call with `Closed`: it does not own the room (any more).
-    NodeGone(Arc<str>),
+    /// This node answered this call with `Closed`: find the owner and send it again.
+    Refused(Arc<str>, Box<Waiting>),
     /// Redis came back: ask a fresh panel for every remote socket (frames may be lost).
     Resync,
     /// This node was declared dead by the others: stop the room here.
@@ -162,6 +174,8 @@ pub struct ClusterStats {
     pub calls_in: AtomicU64,
     /// Calls that got no answer in time.
     pub call_timeouts: AtomicU64,
+    /// Calls answered `Closed` by a node the lease named (sent again).
+    pub calls_refused: AtomicU64,
     /// Rooms taken over from a dead owner.
     pub takeovers: AtomicU64,
     /// Nodes seen dying.
