@@ -2,11 +2,13 @@
 //! processes with real sockets: one ordered stream per room whichever node a socket is on, kicks
 //! and bans across nodes, a SIGKILLed node's members leaving with `timeout` (once each, within
 //! 10 s, whether the node held members or owned the room), a join storm spread over three nodes,
+//! a drained node, a member hopping nodes in its grace, one member on two nodes (`handover`),
 //! and Redis going away and coming back. Every wait is bounded; each test stays under 30 s.
 //! Without `redis-server` each test prints `SKIPPED:` (a failure under `ROLLCALL_REQUIRE_REDIS=1`).
 
 mod facades;
 mod faults;
+mod handover;
 mod pause;
 mod storm;
 mod webhooks;

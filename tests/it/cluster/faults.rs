@@ -122,6 +122,44 @@ async fn redis_down_gives_clear_errors() {
             .any(|key| key.contains(&format!("{{r:{room}}}"))),
         "no rc:{{r:{room}}}:* key in the restarted Redis: {keys}"
     );
+    // The room that lived through the outage is whole again: its owner took its lease again
+    // and rewrote its record in the new Redis, and a change in it reaches both nodes, whose
+    // views hold its two members exactly once (no ghost, no double count).
+    for key in ["lease", "rec"] {
+        let present = crate::support::durable::eventually(Duration::from_secs(5), || {
+            let k = c
+                .redis
+                .command(&["EXISTS", &format!("rc:{{r:before}}:{key}")]);
+            std::future::ready(k.trim() == "1")
+        })
+        .await;
+        assert!(
+            present,
+            "rc:{{r:before}}:{key} is back in the restarted Redis"
+        );
+    }
+    x.ok(json!({"type": "state", "room": "before", "state": {"after": "outage"}}))
+        .await;
+    for p in [&x, &y] {
+        let seen = p
+            .saw(Duration::from_secs(5), |m| {
+                m["type"] == "state" && m["room"] == "before" && m["state"]["after"] == "outage"
+            })
+            .await;
+        assert!(
+            seen,
+            "{}: the surviving room still delivers: {:?}",
+            p.sub,
+            p.msgs()
+        );
+        let v = crate::support::cluster::fold(&p.msgs(), "before").expect("a panel");
+        assert_eq!(
+            v.members.iter().collect::<Vec<_>>(),
+            ["xavi", "yuki"],
+            "{}'s view of the surviving room",
+            p.sub
+        );
+    }
     // And /healthz says Redis is back, where it reports the cluster at all.
     for node in [1, 2] {
         let healthy = crate::support::durable::eventually(Duration::from_secs(5), || async {

@@ -1,6 +1,6 @@
 //! Several real `rollcall` processes on one Redis (issue 12, `protocol/cluster.md`): [`Cluster`]
 //! starts a [`RedisServer`] and N nodes (`--ephemeral --redis-url <url> --node-id n<i>
-//! --node-ttl-secs 2`, test secrets, no reconnect grace), numbered from 1 like their ids, and
+//! --node-ttl-secs 2`, test secrets, no reconnect grace unless asked), numbered from 1 like their ids, and
 //! SIGKILLs a node on demand; everything is killed and reaped on drop. [`Peer`] is a socket whose
 //! every text frame is recorded in the background (raw text and JSON) while the test keeps
 //! sending on it. [`fold`] replays what a socket saw of a room (panels and events) into the
@@ -36,8 +36,8 @@ pub struct Cluster {
     addrs: Vec<String>,
 }
 
-/// The options of node `n<i>` on `redis_url`.
-pub fn node_options(redis_url: &str, i: usize) -> Options {
+/// The options of node `n<i>` on `redis_url`, with a reconnect grace of `grace_secs`.
+pub fn node_options(redis_url: &str, i: usize, grace_secs: f64) -> Options {
     let mut o = Options::default();
     for a in [
         "--ephemeral",
@@ -52,7 +52,7 @@ pub fn node_options(redis_url: &str, i: usize) -> Options {
         "--admin-token",
         ADMIN,
         "--grace-secs",
-        "0",
+        &grace_secs.to_string(),
     ] {
         o = o.arg(a);
     }
@@ -63,10 +63,14 @@ impl Cluster {
     /// A fresh Redis and `n` nodes on it; `None` (after a `SKIPPED:` line) without
     /// `redis-server`, unless `ROLLCALL_REQUIRE_REDIS=1`.
     pub fn start(test: &str, n: usize) -> Option<Cluster> {
+        Self::start_with_grace(test, n, 0.0)
+    }
+    /// [`Self::start`] with nodes whose reconnect grace is `grace_secs`.
+    pub fn start_with_grace(test: &str, n: usize, grace_secs: f64) -> Option<Cluster> {
         let redis = RedisServer::start(test)?;
         let url = redis.url();
         let nodes: Vec<Rollcall> = (1..=n)
-            .map(|i| Rollcall::start(node_options(&url, i)))
+            .map(|i| Rollcall::start(node_options(&url, i, grace_secs)))
             .collect();
         let addrs = nodes.iter().map(|p| p.addr.clone()).collect();
         Some(Cluster {
@@ -98,6 +102,14 @@ impl Cluster {
             .expect("run kill")
             .success();
         assert!(ok, "SIG{signal} delivered to node {i}");
+    }
+    /// Waits up to `bound` for node `i` to exit (after a SIGTERM) and reaps it; its exit status.
+    pub fn wait_exit(&mut self, i: usize, bound: Duration) -> Option<std::process::ExitStatus> {
+        let node = self.nodes[i - 1].as_mut()?;
+        // The recording tasks keep running on the other worker meanwhile.
+        let status = tokio::task::block_in_place(|| node.wait_exit(bound))?;
+        self.nodes[i - 1] = None;
+        Some(status)
     }
     /// Every running node's log, for failure messages.
     pub fn logs(&self) -> String {
@@ -237,6 +249,15 @@ impl Peer {
     }
     pub async fn watch(&mut self, room: &str) -> Value {
         self.ok(json!({"type": "watch", "room": room})).await
+    }
+    /// Closes the socket cleanly (a close frame, 1000), as a client going away does.
+    pub async fn close(mut self) {
+        let _ = self.sink.close().await; // already gone: nothing to close
+    }
+    /// The close code once the socket has closed, waiting up to `bound`.
+    pub async fn closed_with(&self, bound: Duration) -> Option<u16> {
+        eventually(bound, || std::future::ready(self.tape().close.is_some())).await;
+        self.tape().close
     }
     /// Waits up to `bound` until some received message satisfies `pred`.
     pub async fn saw(&self, bound: Duration, pred: impl Fn(&Value) -> bool) -> bool {
