@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::cli::{ChurnArgs, LeavePath, TargetArgs};
+use super::cluster::OpsMeter;
 use super::fleet::{Cmd, Fleet, REASONS};
 use super::procstat::CpuMeter;
 use super::report::Report;
@@ -53,29 +53,32 @@ pub async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> {
             stop.clone(),
         ));
     }
-    let cpu = CpuMeter::start(target.pid);
     let mut r = Report::new("churn");
+    // A cluster: Redis operations per join and per leave, and every node's CPU.
+    let mut ops = match &target.cluster {
+        Some(nodes) => Some(OpsMeter::start(nodes.clone(), 2.0).await?),
+        None => None,
+    };
+    let cluster_cpu = target.cluster.as_ref().map(|n| n.cpu_secs());
+    let cpu = CpuMeter::start(target.pid);
 
     // ---- join phase
     let started = Instant::now();
-    let sem = Arc::new(Semaphore::new(t.connect_concurrency.max(1)));
-    let mut joins = Vec::with_capacity(n);
-    for g in 0..n {
-        tokio::time::sleep_until(started + Duration::from_secs_f64(g as f64 / a.connect_rate))
-            .await;
-        let permit = sem.clone().acquire_owned().await?;
-        let (f, tg) = (fleet.clone(), target.clone());
-        joins.push(tokio::spawn(async move {
-            let ok = f.connect(&tg, g).await;
-            drop(permit);
-            ok
-        }));
-    }
-    let mut joined = vec![false; n];
-    for (g, j) in joins.into_iter().enumerate() {
-        joined[g] = j.await.unwrap_or(false);
-    }
+    let joined = fleet
+        .connect_all(&target, a.connect_rate, t.connect_concurrency)
+        .await?;
     let t_started = fleet.clock.now() - started.elapsed().as_nanos() as u64;
+    if let Some(o) = &mut ops {
+        // Before the settle, whose snapshots are calls of their own.
+        let waiting = fleet.panels_in(Duration::from_secs(30)).await;
+        o.report_background(&mut r);
+        o.phase(
+            &mut r,
+            "join",
+            joined.iter().filter(|j| **j).count() as u64 - waiting as u64,
+        )
+        .await?;
+    }
     let (server, _, caught_up) = fleet
         .settle(&target, Duration::from_secs_f64(a.settle_secs))
         .await?;
@@ -238,6 +241,12 @@ pub async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> {
         let _ = c.await; // a panicked call was already counted as an error
     }
     let leave_secs = started.elapsed().as_secs_f64();
+    if let Some(o) = &mut ops {
+        fleet
+            .quiet(Duration::from_millis(300), Duration::from_secs(10))
+            .await;
+        o.phase(&mut r, "leave", plan.len() as u64).await?;
+    }
     let (server, versions, caught_up) = fleet
         .settle(&target, Duration::from_secs_f64(a.settle_secs))
         .await?;
@@ -397,6 +406,13 @@ pub async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> {
         r.warn("clients had not caught up with the server when the run was judged".into());
     }
     r.cpu(target.mode(), &use_);
+    if let (Some(nodes), Some(before)) = (&target.cluster, cluster_cpu) {
+        r.add(
+            "cluster_cpu_secs",
+            &format!("CPU of all {} nodes (s)", nodes.pids.len()),
+            nodes.cpu_secs() - before,
+        );
+    }
     fleet.abort_all();
     tokio::time::sleep(Duration::from_millis(200)).await;
     target.stop().await;

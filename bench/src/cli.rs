@@ -57,6 +57,10 @@ pub struct TargetArgs {
     /// Reconnect grace of a server this tool starts (default: the scenario's own).
     #[arg(long, global = true)]
     pub grace_secs: Option<f64>,
+    /// With `--spawn`: run N nodes on a fresh `redis-server` (a cluster, `protocol/cluster.md`);
+    /// client `g` talks to node `g % N`. Needs `redis-server` on PATH.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub nodes: usize,
     /// Loopback source addresses to spread clients over (127.0.0.1, .2, ...): one address runs
     /// out of ephemeral ports near 28,000 connections to one server port. 0 = automatic.
     #[arg(long, global = true, default_value_t = 0)]
@@ -80,6 +84,9 @@ pub struct TargetArgs {
 pub enum Scenario {
     /// R rooms × M members join at a rate, then leave at a rate through every leave path.
     Churn(ChurnArgs),
+    /// A cluster (`--spawn --nodes N`) loses a node to SIGKILL: how long until each of its
+    /// members has left every surviving view, once, with `timeout`.
+    Failover(FailoverArgs),
     /// One room, N watchers, one member publishing `state` events.
     Fanout(FanoutArgs),
     /// N joined sockets held: server memory per socket, connect rate, memory after close.
@@ -173,6 +180,29 @@ pub struct ChurnArgs {
     /// Leave paths, used in turn.
     #[arg(long, value_delimiter = ',', default_value = "leave,close,kick,rest")]
     pub paths: Vec<LeavePath>,
+    /// How long to wait for the clients to catch up with the server before judging.
+    #[arg(long, default_value_t = 15.0)]
+    pub settle_secs: f64,
+}
+
+/// `failover`.
+#[derive(Debug, Clone, Args)]
+pub struct FailoverArgs {
+    /// Rooms.
+    #[arg(long, default_value_t = 300)]
+    pub rooms: usize,
+    /// Members per room (spread over the nodes: member `g` on node `g % N`).
+    #[arg(long, default_value_t = 30)]
+    pub members: usize,
+    /// Joins per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub connect_rate: f64,
+    /// The node to SIGKILL, from 2 to N (node 1 answers the operator snapshots). Default: N.
+    #[arg(long)]
+    pub kill: Option<usize>,
+    /// How long to wait for every dead member to leave every surviving view.
+    #[arg(long, default_value_t = 30.0)]
+    pub wait_secs: f64,
     /// How long to wait for the clients to catch up with the server before judging.
     #[arg(long, default_value_t = 15.0)]
     pub settle_secs: f64,

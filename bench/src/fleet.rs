@@ -51,7 +51,7 @@ pub struct Slot {
 }
 
 /// `left` reasons by code (index 0 unused).
-pub const REASONS: [&str; 5] = ["", "leave", "disconnect", "kick", "left"];
+pub const REASONS: [&str; 6] = ["", "leave", "disconnect", "kick", "left", "timeout"];
 
 /// The members, their rooms, and what they measured.
 pub struct Fleet {
@@ -151,7 +151,14 @@ impl Fleet {
     pub async fn connect(self: &Arc<Self>, target: &Target, g: usize) -> bool {
         let token = target.token(&self.member_id(g));
         self.slots[g].join_t0.store(self.clock.now(), Relaxed);
-        let ws = match ws::connect(target.addr, &target.ws_url(), &token, target.source(g)).await {
+        let ws = match ws::connect(
+            target.addr_for(g),
+            &target.ws_url_for(g),
+            &token,
+            target.source(g),
+        )
+        .await
+        {
             Ok(ws) => ws,
             Err(e) => {
                 if Counters::get(&self.c.conn_failures) < 5 {
@@ -176,6 +183,35 @@ impl Fleet {
         );
         tokio::spawn(member_task(self.clone(), g, epoch, ws, rx, join));
         true
+    }
+
+    /// Connects every member at `rate` per second (`concurrency` attempts in flight), in
+    /// member order (consecutive members are in different rooms); which ones joined.
+    pub async fn connect_all(
+        self: &Arc<Self>,
+        target: &Arc<Target>,
+        rate: f64,
+        concurrency: usize,
+    ) -> Result<Vec<bool>, super::Error> {
+        let n = self.slots.len();
+        let started = tokio::time::Instant::now();
+        let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut joins = Vec::with_capacity(n);
+        for g in 0..n {
+            tokio::time::sleep_until(started + Duration::from_secs_f64(g as f64 / rate)).await;
+            let permit = sem.clone().acquire_owned().await?;
+            let (f, tg) = (self.clone(), target.clone());
+            joins.push(tokio::spawn(async move {
+                let ok = f.connect(&tg, g).await;
+                drop(permit);
+                ok
+            }));
+        }
+        let mut joined = vec![false; n];
+        for (g, j) in joins.into_iter().enumerate() {
+            joined[g] = j.await.unwrap_or(false);
+        }
+        Ok(joined)
     }
 
     /// Applies one frame to member `g`'s view; true when the member saw itself leave.
@@ -289,6 +325,38 @@ impl Fleet {
                 return Ok((views, versions, false));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (up to `bound`) until every connected member has had its join's `panel`; how many
+    /// still wait.
+    pub async fn panels_in(&self, bound: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let waiting = self
+                .slots
+                .iter()
+                .filter(|s| s.join_t0.load(Relaxed) != 0 && lock(&s.cmd).is_some())
+                .count();
+            if waiting == 0 || tokio::time::Instant::now() > deadline {
+                return waiting;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (up to `bound`) until no latency sample has been recorded for `quiet`.
+    pub async fn quiet(&self, quiet: Duration, bound: Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut last = (Counters::get(&self.c.samples), tokio::time::Instant::now());
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let n = Counters::get(&self.c.samples);
+            if n != last.0 {
+                last = (n, tokio::time::Instant::now());
+            } else if last.1.elapsed() >= quiet {
+                return;
+            }
         }
     }
 

@@ -4,6 +4,8 @@
 //! - [`cli`]: the command line (clap subcommands), one struct per scenario.
 //! - [`target`]: the server under test — in-process, a spawned `rollcall` child, or `--url` —
 //!   plus tokens and the operator REST calls.
+//! - [`cluster`]: `--nodes N`, a local cluster (a `redis-server` and N spawned nodes), its Redis
+//!   operation counts and a node's SIGKILL.
 //! - [`procstat`]: `/proc` readings (resident memory, CPU time) and the load average.
 //! - [`ws`]: connecting one client (source address, small buffers) and parsing server frames.
 //! - [`stats`]: counters and the sharded latency histogram shared by client tasks.
@@ -15,6 +17,7 @@
 //!   session tokens) and [`lobby`] (PlayFlow-style: `api-key`, leave and host kick);
 //!   [`facade_write`]: `rest` writes that add one record per call (lobby create, and video phone
 //!   participants through [`video`], Digital Samba-style with HTTP Basic).
+//! - [`failover`]: a cluster node's SIGKILL, and its members leaving every surviving view.
 //! - [`floor`]: the machine's own floor (raw TCP fan-out to a re-exec'd child), to read the other
 //!   scenarios' latencies against.
 //! - [`worker`]: re-exec'd worker processes that hold sockets for runs above one process's
@@ -22,8 +25,10 @@
 
 pub mod churn;
 pub mod cli;
+pub mod cluster;
 pub mod facade_rest;
 pub mod facade_write;
+pub mod failover;
 pub mod fanout;
 pub mod fleet;
 pub mod floor;
@@ -86,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = match &cli.scenario {
         Scenario::Churn(a) => churn::run(&cli.target, a).await?,
+        Scenario::Failover(a) => failover::run(&cli.target, a).await?,
         Scenario::Fanout(a) => fanout::run(&cli.target, a).await?,
         Scenario::Idle(a) => idle::run(&cli.target, a).await?,
         Scenario::Storm(a) => storm::run(&cli.target, a).await?,

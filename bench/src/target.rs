@@ -10,7 +10,10 @@ use rollcall::config::{FileConfig, Settings};
 use rollcall::server::Running;
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use super::cli::TargetArgs;
+use super::cluster::Nodes;
 use super::Error;
 
 /// The secret and admin token of servers this tool starts itself.
@@ -20,6 +23,7 @@ const OWN_ADMIN: &str = "rollcall-bench-admin-0123456789";
 enum Server {
     InProcess(Running),
     Child(Child),
+    Cluster(Arc<Nodes>),
     External,
 }
 
@@ -41,6 +45,10 @@ pub struct Target {
     pub sources: u8,
     /// Grace period of the server, when this tool started it.
     pub grace: Option<f64>,
+    /// `--nodes N`: the cluster's Redis and nodes (node 0 is `base`).
+    pub cluster: Option<Arc<Nodes>>,
+    /// Every node's address and base URL (one entry without a cluster).
+    nodes: Vec<(SocketAddr, String)>,
     mode: &'static str,
     /// Taken by [`Target::stop`]; a `std` mutex, never held across `.await`.
     server: std::sync::Mutex<Option<Server>>,
@@ -70,8 +78,22 @@ impl Target {
                 .ok_or("--url needs --admin-token (or ROLLCALL_ADMIN_TOKEN)")?;
             let base = url.trim_end_matches('/').to_owned();
             (base, secret, admin, args.server_pid, Server::External, None)
+        } else if args.spawn && args.nodes > 1 {
+            let nodes =
+                Nodes::start(args.nodes, |url, i| spawn_child(grace, Some((url, i)))).await?;
+            let nodes = Arc::new(nodes);
+            (
+                nodes.bases[0].clone(),
+                OWN_SECRET.into(),
+                OWN_ADMIN.into(),
+                Some(nodes.pids[0]),
+                Server::Cluster(nodes),
+                Some(grace),
+            )
+        } else if args.nodes > 1 {
+            return Err("--nodes needs --spawn (this tool starts the cluster)".into());
         } else if args.spawn {
-            let (child, base) = spawn_child(grace).await?;
+            let (child, base) = spawn_child(grace, None).await?;
             let pid = child.id();
             let s = Server::Child(child);
             (
@@ -97,13 +119,26 @@ impl Target {
                 Some(grace),
             )
         };
-        let host = base
-            .strip_prefix("http://")
-            .ok_or("--url must start with http://")?;
-        let addr = tokio::net::lookup_host(host)
-            .await?
-            .find(SocketAddr::is_ipv4)
-            .ok_or("the target has no IPv4 address")?;
+        let cluster = match &server {
+            Server::Cluster(n) => Some(n.clone()),
+            _ => None,
+        };
+        let bases = match &cluster {
+            Some(n) => n.bases.clone(),
+            None => vec![base.clone()],
+        };
+        let mut nodes = Vec::with_capacity(bases.len());
+        for b in bases {
+            let host = b
+                .strip_prefix("http://")
+                .ok_or("--url must start with http://")?;
+            let addr = tokio::net::lookup_host(host)
+                .await?
+                .find(SocketAddr::is_ipv4)
+                .ok_or("the target has no IPv4 address")?;
+            nodes.push((addr, b));
+        }
+        let addr = nodes[0].0;
         let t = Self {
             base,
             addr,
@@ -113,14 +148,19 @@ impl Target {
             pid,
             sources,
             grace,
+            cluster,
+            nodes,
             mode: match server {
                 Server::InProcess(_) => "in-process",
                 Server::Child(_) => "spawned child process",
+                Server::Cluster(_) => "spawned cluster (redis-server + nodes)",
                 Server::External => "external (--url)",
             },
             server: std::sync::Mutex::new(Some(server)),
         };
-        t.wait_healthy().await?;
+        for (_, b) in &t.nodes {
+            t.wait_healthy(b).await?;
+        }
         Ok(t)
     }
 
@@ -132,6 +172,27 @@ impl Target {
     /// `ws://host:port/v1/ws`.
     pub fn ws_url(&self) -> String {
         format!("ws{}/v1/ws", self.base.trim_start_matches("http"))
+    }
+
+    /// How many nodes serve the clients (1 without `--nodes`).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node client `g` talks to: `g % nodes`.
+    pub fn node_of(&self, g: usize) -> usize {
+        g % self.nodes.len()
+    }
+
+    /// The address of client `g`'s node.
+    pub fn addr_for(&self, g: usize) -> SocketAddr {
+        self.nodes[self.node_of(g)].0
+    }
+
+    /// `ws://host:port/v1/ws` of client `g`'s node.
+    pub fn ws_url_for(&self, g: usize) -> String {
+        let base = &self.nodes[self.node_of(g)].1;
+        format!("ws{}/v1/ws", base.trim_start_matches("http"))
     }
 
     /// A socket token for `sub`, valid for a day.
@@ -148,13 +209,13 @@ impl Target {
         Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + n)))
     }
 
-    async fn wait_healthy(&self) -> Result<(), Error> {
+    async fn wait_healthy(&self, base: &str) -> Result<(), Error> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            match self.http.get(format!("{}/healthz", self.base)).send().await {
+            match self.http.get(format!("{base}/healthz")).send().await {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 _ if tokio::time::Instant::now() > deadline => {
-                    return Err(format!("{} did not answer /healthz within 10 s", self.base).into())
+                    return Err(format!("{base} did not answer /healthz within 10 s").into())
                 }
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -174,13 +235,21 @@ impl Target {
     }
 
     /// `GET /v1/rooms/{room}`: the room's panel, or `None` if it does not exist.
+    /// A cluster answers 503 while a room changes owner (a node died): retried for 15 s.
     pub async fn panel(&self, room: &str) -> Result<Option<Value>, Error> {
-        let r = self
-            .http
-            .get(format!("{}/v1/rooms/{room}", self.base))
-            .bearer_auth(&self.admin)
-            .send()
-            .await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let r = loop {
+            let r = self
+                .http
+                .get(format!("{}/v1/rooms/{room}", self.base))
+                .bearer_auth(&self.admin)
+                .send()
+                .await?;
+            if r.status().as_u16() != 503 || tokio::time::Instant::now() > deadline {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         if r.status().as_u16() == 404 {
             return Ok(None);
         }
@@ -253,6 +322,10 @@ impl Target {
                     let _ = c.wait();
                 }
                 // Clean exit or not, the run's data dir goes (it is this run's alone).
+                let _ = std::fs::remove_dir_all(bench_data_dir());
+            }
+            Server::Cluster(nodes) => {
+                nodes.stop().await;
                 let _ = std::fs::remove_dir_all(bench_data_dir());
             }
             Server::External => {}
@@ -343,8 +416,12 @@ fn bench_data_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("rollcall-bench-data-{}", std::process::id()))
 }
 
-/// Runs the `rollcall` binary found next to this one on a free loopback port.
-async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
+/// Runs the `rollcall` binary found next to this one on a free loopback port; `cluster`: as
+/// node `b<i>` on that Redis, with its own data dir.
+async fn spawn_child(
+    grace: f64,
+    cluster: Option<(String, usize)>,
+) -> Result<(Child, String), Error> {
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name("rollcall");
     if !server.exists() {
@@ -384,8 +461,20 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         f.limits.max_lobbies_per_key,
     );
     let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
+    let path = match &cluster {
+        Some((_, i)) => path.with_extension(format!("n{i}.toml")),
+        None => path,
+    };
     std::fs::write(&path, toml)?;
-    let child = Command::new(&server)
+    let data_dir = match &cluster {
+        Some((_, i)) => std::path::Path::new(&f.data_dir).join(format!("n{i}")),
+        None => std::path::PathBuf::from(&f.data_dir),
+    };
+    let mut cmd = Command::new(&server);
+    if let Some((url, i)) = &cluster {
+        cmd.args(["--redis-url", url, "--node-id", &format!("b{i}")]);
+    }
+    let child = cmd
         .arg("--config")
         .arg(&path)
         .env_remove("ROLLCALL_JWT_SECRET")
@@ -394,7 +483,7 @@ async fn spawn_child(grace: f64) -> Result<(Child, String), Error> {
         .env_remove("ROLLCALL_GRACE_SECS")
         // The environment, not the file: a server built before data dirs existed ignores it,
         // so the same tool measures builds from before and after the durable store.
-        .env("ROLLCALL_DATA_DIR", &f.data_dir)
+        .env("ROLLCALL_DATA_DIR", &data_dir)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -248,6 +248,7 @@ impl Front {
             .filter(|r| r.kind != crate::room::RoomKind::Native);
         let h = self.registry.spawn_actor(self.id.clone(), spec, rec);
         self.c.owned.insert(self.id.clone(), ());
+        link::list_room(&self.c, self.id.as_str()).await;
         for (_, t) in self.conns.drain() {
             let (reply, _answer) = oneshot::channel();
             let cmd = if t.member {

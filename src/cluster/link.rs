@@ -9,6 +9,8 @@
 //! - `rc:{r:<room>}:rec`: the room's record as JSON (what a new owner resumes from);
 //! - `rc:{n:<node>}:alive`: the node's heartbeat, `PX node_ttl`;
 //! - `rc:{n:<node>}:in`: the node's inbox (pub/sub channel);
+//! - `rc:{n:<node>}:rooms`: the rooms whose lease the node took (a set; when it dies, the
+//!   survivors take these rooms over even if none of their sockets is in them);
 //! - `rc:nodes`: the set of node ids the sweep checks.
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +37,9 @@ pub(super) fn rec_key(room: &str) -> String {
 }
 fn alive_key(node: &str) -> String {
     format!("rc:{{n:{node}}}:alive")
+}
+fn rooms_key(node: &str) -> String {
+    format!("rc:{{n:{node}}}:rooms")
 }
 fn inbox(node: &str) -> String {
     format!("rc:{{n:{node}}}:in")
@@ -300,6 +305,23 @@ pub(super) async fn release_lease(c: &Cluster, room: &str) {
     if let Err(e) = r {
         tracing::debug!(room, error = %e, "lease release failed (it stays until taken over)");
     }
+    let r: Result<i64, _> = c.redis.clone().srem(rooms_key(&c.me), room).await;
+    if let Err(e) = r {
+        tracing::debug!(room, error = %e, "could not unlist the room (a survivor skips it)");
+    }
+}
+
+/// Lists `room` among this node's rooms (we hold its lease).
+pub(super) async fn list_room(c: &Cluster, room: &str) {
+    let r: Result<i64, _> = c.redis.clone().sadd(rooms_key(&c.me), room).await;
+    if let Err(e) = r {
+        tracing::debug!(room, error = %e, "could not list the room (found by its sockets only)");
+    }
+}
+
+/// The rooms `node` listed as its own.
+pub(super) async fn rooms_of(c: &Cluster, node: &str) -> Result<Vec<String>, redis::RedisError> {
+    c.redis.clone().smembers(rooms_key(node)).await
 }
 
 /// The room's stored record.
@@ -450,10 +472,12 @@ async fn heartbeat(c: Arc<Cluster>) {
                 let node: Arc<str> = n.as_str().into();
                 super::owner::drop_node(&c, &node).await;
                 c.tell_fronts(|| Ctl::NodeDead(node.clone()));
+                tokio::spawn(super::owner::adopt(c.clone(), node));
             }
             if since.elapsed() >= ttl * 6 {
                 // Every survivor has long handled it: forget the node.
                 let _: Result<i64, _> = c.redis.clone().srem(NODES, n).await;
+                let _: Result<i64, _> = c.redis.clone().del(rooms_key(n)).await;
             }
         }
     }

@@ -340,7 +340,10 @@ pub(super) async fn reassert(c: &Arc<Cluster>) {
     let rooms: Vec<RoomId> = c.owned.iter().map(|e| e.key().clone()).collect();
     for room in rooms {
         match link::take_lease(c, room.as_str(), None).await {
-            Ok(true) => tracing::info!(%room, "lease taken again after the outage"),
+            Ok(true) => {
+                tracing::info!(%room, "lease taken again after the outage");
+                link::list_room(c, room.as_str()).await;
+            }
             Ok(false) => match link::holder(c, room.as_str()).await {
                 Ok(Some(h)) if h != c.node_id() => {
                     tracing::warn!(%room, holder = %h, "another node owns this room now")
@@ -352,5 +355,38 @@ pub(super) async fn reassert(c: &Arc<Cluster>) {
         if let Some(h) = c.registry().get(room.as_str()) {
             h.force_checkpoint();
         }
+    }
+}
+
+/// `node` died: take over the rooms it listed as its own that it still holds, whether or not a
+/// socket of ours is in them, so that their members leave (`timeout`, after the settle) and
+/// their webhooks fire even in a room nobody else watches. Every survivor tries; the lease's
+/// compare-and-set picks one, the others' stand-ins forward and idle out.
+pub(super) async fn adopt(c: Arc<Cluster>, node: Arc<str>) {
+    use futures::StreamExt;
+    let rooms = match link::rooms_of(&c, &node).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%node, error = %e, "could not list the dead node's rooms");
+            return;
+        }
+    };
+    let n = rooms.len();
+    futures::stream::iter(rooms)
+        .for_each_concurrent(32, |room| {
+            let (c, node) = (c.clone(), node.clone());
+            async move {
+                if !matches!(link::holder(&c, &room).await, Ok(Some(h)) if *h == *node) {
+                    return; // taken over already, or closed
+                }
+                if let Some(h) = c.registry().find(&room) {
+                    // Any command makes the stand-in resolve the owner: the lease is free.
+                    let _ = h.are_members(Vec::new()).await;
+                }
+            }
+        })
+        .await;
+    if n > 0 {
+        tracing::info!(%node, rooms = n, "the dead node's rooms are owned again");
     }
 }

@@ -106,6 +106,8 @@ pub(super) struct Room {
     pub(super) resync_key: Option<delay_queue::Key>,
     /// Cluster: a record write-through is scheduled (see [`WRITE_THROUGH`]).
     write_key: Option<delay_queue::Key>,
+    /// Cluster: when the record was last written through (a quiet room writes at once).
+    pub(super) last_write: Option<Instant>,
     pub(super) created_at: i64,
     /// The last serialized `panel` and its version. Every change a panel shows bumps the
     /// version, so a panel at the same version is byte-identical: a reconnect storm, syncs and
@@ -152,6 +154,7 @@ impl Room {
             idle_key: None,
             resync_key: None,
             write_key: None,
+            last_write: None,
             created_at: now,
             panel_cache: None,
             updated_at: now,
@@ -195,7 +198,15 @@ impl Room {
                 self.check_idle();
                 let clustered = self.registry.cluster().is_some();
                 if clustered && self.dirty && self.write_key.is_none() {
-                    self.write_key = Some(self.timers.insert(Timer::WriteThrough, WRITE_THROUGH));
+                    // A change after a quiet spell is written at once; the changes of a burst
+                    // coalesce into one write per `WRITE_THROUGH`.
+                    match self.last_write.map(|t| t.elapsed()) {
+                        Some(e) if e < WRITE_THROUGH => {
+                            let wait = WRITE_THROUGH - e;
+                            self.write_key = Some(self.timers.insert(Timer::WriteThrough, wait));
+                        }
+                        _ => self.persist(),
+                    }
                 }
             }
             self.timers.trim();

@@ -81,6 +81,7 @@ impl Room {
     /// closing stages its deletion instead.
     pub(super) fn persist(&mut self) {
         self.dirty = false;
+        self.last_write = Some(Instant::now());
         if self.exit && !self.keep_record {
             self.unrecord();
         } else {

@@ -1,6 +1,7 @@
 //! Webhooks once per cluster (issue 12, invariant 4): two nodes with the same `[[webhooks]]`
 //! endpoint; a room with members on both nodes; every event reaches the receiver once, not once
-//! per node, in version order.
+//! per node, in version order; and a dead node's room that no other node watches still announces
+//! its members leaving.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -98,4 +99,79 @@ async fn each_event_is_delivered_once_per_cluster() {
     let mut sorted = versions.clone();
     sorted.sort();
     assert_eq!(versions, sorted, "in version order");
+}
+
+/// A room whose members and owner were all on a node that dies, which no other node's socket
+/// watches: a survivor takes it over from the dead node's room list, and its member leaves
+/// with `timeout` within the bound, once, as the webhook receiver sees.
+#[tokio::test]
+async fn a_dead_nodes_unwatched_room_still_announces_its_members_leaving() {
+    let Some(redis) = RedisServer::start("webhooks-unwatched") else {
+        return;
+    };
+    let mut hook = receiver(vec![], Answer::Status(200), 0).await;
+    let keys = SessionKeys::new();
+    let node = |i: usize| {
+        let mut o = Options::config(durable::config(&keys, "", Some(&hook.url())));
+        for a in [
+            "--ephemeral",
+            "--redis-url",
+            &redis.url(),
+            "--node-id",
+            &format!("u{i}"),
+            "--node-ttl-secs",
+            &crate::support::cluster::NODE_TTL_SECS.to_string(),
+            "--grace-secs",
+            "0",
+        ] {
+            o = o.arg(a);
+        }
+        Rollcall::start(o)
+    };
+    let (n1, mut n2) = (node(1), node(2));
+    let mut solo =
+        durable::connect(&format!("ws://{}/v1/ws", n2.addr), &durable::token("solo")).await;
+    solo.send(json!({"type": "join", "room": "unwatched", "ref": 1}))
+        .await;
+    acked(&mut solo).await;
+    let lease = redis.command(&["GET", "rc:{r:unwatched}:lease"]);
+    assert!(lease.starts_with("u2"), "node 2 owns the room: {lease}");
+
+    n2.sigkill();
+    let killed = std::time::Instant::now();
+    let mut lefts = Vec::new();
+    while killed.elapsed() < Duration::from_secs(12) {
+        let Ok(Some(h)) = tokio::time::timeout(Duration::from_millis(500), hook.hits.recv()).await
+        else {
+            if !lefts.is_empty() {
+                break; // and nothing more came
+            }
+            continue;
+        };
+        if (200..300).contains(&h.status)
+            && h.event() == "participant_left"
+            && h.json["data"]["participant_id"] == "solo"
+        {
+            lefts.push((killed.elapsed(), h.json["data"].clone()));
+        }
+    }
+    assert_eq!(
+        lefts.len(),
+        1,
+        "solo leaves once: {lefts:?}\n{}{}",
+        n1.logs(),
+        n1.stderr()
+    );
+    let (took, data) = &lefts[0];
+    assert_eq!(data["reason"], "timeout", "{data}");
+    assert!(
+        *took <= Duration::from_secs(10),
+        "within the bound: {took:?}"
+    );
+    let lease = redis.command(&["GET", "rc:{r:unwatched}:lease"]);
+    assert!(
+        !lease.starts_with("u2"),
+        "the dead node holds the room no more: {lease}"
+    );
+    eprintln!("a_dead_nodes_unwatched_room_still_announces_its_members_leaving: left {took:?} after SIGKILL");
 }
