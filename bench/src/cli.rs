@@ -58,7 +58,7 @@ pub struct TargetArgs {
     #[arg(long, global = true)]
     pub grace_secs: Option<f64>,
     /// With `--spawn`: run N nodes on a fresh `redis-server` (a cluster, `protocol/cluster.md`);
-    /// client `g` talks to node `g % N`. Needs `redis-server` on PATH.
+    /// a room's consecutive members connect to consecutive nodes. Needs `redis-server` on PATH.
     #[arg(long, global = true, default_value_t = 1)]
     pub nodes: usize,
     /// Loopback source addresses to spread clients over (127.0.0.1, .2, ...): one address runs
@@ -191,7 +191,7 @@ pub struct FailoverArgs {
     /// Rooms.
     #[arg(long, default_value_t = 300)]
     pub rooms: usize,
-    /// Members per room (spread over the nodes: member `g` on node `g % N`).
+    /// Members per room (spread over the nodes).
     #[arg(long, default_value_t = 30)]
     pub members: usize,
     /// Joins per second.
@@ -340,7 +340,7 @@ pub enum RestApi {
 /// commands on stdin (see `worker.rs`).
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// `http://host:port` of the server.
+    /// `http://host:port` of the server, or of every node (comma-separated).
     #[arg(long)]
     pub server: String,
     /// Global index of this worker's first socket.

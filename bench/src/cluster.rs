@@ -1,7 +1,7 @@
 //! `--nodes N` (with `--spawn`): the scenarios against a local rollcall cluster (issue #12,
 //! `protocol/cluster.md`). A fresh `redis-server` on a free port (no persistence) and N spawned
-//! `rollcall` nodes on it (`--redis-url`, `--node-id b<i>`, each with its own data dir); client
-//! `g` talks to node `g % N`, so a room's members sit on every node. Also what only a cluster
+//! `rollcall` nodes on it (`--redis-url`, `--node-id b<i>`, each with its own data dir); a room's
+//! consecutive members connect to consecutive nodes, so every room spans every node. Also what only a cluster
 //! run reports: Redis operations (`INFO commandstats`, background heartbeats measured apart),
 //! Redis memory, every node's CPU time, and a node's SIGKILL (the `failover` scenario).
 

@@ -1,4 +1,5 @@
-//! `failover` (`--spawn --nodes N`): R rooms × M members spread over N nodes join; then one
+//! `failover` (`--spawn --nodes N`): R rooms × M members spread over N nodes join (each room
+//! on every node); then one
 //! node is SIGKILLed. Its members must leave every surviving member's view, each once, with
 //! reason `timeout`, within the node TTL plus a sweep (`protocol/cluster.md`, "Node death"):
 //! through a `left` event where the room's owner survived, or through the new owner's panel
@@ -74,7 +75,7 @@ async fn measure(target: &Arc<Target>, t: &TargetArgs, a: &FailoverArgs) -> Resu
     }
 
     // ---- who dies, who watches
-    let on_killed = |g: usize| joined[g] && target.node_of(g) == kill - 1;
+    let on_killed = |g: usize| joined[g] && fleet.node_of(g, n_nodes) == kill - 1;
     let dead: Vec<usize> = (0..n).filter(|g| on_killed(*g)).collect();
     let rooms: Vec<String> = (0..a.rooms).map(|r| fleet.room_name(r)).collect();
     let holders = nodes.lease_holders(&rooms).await?;

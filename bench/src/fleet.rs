@@ -134,6 +134,12 @@ impl Fleet {
         format!("m{}-{}-{}", self.tag, self.room_of(g), self.idx_of(g))
     }
 
+    /// The node (0-based, of `nodes`) member `g` connects to: consecutive members of a room on
+    /// consecutive nodes, so every room spans every node.
+    pub fn node_of(&self, g: usize, nodes: usize) -> usize {
+        (self.room_of(g) + self.idx_of(g)) % nodes.max(1)
+    }
+
     /// A copy of member `g`'s view.
     pub fn view(&self, g: usize) -> View {
         lock(&self.slots[g].view).clone()
@@ -151,14 +157,9 @@ impl Fleet {
     pub async fn connect(self: &Arc<Self>, target: &Target, g: usize) -> bool {
         let token = target.token(&self.member_id(g));
         self.slots[g].join_t0.store(self.clock.now(), Relaxed);
-        let ws = match ws::connect(
-            target.addr_for(g),
-            &target.ws_url_for(g),
-            &token,
-            target.source(g),
-        )
-        .await
-        {
+        let node = self.node_of(g, target.node_count());
+        let (addr, url) = (target.addr_of(node), target.ws_url_of(node));
+        let ws = match ws::connect(addr, &url, &token, target.source(g)).await {
             Ok(ws) => ws,
             Err(e) => {
                 if Counters::get(&self.c.conn_failures) < 5 {

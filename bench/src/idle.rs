@@ -41,8 +41,9 @@ impl Pool {
         tag: &str,
     ) -> Result<Self, Error> {
         let ep = Endpoint {
-            addr: target.addr,
-            ws_url: target.ws_url(),
+            nodes: (0..target.node_count())
+                .map(|i| (target.addr_of(i), target.ws_url_of(i)))
+                .collect(),
             secret: target.secret.clone(),
             sources: target.sources,
         };
@@ -58,7 +59,12 @@ impl Pool {
                 .args(["--sources", &target.sources.to_string()])
                 .args(["--connect-concurrency", &t.connect_concurrency.to_string()])
                 .arg("worker")
-                .args(["--server", &target.base, "--first", &first.to_string()])
+                .args([
+                    "--server",
+                    &target.bases().join(","),
+                    "--first",
+                    &first.to_string(),
+                ])
                 .args(["--room-size", &a.room_size.to_string(), "--tag", tag])
                 .env("ROLLCALL_JWT_SECRET", &target.secret)
                 .stdin(Stdio::piped())
@@ -167,7 +173,20 @@ pub async fn run(t: &TargetArgs, a: &IdleArgs) -> Result<Report, Error> {
     if target.pid.is_none() {
         r.warn("the server shares this process (or --server-pid is missing): its RSS cannot be told apart from the clients'; use --spawn".into());
     }
-    let rss = |pid: Option<u32>| pid.and_then(rss_kib).unwrap_or(0);
+    // A cluster: every node's RSS together (and Redis's memory apart).
+    let pids: Vec<u32> = match &target.cluster {
+        Some(n) => n.pids.clone(),
+        None => target.pid.into_iter().collect(),
+    };
+    let rss = |_: Option<u32>| pids.iter().filter_map(|p| rss_kib(*p)).sum::<u64>();
+    let redis_mem = || async {
+        match &target.cluster {
+            Some(n) => n.used_memory().await.ok(),
+            None => None,
+        }
+    };
+    let redis_before = redis_mem().await;
+    let cluster_cpu = target.cluster.as_ref().map(|n| n.cpu_secs());
     let tag = super::run_tag();
     let mut pool = Pool::start(&target, t, a, &tag).await?;
     let cpu = CpuMeter::start(target.pid);
@@ -192,7 +211,13 @@ pub async fn run(t: &TargetArgs, a: &IdleArgs) -> Result<Report, Error> {
     tokio::time::sleep(Duration::from_secs_f64(a.hold_secs)).await;
     let held = target.sockets().await.unwrap_or(-1);
     let peak = rss(target.pid);
+    let redis_peak = redis_mem().await;
     let use_ = cpu.stop();
+    let cluster_cpu = target
+        .cluster
+        .as_ref()
+        .zip(cluster_cpu)
+        .map(|(n, before)| n.cpu_secs() - before);
     let closing = Instant::now();
     let worker_cpu = pool.close().await?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -229,6 +254,30 @@ pub async fn run(t: &TargetArgs, a: &IdleArgs) -> Result<Report, Error> {
             "server RSS per socket, slope ≥1k (KiB)",
             serde_json::Value::Null,
         ),
+    }
+    if let (Some(nodes), Some(b), Some(p)) = (&target.cluster, redis_before, redis_peak) {
+        r.add(
+            "nodes",
+            "nodes (the RSS figures are all nodes together)",
+            nodes.pids.len() as u64,
+        );
+        r.add(
+            "redis_bytes_per_member",
+            "Redis memory per joined member (bytes)",
+            p.saturating_sub(b) as f64 / ok.max(1) as f64,
+        );
+        r.add(
+            "redis_used_memory_peak",
+            "Redis used_memory held (bytes)",
+            p,
+        );
+    }
+    if let Some(c) = cluster_cpu {
+        r.add(
+            "cluster_cpu_secs",
+            "CPU of all nodes while opening and holding (s)",
+            c,
+        );
     }
     r.add("rss_after_close_kib", "server RSS after close (KiB)", after);
     let grown = peak.saturating_sub(base).max(1);

@@ -59,6 +59,8 @@ impl Target {
     /// server this tool starts; `clients` sizes the automatic source-address count.
     pub async fn start(args: &TargetArgs, grace: f64, clients: usize) -> Result<Self, Error> {
         let grace = args.grace_secs.unwrap_or(grace);
+        // A fresh store for each run: what an earlier run left must not be resumed.
+        let _ = std::fs::remove_dir_all(bench_data_dir());
         let sources = match args.sources {
             0 => u8::try_from(clients / 25_000 + 1).unwrap_or(u8::MAX),
             n => n,
@@ -179,19 +181,19 @@ impl Target {
         self.nodes.len()
     }
 
-    /// The node client `g` talks to: `g % nodes`.
-    pub fn node_of(&self, g: usize) -> usize {
-        g % self.nodes.len()
+    /// Every node's base URL.
+    pub fn bases(&self) -> Vec<String> {
+        self.nodes.iter().map(|(_, b)| b.clone()).collect()
     }
 
-    /// The address of client `g`'s node.
-    pub fn addr_for(&self, g: usize) -> SocketAddr {
-        self.nodes[self.node_of(g)].0
+    /// The address of node `i` (0-based).
+    pub fn addr_of(&self, i: usize) -> SocketAddr {
+        self.nodes[i % self.nodes.len()].0
     }
 
-    /// `ws://host:port/v1/ws` of client `g`'s node.
-    pub fn ws_url_for(&self, g: usize) -> String {
-        let base = &self.nodes[self.node_of(g)].1;
+    /// `ws://host:port/v1/ws` of node `i` (0-based).
+    pub fn ws_url_of(&self, i: usize) -> String {
+        let base = &self.nodes[i % self.nodes.len()].1;
         format!("ws{}/v1/ws", base.trim_start_matches("http"))
     }
 
@@ -222,16 +224,21 @@ impl Target {
         }
     }
 
-    /// Open sockets as the server counts them (`/healthz`).
+    /// Open sockets as the server counts them (`/healthz`; every live node's, together).
     pub async fn sockets(&self) -> Result<i64, Error> {
-        let v: Value = self
-            .http
-            .get(format!("{}/healthz", self.base))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(v["sockets"].as_i64().unwrap_or(-1))
+        let mut total = 0;
+        for (_, base) in &self.nodes {
+            let r = self.http.get(format!("{base}/healthz")).send().await;
+            let Ok(r) = r else {
+                if self.nodes.len() > 1 {
+                    continue; // a killed node
+                }
+                return Err(format!("{base}/healthz does not answer").into());
+            };
+            let v: Value = r.json().await?;
+            total += v["sockets"].as_i64().unwrap_or(-1);
+        }
+        Ok(total)
     }
 
     /// `GET /v1/rooms/{room}`: the room's panel, or `None` if it does not exist.
@@ -365,8 +372,6 @@ fn own_config(listen: &str, grace: f64) -> FileConfig {
         data_dir: bench_data_dir().display().to_string(),
         ..FileConfig::default()
     };
-    // A fresh store for each run: what an earlier run left must not be resumed.
-    let _ = std::fs::remove_dir_all(bench_data_dir());
     f.game.api_keys = vec![rollcall::config::GameApiKey {
         api_key: rollcall::facade::game::DEV_API_KEY.into(),
         secret_key: rollcall::facade::game::DEV_SECRET_KEY.into(),

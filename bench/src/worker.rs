@@ -23,10 +23,9 @@ use super::Error;
 /// Where and as whom sockets connect.
 #[derive(Clone)]
 pub struct Endpoint {
-    /// Server address.
-    pub addr: SocketAddr,
-    /// `ws://.../v1/ws`.
-    pub ws_url: String,
+    /// Each node's address and `ws://.../v1/ws` (one without a cluster); socket `g` connects to
+    /// node `g % N`, so the consecutive sockets of a room sit on every node.
+    pub nodes: Vec<(SocketAddr, String)>,
     /// HS256 secret.
     pub secret: String,
     /// Loopback source addresses to spread over.
@@ -125,7 +124,8 @@ async fn hold_one(
     room: &str,
 ) -> Result<super::ws::Ws, Error> {
     let token = rollcall::auth::sign_hs256(&ep.secret, member, None, 86_400);
-    let source = (ep.sources > 1 && ep.addr.ip().is_loopback()).then(|| {
+    let (addr, url) = &ep.nodes[g % ep.nodes.len()];
+    let source = (ep.sources > 1 && addr.ip().is_loopback()).then(|| {
         std::net::IpAddr::V4(std::net::Ipv4Addr::new(
             127,
             0,
@@ -133,7 +133,7 @@ async fn hold_one(
             1 + (g % usize::from(ep.sources)) as u8,
         ))
     });
-    let mut ws = super::ws::connect(ep.addr, &ep.ws_url, &token, source).await?;
+    let mut ws = super::ws::connect(*addr, url, &token, source).await?;
     ws.send(Message::text(format!(
         r#"{{"type":"join","room":"{room}","ref":1}}"#
     )))
@@ -164,14 +164,17 @@ async fn idle(mut ws: super::ws::Ws, cancel: CancellationToken) {
 /// The `worker` subcommand: obey the parent's lines on stdin.
 pub async fn run(t: &TargetArgs, w: &WorkerArgs, fds: u64) -> Result<(), Error> {
     let secret = t.token_secret.clone().ok_or("worker: no token secret")?;
-    let host = w.server.trim_start_matches("http://");
-    let addr = tokio::net::lookup_host(host)
-        .await?
-        .find(SocketAddr::is_ipv4)
-        .ok_or("worker: no IPv4 address")?;
+    let mut nodes = Vec::new();
+    for base in w.server.split(',') {
+        let host = base.trim_start_matches("http://");
+        let addr = tokio::net::lookup_host(host)
+            .await?
+            .find(SocketAddr::is_ipv4)
+            .ok_or("worker: no IPv4 address")?;
+        nodes.push((addr, format!("ws://{host}/v1/ws")));
+    }
     let ep = Endpoint {
-        addr,
-        ws_url: format!("ws://{host}/v1/ws"),
+        nodes,
         secret,
         sources: t.sources.max(1),
     };
