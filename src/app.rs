@@ -125,8 +125,8 @@ impl App {
         let Some(settings) = self.settings.cluster.clone() else {
             return Ok(());
         };
-        let cluster = crate::cluster::Cluster::start(settings, &self.registry).await?;
-        cluster.set_addr(addr.to_string());
+        let cluster =
+            crate::cluster::Cluster::start(settings, &self.registry, addr.to_string()).await?;
         let app = Arc::downgrade(&self.0);
         cluster.on_fenced(move || {
             if let Some(app) = app.upgrade() {

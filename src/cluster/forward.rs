@@ -74,16 +74,47 @@ pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Res
         Some(Target::Room(room)) => owner_addr(&c, &room).await,
         Some(Target::Task(id)) if app.facades.game.tasks.contains(&id) => None,
         Some(Target::Task(id)) => match link::task_node(&c, &id).await {
-            Ok(Some(node)) if node != c.node_id() => link::node_addr(&c, &node)
-                .await
-                .ok()
-                .flatten()
-                .filter(|a| !a.is_empty()),
+            Ok(Some(node)) if node != c.node_id() => {
+                let addr = link::node_addr(&c, &node).await.ok().flatten();
+                let resp = match addr.filter(|a| !a.is_empty()) {
+                    Some(addr) => forward(&c, &addr, req).await,
+                    None => return stored_or(&c, &id, None, req, next).await,
+                };
+                if resp.status() != StatusCode::SERVICE_UNAVAILABLE {
+                    return resp;
+                }
+                // Its node did not answer (it just died): the result it stored, if done.
+                return stored_or(&c, &id, Some(resp), Request::default(), next).await;
+            }
             _ => None,
         },
     };
     match addr {
         Some(addr) => forward(&c, &addr, req).await,
+        None => next.run(req).await,
+    }
+}
+
+/// A poll of a task whose node is down: the status body that node stored in Redis once the
+/// task was done, served as it would have (200 JSON); else `failed` (its forwarding's answer)
+/// or, without one, this node's own answer (`NOT_FOUND`: the result was never stored).
+async fn stored_or(
+    c: &Cluster,
+    id: &str,
+    failed: Option<Response>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Ok(Some(body)) = link::task_result(c, id).await {
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
+    match failed {
+        Some(resp) => resp,
         None => next.run(req).await,
     }
 }

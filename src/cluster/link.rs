@@ -11,7 +11,9 @@
 //! - `rc:{n:<node>}:in`: the node's inbox (pub/sub channel);
 //! - `rc:{n:<node>}:rooms`: the rooms whose lease the node took (a set; when it dies, the
 //!   survivors take these rooms over even if none of their sockets is in them);
-//! - `rc:nodes`: the set of node ids the sweep checks.
+//! - `rc:nodes`: the set of node ids the sweep checks;
+//! - `rc:task:{<id>}` (the node that ran game task `<id>`) and `rc:task:{<id>}:res` (its status
+//!   body once done), both expiring with the task log's TTL.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -366,6 +368,30 @@ pub(super) async fn claim_task(
         .query_async(&mut c.redis.clone())
         .await?;
     Ok(set.is_some())
+}
+
+/// Stores a done task's status body for `ttl_secs` (polled there while its node is down).
+pub(super) async fn put_task_result(
+    c: &Cluster,
+    id: &str,
+    body: &str,
+    ttl_secs: u64,
+) -> Result<(), redis::RedisError> {
+    redis::cmd("SET")
+        .arg(format!("{}:res", task_key(id)))
+        .arg(body)
+        .arg("EX")
+        .arg(ttl_secs.max(1))
+        .query_async(&mut c.redis.clone())
+        .await
+}
+
+/// A done task's stored status body.
+pub(super) async fn task_result(
+    c: &Cluster,
+    id: &str,
+) -> Result<Option<String>, redis::RedisError> {
+    c.redis.clone().get(format!("{}:res", task_key(id))).await
 }
 
 /// The node holding a game task.

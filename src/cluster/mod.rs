@@ -195,6 +195,7 @@ impl Cluster {
     pub async fn start(
         settings: ClusterSettings,
         registry: &Registry,
+        addr: String,
     ) -> Result<Arc<Self>, ClusterError> {
         let client = redis::Client::open(settings.redis_url.as_str())?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -237,15 +238,13 @@ impl Cluster {
             stats: ClusterStats::default(),
         });
         let _ = cluster.registry.set(registry.clone()); // set once, here
+                                                        // Known before the first heartbeat: a call forwarded here as soon as we are listed
+                                                        // finds our address.
+        let _ = cluster.addr.set(addr); // set once, here
         link::start(&cluster, records_rx).await?;
         registry.set_cluster(cluster.clone());
         tracing::info!(node = %me, "joined the cluster");
         Ok(cluster)
-    }
-
-    /// Tells the other nodes where this one serves (shown in `rc:nodes`; informational).
-    pub fn set_addr(&self, addr: String) {
-        let _ = self.addr.set(addr); // first call wins
     }
 
     /// What to do when this node finds it was declared dead (close its sockets).
@@ -311,6 +310,17 @@ impl Cluster {
     /// the task on any node is forwarded here.
     pub async fn claim_task(&self, id: &str, ttl_secs: u64) -> Result<bool, redis::RedisError> {
         link::claim_task(self, id, ttl_secs).await
+    }
+
+    /// Stores a done task's status body in Redis, so that any node serves its poll while the
+    /// node that ran it is down.
+    pub async fn put_task_result(
+        &self,
+        id: &str,
+        body: &serde_json::Value,
+        ttl_secs: u64,
+    ) -> Result<(), redis::RedisError> {
+        link::put_task_result(self, id, &body.to_string(), ttl_secs).await
     }
 
     /// Returns once the rooms created on this node so far have claimed their lease (bounded

@@ -183,6 +183,17 @@ async fn submit(
                 tracing::warn!(task = %task, error = %e, "task result not committed");
             }
         }
+        // A cluster keeps the result in Redis too, before it is pollable: a poll on any node
+        // finds it while this node is down.
+        if let (Some(c), Some(body)) = (
+            runner.registry.cluster(),
+            tasks.done_status(&task, &outcome, &completed_at),
+        ) {
+            let ttl = runner.settings.game.task_ttl_secs;
+            if let Err(e) = c.put_task_result(task.as_str(), &body, ttl).await {
+                tracing::warn!(task = %task, error = %e, "task result not stored in redis");
+            }
+        }
         tasks.finish_at(&task, outcome, completed_at);
     });
     if !sync {

@@ -237,29 +237,25 @@ impl Tasks {
         match &t.state {
             State::Pending => json!({ "status": "PENDING" }),
             State::Done {
-                outcome: Ok(result),
+                outcome,
                 completed_at,
-            } => json!({
-                "taskId": id,
-                "taskData": { "method": t.method.as_str(), "body": t.body, "result": result },
-                "status": "SUCCESS",
-                "hash": null,
-                "errorMessage": null,
-                "completedAt": completed_at,
-            }),
-            State::Done {
-                outcome: Err(message),
-                completed_at,
-            } => json!({
-                "taskId": id,
-                // The vendor stores a failed task's raw stream entry [name, paramsJson].
-                "taskData": { "0": t.method.as_str(), "1": t.body.to_string() },
-                "status": "FAILED",
-                "hash": null,
-                "errorMessage": message,
-                "completedAt": completed_at,
-            }),
+            } => done_json(id, t.method, &t.body, outcome, completed_at),
         }
+    }
+
+    /// The body `GET /task/status/{id}` will serve once task `id` is done with `outcome` at
+    /// `completed_at` (what a cluster writes to Redis before the result is pollable here);
+    /// `None` if the task was evicted.
+    pub fn done_status(&self, id: &TaskId, outcome: &Outcome, completed_at: &str) -> Option<Value> {
+        let g = self.lock();
+        let t = g.tasks.get(id)?;
+        Some(done_json(
+            id.as_str(),
+            t.method,
+            &t.body,
+            outcome,
+            completed_at,
+        ))
     }
 
     /// The stored form of task `id`, with its outcome and completion time if it is done (what
@@ -365,6 +361,35 @@ impl Tasks {
     /// No task kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A done task's status body, as the vendor serves it.
+fn done_json(
+    id: &str,
+    method: Method,
+    body: &Value,
+    outcome: &Outcome,
+    completed_at: &str,
+) -> Value {
+    match outcome {
+        Ok(result) => json!({
+            "taskId": id,
+            "taskData": { "method": method.as_str(), "body": body, "result": result },
+            "status": "SUCCESS",
+            "hash": null,
+            "errorMessage": null,
+            "completedAt": completed_at,
+        }),
+        Err(message) => json!({
+            "taskId": id,
+            // The vendor stores a failed task's raw stream entry [name, paramsJson].
+            "taskData": { "0": method.as_str(), "1": body.to_string() },
+            "status": "FAILED",
+            "hash": null,
+            "errorMessage": message,
+            "completedAt": completed_at,
+        }),
     }
 }
 

@@ -173,4 +173,19 @@ async fn game_calls_work_through_any_node() {
         api[0].game_get(&format!("/task/status/{task}")).await
     );
     assert_eq!(api[1].members(&room).await, Some(vec!["p2".into()]));
+
+    // The node that ran the task dies: its result is still polled, the same, on the others.
+    let path = format!("/task/status/{task}");
+    let before = api[0].game_get(&path).await.expect("a poll answers").1;
+    let mut nodes = nodes;
+    nodes[2].sigkill();
+    for (i, a) in api.iter().enumerate().take(2) {
+        let after = a.game_get(&path).await;
+        assert_eq!(
+            after,
+            Some((200, before.clone())),
+            "node {} serves the dead node's task result",
+            i + 1
+        );
+    }
 }
