@@ -60,6 +60,9 @@ pub struct Cli {
     /// Join a cluster of nodes sharing this Redis (`redis://host:port/`); see protocol/cluster.md.
     #[arg(long, env = "ROLLCALL_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// The Redis of `--redis-url` is a Redis Cluster (its URLs, comma-separated, are seeds).
+    #[arg(long, env = "ROLLCALL_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
     /// This node's id in the cluster [default: generated at start].
     #[arg(long, env = "ROLLCALL_NODE_ID")]
     pub node_id: Option<String>,

@@ -399,6 +399,9 @@ impl Settings {
         if cli.redis_url.is_some() {
             file.cluster.redis_url = cli.redis_url.clone();
         }
+        if cli.redis_cluster {
+            file.cluster.redis_cluster = Some(true);
+        }
         if cli.node_id.is_some() {
             file.cluster.node_id = cli.node_id.clone();
         }

@@ -88,10 +88,21 @@ pub(super) async fn start(
     Ok(())
 }
 
+/// Subscribes to our inbox on the first server of the configured ones that answers.
 async fn subscribe(c: &Cluster) -> Result<redis::aio::PubSub, redis::RedisError> {
-    let mut pubsub = c.client.get_async_pubsub().await?;
-    pubsub.subscribe(inbox(&c.me)).await?;
-    Ok(pubsub)
+    let mut last = None;
+    for client in &c.clients {
+        let sub = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(inbox(&c.me)).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match sub.await {
+            Ok(p) => return Ok(p),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| (redis::ErrorKind::Io, "no redis to subscribe to").into()))
 }
 
 /// Reads the inbox forever, resubscribing (with backoff) when the connection drops.
@@ -220,7 +231,7 @@ pub(super) enum RecordOp {
 
 /// Writes room records through, coalesced: the latest value of each room per round.
 async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
-    let mut con = c.redis.clone();
+    let con = c.redis.clone();
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut latest: HashMap<RoomId, Option<String>> = HashMap::new();
@@ -242,21 +253,34 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
             }
             continue;
         }
-        let mut pipe = redis::pipe();
-        for (room, rec) in &latest {
-            match rec {
-                Some(json) => pipe
-                    .cmd("SET")
-                    .arg(rec_key(room.as_str()))
-                    .arg(json)
-                    .arg("PX")
-                    .arg(REC_TTL_MS)
-                    .ignore(),
-                None => pipe.cmd("DEL").arg(rec_key(room.as_str())).ignore(),
+        // One command per room, all in flight at once (rooms live in different slots of a
+        // Redis Cluster, so never one pipeline).
+        let writes = latest.iter().map(|(room, rec)| {
+            let mut con = con.clone();
+            let cmd = match rec {
+                Some(json) => {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(rec_key(room.as_str()))
+                        .arg(json)
+                        .arg("PX")
+                        .arg(REC_TTL_MS);
+                    cmd
+                }
+                None => {
+                    let mut cmd = redis::cmd("DEL");
+                    cmd.arg(rec_key(room.as_str()));
+                    cmd
+                }
             };
-        }
-        if let Err(e) = pipe.query_async::<()>(&mut con).await {
-            tracing::warn!(error = %e, rooms = latest.len(), "record write-through failed");
+            async move { cmd.query_async::<()>(&mut con).await }
+        });
+        let failed: Vec<redis::RedisError> = futures::future::join_all(writes)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if let Some(e) = failed.first() {
+            tracing::warn!(error = %e, rooms = failed.len(), "record write-through failed");
         }
         for done in flushed {
             let _ = done.send(());
@@ -266,12 +290,7 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
 
 /// Leaves the node set at once (a graceful stop): the others' next sweep finds us gone.
 pub(super) async fn unregister(c: &Cluster) {
-    let r = redis::pipe()
-        .cmd("DEL")
-        .arg(alive_key(&c.me))
-        .ignore()
-        .query_async::<()>(&mut c.redis.clone())
-        .await;
+    let r: Result<i64, _> = c.redis.clone().del(alive_key(&c.me)).await;
     if let Err(e) = r {
         tracing::warn!(error = %e, "could not leave the cluster: the others wait for our TTL");
     }
@@ -408,30 +427,26 @@ pub(super) async fn node_alive(c: &Cluster, node: &str) -> Result<bool, redis::R
 async fn heartbeat_once(c: &Cluster) -> Result<(), redis::RedisError> {
     let ttl = c.settings.node_ttl.as_millis() as u64;
     let addr = c.addr.get().cloned().unwrap_or_default();
-    redis::pipe()
-        .cmd("SET")
-        .arg(alive_key(&c.me))
-        .arg(addr)
-        .arg("PX")
-        .arg(ttl)
-        .ignore()
-        .cmd("SADD")
-        .arg(NODES)
-        .arg(&*c.me)
-        .ignore()
-        .query_async::<()>(&mut c.redis.clone())
-        .await
+    // Two keys of two slots: two commands, together in flight.
+    let (mut a, mut b) = (c.redis.clone(), c.redis.clone());
+    let mut set = redis::cmd("SET");
+    set.arg(alive_key(&c.me)).arg(addr).arg("PX").arg(ttl);
+    let mut add = redis::cmd("SADD");
+    add.arg(NODES).arg(&*c.me);
+    futures::try_join!(set.query_async::<()>(&mut a), add.query_async::<()>(&mut b))?;
+    Ok(())
 }
 
 /// The sweep: which nodes of `rc:nodes` still have their heartbeat key.
 async fn sweep(c: &Cluster) -> Result<(Vec<String>, HashSet<String>), redis::RedisError> {
     let mut con = c.redis.clone();
     let nodes: Vec<String> = con.smembers(NODES).await?;
-    let mut pipe = redis::pipe();
-    for n in &nodes {
-        pipe.cmd("EXISTS").arg(alive_key(n));
-    }
-    let exists: Vec<bool> = pipe.query_async(&mut con).await?;
+    let exists = nodes.iter().map(|n| {
+        let mut con = con.clone();
+        let key = alive_key(n);
+        async move { con.exists::<_, bool>(key).await }
+    });
+    let exists: Vec<bool> = futures::future::try_join_all(exists).await?;
     let alive = nodes
         .iter()
         .zip(exists)

@@ -15,12 +15,14 @@
 //!
 //! - [`config`]: `[cluster]`, the flags, [`ClusterSettings`].
 //! - [`wire`]: the messages between nodes.
-//! - [`link`]: Redis connections, the inbox, the per-node publishers, heartbeat and sweep.
+//! - [`conn`]: the Redis connection (one server or a Redis Cluster).
+//! - [`link`]: Redis keys, the inbox, the per-node publishers, heartbeat and sweep.
 //! - [`front`]: a room as seen from a node that may not own it.
 //! - [`owner`]: the owner's side of remote sockets and remote calls.
 
 mod calls;
 pub mod config;
+mod conn;
 pub mod forward;
 mod front;
 mod link;
@@ -129,8 +131,9 @@ pub struct Cluster {
     me: Arc<str>,
     /// Where this node's HTTP and WebSocket clients are served (told to the other nodes).
     addr: OnceLock<String>,
-    redis: redis::aio::ConnectionManager,
-    client: redis::Client,
+    redis: conn::Redis,
+    /// Where the inbox subscribes, in the order tried.
+    clients: Vec<redis::Client>,
     registry: OnceLock<Registry>,
     /// Redis answered the last heartbeat.
     up: AtomicBool,
@@ -197,19 +200,7 @@ impl Cluster {
         registry: &Registry,
         addr: String,
     ) -> Result<Arc<Self>, ClusterError> {
-        let client = redis::Client::open(settings.redis_url.as_str())?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let redis = tokio::time::timeout(
-            Duration::from_secs(10),
-            redis::aio::ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| {
-            redis::RedisError::from((redis::ErrorKind::Io, "connecting to redis timed out"))
-        })??;
+        let (redis, clients) = conn::connect(&settings).await?;
         let (records, records_rx) = mpsc::channel(4096);
         let me: Arc<str> = settings.node_id.clone().into();
         let cluster = Arc::new(Self {
@@ -217,7 +208,7 @@ impl Cluster {
             me: me.clone(),
             addr: OnceLock::new(),
             redis,
-            client,
+            clients,
             registry: OnceLock::new(),
             up: AtomicBool::new(true),
             fenced: AtomicBool::new(false),

@@ -10,6 +10,7 @@ mod facades;
 mod faults;
 mod handover;
 mod pause;
+mod redis_cluster;
 mod storm;
 mod webhooks;
 

@@ -235,3 +235,90 @@ fn read_reply(r: &mut impl BufRead) -> std::io::Result<String> {
         _ => Err(bad(format!("not a RESP2 reply: {line:?}"))),
     }
 }
+
+/// A 3-master Redis Cluster of real `redis-server`s (`--cluster-enabled yes`), its 16,384 slots
+/// split in three (`CLUSTER ADDSLOTSRANGE`) and the masters introduced (`CLUSTER MEET`); ready
+/// once every master reports `cluster_state:ok`. Killed and reaped on drop.
+pub struct RedisCluster {
+    /// The masters, in slot order.
+    pub masters: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the cluster; `None` (after a `SKIPPED:` line) without `redis-server`.
+    pub fn start(test: &str) -> Option<RedisCluster> {
+        if !available(test) {
+            return None;
+        }
+        let buses: Vec<String> = (0..3).map(|_| free_port().to_string()).collect();
+        let masters: Vec<RedisServer> = buses
+            .iter()
+            .map(|bus| {
+                // The bus port is set: the default (port + 10,000) may not exist.
+                RedisServer::start_with(
+                    test,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-port",
+                        bus,
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
+                .expect("redis-server is available")
+            })
+            .collect();
+        let ranges = [("0", "5460"), ("5461", "10922"), ("10923", "16383")];
+        for (m, (from, to)) in masters.iter().zip(ranges) {
+            let r = m.command(&["CLUSTER", "ADDSLOTSRANGE", from, to]);
+            assert_eq!(r, "OK", "ADDSLOTSRANGE {from} {to} on {}", m.port());
+        }
+        for (m, bus) in masters.iter().zip(&buses).skip(1) {
+            let port = m.port().to_string();
+            let r = masters[0].command(&["CLUSTER", "MEET", "127.0.0.1", &port, bus]);
+            assert_eq!(r, "OK", "CLUSTER MEET {port} {bus}");
+        }
+        let deadline = Instant::now() + REDIS_START_TIMEOUT;
+        let ok = |m: &RedisServer| {
+            let info = m.command(&["CLUSTER", "INFO"]);
+            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+        };
+        while !masters.iter().all(ok) {
+            assert!(
+                Instant::now() < deadline,
+                "the Redis Cluster did not converge: {}",
+                masters[0].command(&["CLUSTER", "INFO"])
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(RedisCluster { masters })
+    }
+
+    /// Every master's URL, comma-separated (the seeds `--redis-url` takes with
+    /// `--redis-cluster`).
+    pub fn urls(&self) -> String {
+        self.masters
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The master whose slots hold `key`'s slot (`CLUSTER KEYSLOT` asked of any master).
+    pub fn master_of(&self, key: &str) -> &RedisServer {
+        let slot: u32 = self.masters[0]
+            .command(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("a slot number");
+        let i = match slot {
+            0..=5460 => 0,
+            5461..=10922 => 1,
+            _ => 2,
+        };
+        &self.masters[i]
+    }
+}
