@@ -136,6 +136,14 @@ async fn a_dead_nodes_unwatched_room_still_announces_its_members_leaving() {
     acked(&mut solo).await;
     let lease = redis.command(&["GET", "rc:{r:unwatched}:lease"]);
     assert!(lease.starts_with("u2"), "node 2 owns the room: {lease}");
+    // The join is in the room's record (written through right after it, asynchronously): what
+    // a new owner resumes from. A kill before that write is the documented crash window.
+    let recorded = durable::eventually(Duration::from_secs(5), || {
+        let rec = redis.command(&["GET", "rc:{r:unwatched}:rec"]);
+        std::future::ready(rec.contains("solo"))
+    })
+    .await;
+    assert!(recorded, "the room's record holds solo");
 
     n2.sigkill();
     let killed = std::time::Instant::now();
