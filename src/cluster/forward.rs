@@ -6,7 +6,8 @@
 //! ran the task: any other node forwards it, as it came, to the owner's HTTP
 //! address (its heartbeat key holds it) and returns the answer unchanged. A forwarded request
 //! carries `x-rollcall-forwarded`, and is never forwarded again (no loops while ownership moves).
-//! Calls that name no room (create, list) are served where they arrive.
+//! Calls that name no room are served where they arrive (creates), or cluster-wide (the lobby
+//! listing, `lists.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,9 @@ pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Res
     }
     if !c.redis_up() {
         return next.run(req).await;
+    }
+    if super::lists::is_list(&req) {
+        return super::lists::merged(&c, req, next).await;
     }
     let addr = match target_of(req.uri().path()) {
         None => None,
@@ -131,7 +135,7 @@ async fn owner_addr(c: &Cluster, room: &RoomId) -> Option<String> {
         .filter(|a| !a.is_empty())
 }
 
-fn client() -> &'static reqwest::Client {
+pub(super) fn client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()

@@ -354,6 +354,11 @@ pub(super) async fn record(
     Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }
 
+/// The ids in the node set (live or recently dead: [`node_addr`] tells which are alive).
+pub(super) async fn node_ids(c: &Cluster) -> Result<Vec<String>, redis::RedisError> {
+    c.redis.clone().smembers(NODES).await
+}
+
 /// The HTTP address `node` serves on (its heartbeat value), if it is alive.
 pub(super) async fn node_addr(
     c: &Cluster,

@@ -18,6 +18,7 @@
 //! - [`conn`]: the Redis connection (one server or a Redis Cluster).
 //! - [`link`]: Redis keys, the inbox, the per-node publishers, heartbeat and sweep.
 //! - [`front`]: a room as seen from a node that may not own it.
+//! - [`lists`]: listings answered cluster-wide (`GET /lobbies`).
 //! - [`owner`]: the owner's side of remote sockets and remote calls.
 
 mod calls;
@@ -26,6 +27,7 @@ mod conn;
 pub mod forward;
 mod front;
 mod link;
+mod lists;
 mod metrics;
 mod owner;
 pub mod wire;

@@ -25,7 +25,8 @@ fn node(redis: &RedisServer, keys: &SessionKeys, i: usize) -> Rollcall {
     Rollcall::start(o.arg("--node-ttl-secs").arg("2"))
 }
 
-/// A lobby created on node 1 is joined and kicked from through node 2; a video room created on
+/// A lobby created on node 1 is joined and kicked from through node 2, and listed with node
+/// 2's own lobby on both nodes; a video room created on
 /// node 1 gets phone callers through node 2, who leave through node 2, while node 1's snapshot
 /// follows every step.
 #[tokio::test]
@@ -63,6 +64,35 @@ async fn facade_calls_work_through_any_node() {
         "the whole lobby comes back: {v}"
     );
     assert_eq!(a2.members(&room).await, Some(vec!["host".into()]));
+
+    // The lobby listing is cluster-wide: a lobby created on node 2 and the one of node 1 are
+    // both listed, in the same order, whichever node is asked.
+    let (st, other) = a2
+        .lobby_create("host2", false)
+        .await
+        .expect("create answers");
+    assert_eq!(st, 201, "{other}");
+    let mut lists = Vec::new();
+    for a in [&a1, &a2] {
+        let (st, v) = a
+            .lobby(Method::GET, "/lobbies", None)
+            .await
+            .expect("list answers");
+        assert_eq!(st, 200, "{v}");
+        let ids: Vec<String> = v
+            .as_array()
+            .expect("an array of lobbies")
+            .iter()
+            .map(|l| l["id"].as_str().unwrap_or("").to_owned())
+            .collect();
+        lists.push(ids);
+    }
+    assert_eq!(lists[0], lists[1], "the same listing on both nodes");
+    let mut want = vec![id.clone(), other["id"].as_str().unwrap().to_owned()];
+    want.sort();
+    let mut got = lists[0].clone();
+    got.sort();
+    assert_eq!(got, want, "both lobbies listed once");
 
     // Video: created on node 1, phones joined and left through node 2.
     let (st, v) = a1
