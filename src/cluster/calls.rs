@@ -10,6 +10,11 @@ use super::{wire, After, Cluster, Pending, Waiting, CALL_TIMEOUT};
 use crate::ids::RoomId;
 use crate::room::{Command, RoomError, RoomHandle};
 
+/// How often a call may be refused (`Closed`) by nodes the lease named before its caller sees
+/// `Closed`: the lease changes hands in milliseconds, and a room that is really closed is found
+/// so at the next resolve.
+pub(super) const MAX_REFUSALS: u8 = 6;
+
 impl Cluster {
     /// A new request id, registered with what to do with its answer.
     #[allow(clippy::too_many_arguments)]
@@ -66,11 +71,21 @@ impl Cluster {
         let Some(front) = self.fronts.get(&w.room).map(|f| f.1.clone()) else {
             return complete(w.pending, Err(RoomError::Closed));
         };
-        if let Err(e) = front.try_send(super::Ctl::Refused(from.clone(), Box::new(w))) {
-            if let super::Ctl::Refused(_, w) = e.into_inner() {
-                complete(w.pending, Err(RoomError::Closed));
-            }
+        if w.tries >= MAX_REFUSALS {
+            return complete(w.pending, Err(RoomError::Closed));
         }
+        // The pause is taken here, not in the front (which goes on serving its room), and the
+        // call waits for room in the front's control queue rather than being dropped.
+        let pause = std::time::Duration::from_millis(20 << w.tries.min(4));
+        let from = from.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            if let Err(e) = front.send(super::Ctl::Refused(from, Box::new(w))).await {
+                if let super::Ctl::Refused(_, w) = e.0 {
+                    complete(w.pending, Err(RoomError::Closed)); // the front is gone
+                }
+            }
+        });
     }
 
     /// Fails the calls that waited longer than [`CALL_TIMEOUT`] with `unavailable`.
@@ -226,6 +241,15 @@ pub(super) fn rebuild(c: &Cluster, call: wire::Call, pending: Pending) -> Option
                 after: After::Attach(conn, _),
             },
         ) => Command::Watch { conn, reply },
+        // A socket re-attached after its owner changed (nobody waits on the reply).
+        (C::Join { conn, state, .. }, Pending::Unit { reply, .. }) => match local(conn) {
+            Some(conn) => Command::Join { conn, state, reply },
+            None => return gone(reply),
+        },
+        (C::Watch { conn, .. }, Pending::Unit { reply, .. }) => match local(conn) {
+            Some(conn) => Command::Watch { conn, reply },
+            None => return gone(reply),
+        },
         (
             C::Leave { .. },
             Pending::Unit {

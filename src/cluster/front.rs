@@ -33,7 +33,7 @@ pub(super) fn spawn(
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(registry.settings().room_mailbox);
     let me = RoomHandle::new(id.clone(), incarnation, tx);
-    let (ctl_tx, ctl_rx) = mpsc::channel(64);
+    let (ctl_tx, ctl_rx) = mpsc::channel(256);
     c.fronts.insert(id.clone(), (incarnation, ctl_tx));
     if spec.is_some() {
         c.claiming.fetch_add(1, Ordering::AcqRel); // settled once the front has resolved
@@ -53,11 +53,6 @@ pub(super) fn spawn(
     tokio::spawn(tracing::Instrument::instrument(front.run(rx, ctl_rx), span));
     me
 }
-
-/// How often a call may be refused (`Closed`) by nodes the lease named before its caller sees
-/// `Closed`: the lease changes hands in milliseconds, a room that is really closed is found so
-/// at the next resolve.
-const MAX_REFUSALS: u8 = 6;
 
 enum Mode {
     /// The owner is not known yet (or was lost).
@@ -85,7 +80,7 @@ struct Front {
     conns: HashMap<u64, Tracked>,
     /// A graceful stop asked this (remote) front to go.
     exiting: bool,
-    /// Refusals of the command being sent again (see [`MAX_REFUSALS`]).
+    /// Refusals of the command being sent again (see [`super::calls::MAX_REFUSALS`]).
     tries: u8,
 }
 
@@ -122,7 +117,7 @@ impl Front {
                 _ = async { match &actor { Some(h) => h.closed().await, None => std::future::pending().await } } => {
                     // The actor exited here (idle, closed): give the lease back.
                     self.c.owned.remove(&self.id);
-                    link::release_lease(&self.c, self.id.as_str()).await;
+                    self.c.release_after_records(&self.id).await;
                     break;
                 }
                 _ = tokio::time::sleep(idle), if unused => break,
@@ -200,6 +195,8 @@ impl Front {
                     if self.spec.is_none() && !has_rec {
                         return Err(RoomError::Closed);
                     }
+                    // Listed first: if we die right after taking it, the survivors find it.
+                    link::list_room(&c, room).await;
                     if link::take_lease(&c, room, None)
                         .await
                         .map_err(unavailable)?
@@ -213,6 +210,7 @@ impl Front {
                         self.mode = Mode::Remote(h.into());
                         return Ok(());
                     }
+                    link::list_room(&c, room).await;
                     if link::take_lease(&c, room, Some(&h))
                         .await
                         .map_err(unavailable)?
@@ -248,7 +246,6 @@ impl Front {
             .filter(|r| r.kind != crate::room::RoomKind::Native);
         let h = self.registry.spawn_actor(self.id.clone(), spec, rec);
         self.c.owned.insert(self.id.clone(), ());
-        link::list_room(&self.c, self.id.as_str()).await;
         for (_, t) in self.conns.drain() {
             let (reply, _answer) = oneshot::channel();
             let cmd = if t.member {
@@ -368,17 +365,12 @@ impl Front {
     }
 
     /// `node` refused a call (it does not own the room, or not yet: it is taking the lease or
-    /// giving it back): after a short pause, find the owner and handle the command again.
+    /// giving it back), and the pause has passed: find the owner and handle the command again.
     async fn retry(&mut self, node: Arc<str>, w: super::Waiting) {
         let tries = w.tries.saturating_add(1);
         let Some(cmd) = super::calls::rebuild(&self.c, w.call, w.pending) else {
             return;
         };
-        if tries > MAX_REFUSALS {
-            refuse_with(cmd, RoomError::Closed);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10 << tries.min(5))).await;
         if matches!(&self.mode, Mode::Remote(o) if *o == node) {
             self.mode = Mode::Unresolved;
             self.recover(&node).await;

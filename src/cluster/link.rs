@@ -225,6 +225,8 @@ pub(super) enum RecordOp {
     Put(RoomId, String),
     /// Delete it (the room closed).
     Delete(RoomId),
+    /// Give the room's lease back, once what was queued before is written.
+    Release(RoomId),
     /// Answer once everything queued before is written.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -236,17 +238,22 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut latest: HashMap<RoomId, Option<String>> = HashMap::new();
         let mut flushed = Vec::new();
+        let mut releases = Vec::new();
         for op in batch.drain(..) {
             match op {
                 RecordOp::Put(room, json) => latest.insert(room, Some(json)),
                 RecordOp::Delete(room) => latest.insert(room, None),
+                RecordOp::Release(room) => {
+                    releases.push(room);
+                    None
+                }
                 RecordOp::Flush(done) => {
                     flushed.push(done);
                     None
                 }
             };
         }
-        if c.fenced() || latest.is_empty() {
+        if c.fenced() || (latest.is_empty() && releases.is_empty()) {
             // Fenced: another node owns our rooms now: never overwrite its records.
             for done in flushed {
                 let _ = done.send(());
@@ -281,6 +288,11 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
             .collect();
         if let Some(e) = failed.first() {
             tracing::warn!(error = %e, rooms = failed.len(), "record write-through failed");
+        }
+        // Leases go back only after the rooms' last records (or their deletion) are written:
+        // whoever takes the room next resumes from what this node wrote last.
+        for room in releases {
+            release_lease(&c, room.as_str()).await;
         }
         for done in flushed {
             let _ = done.send(());
@@ -432,14 +444,19 @@ pub(super) async fn node_alive(c: &Cluster, node: &str) -> Result<bool, redis::R
 async fn heartbeat_once(c: &Cluster) -> Result<(), redis::RedisError> {
     let ttl = c.settings.node_ttl.as_millis() as u64;
     let addr = c.addr.get().cloned().unwrap_or_default();
-    // Two keys of two slots: two commands, together in flight.
+    // Two keys of two slots: two commands, together in flight. The heartbeat is our own key;
+    // the node set (on another master of a Redis Cluster) failing to answer is only logged.
     let (mut a, mut b) = (c.redis.clone(), c.redis.clone());
     let mut set = redis::cmd("SET");
     set.arg(alive_key(&c.me)).arg(addr).arg("PX").arg(ttl);
     let mut add = redis::cmd("SADD");
     add.arg(NODES).arg(&*c.me);
-    futures::try_join!(set.query_async::<()>(&mut a), add.query_async::<()>(&mut b))?;
-    Ok(())
+    let (beat, listed) =
+        futures::join!(set.query_async::<()>(&mut a), add.query_async::<()>(&mut b));
+    if let Err(e) = listed {
+        tracing::debug!(error = %e, "could not list this node in the node set");
+    }
+    beat
 }
 
 /// The sweep: which nodes of `rc:nodes` still have their heartbeat key.

@@ -400,6 +400,18 @@ impl Cluster {
         }
     }
 
+    /// Gives a room's lease back once its last record write (queued before) is done.
+    async fn release_after_records(&self, id: &RoomId) {
+        if self
+            .records
+            .send(link::RecordOp::Release(id.clone()))
+            .await
+            .is_err()
+        {
+            link::release_lease(self, id.as_str()).await; // the writer is gone: at once
+        }
+    }
+
     /// Deletes a room's record in Redis (the room closed).
     pub(crate) fn delete_record(&self, id: &RoomId) {
         if self.fenced() {
