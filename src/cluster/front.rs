@@ -353,10 +353,12 @@ impl Front {
             }
         } else {
             // Taken over here: the sockets re-attached in `take`; other calls are refused (the
-            // caller retries them against the new actor).
+            // caller retries them against the new actor). Not resolved at all (Redis away):
+            // every call is refused, joins included: nothing attached them anywhere.
+            let local = matches!(self.mode, Mode::Local(_));
             for (_, w) in waiting {
                 let r = match w.call {
-                    Call::Join { .. } | Call::Watch { .. } => Ok(serde_json::Value::Null),
+                    Call::Join { .. } | Call::Watch { .. } if local => Ok(serde_json::Value::Null),
                     _ => Err(RoomError::Unavailable),
                 };
                 super::complete(w.pending, r);

@@ -111,7 +111,10 @@ async fn read_inbox(c: Arc<Cluster>, mut first: Option<redis::aio::PubSub>) {
     loop {
         let pubsub = match first.take() {
             Some(p) => p,
-            None => match subscribe(&c).await {
+            None => match tokio::time::timeout(Duration::from_secs(5), subscribe(&c))
+                .await
+                .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "subscribing timed out").into()))
+            {
                 Ok(p) => {
                     backoff = Duration::from_millis(100);
                     p
@@ -125,14 +128,27 @@ async fn read_inbox(c: Arc<Cluster>, mut first: Option<redis::aio::PubSub>) {
             },
         };
         let mut stream = pubsub.into_on_message();
-        while let Some(msg) = stream.next().await {
+        loop {
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                // Our own probes stopped coming back: the subscription is deaf (a master gone
+                // without a word); subscribe again.
+                _ = c.inbox_deaf.notified() => {
+                    tracing::warn!("inbox: our probes stopped arriving; resubscribing");
+                    break;
+                }
+            };
+            let Some(msg) = msg else {
+                tracing::warn!("inbox: connection to redis lost; resubscribing");
+                break;
+            };
+            c.inbox_heard.fetch_add(1, Ordering::Relaxed);
             let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
             match serde_json::from_slice::<Envelope>(&payload) {
                 Ok(env) => dispatch(&c, env).await,
                 Err(e) => tracing::warn!(error = %e, "inbox: unreadable message dropped"),
             }
         }
-        tracing::warn!("inbox: connection to redis lost; resubscribing");
     }
 }
 
@@ -459,6 +475,40 @@ async fn heartbeat_once(c: &Cluster) -> Result<(), redis::RedisError> {
     beat
 }
 
+/// The inbox probe's state: what the reader had heard at the last probe, and how many probes
+/// in a row found it had heard nothing since.
+#[derive(Default)]
+struct Probes {
+    heard: u64,
+    silent: u32,
+}
+
+/// Publishes an empty envelope to our own inbox; when the reader has heard nothing (not even
+/// these probes) for three heartbeats in a row, tells it to subscribe again.
+async fn probe_inbox(c: &Cluster, p: &mut Probes) {
+    let heard = c.inbox_heard.load(Ordering::Relaxed);
+    if heard == p.heard {
+        p.silent += 1;
+        if p.silent >= 3 {
+            c.inbox_deaf.notify_one();
+            p.silent = 0;
+        }
+    } else {
+        p.silent = 0;
+    }
+    p.heard = heard;
+    let env = Envelope {
+        from: c.me.to_string(),
+        msgs: Vec::new(),
+    };
+    if let Ok(payload) = serde_json::to_vec(&env) {
+        let r: Result<i64, _> = c.redis.clone().publish(inbox(&c.me), payload).await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "inbox probe not published");
+        }
+    }
+}
+
 /// The sweep: which nodes of `rc:nodes` still have their heartbeat key.
 async fn sweep(c: &Cluster) -> Result<(Vec<String>, HashSet<String>), redis::RedisError> {
     let mut con = c.redis.clone();
@@ -491,6 +541,7 @@ async fn heartbeat(c: Arc<Cluster>) {
     let mut last_ok = Instant::now();
     let mut settle_until = Instant::now() + ttl;
     let mut dead_since: HashMap<String, Instant> = HashMap::new();
+    let mut probes = Probes::default();
     loop {
         tick.tick().await;
         if c.gone.load(Ordering::Acquire) {
@@ -515,6 +566,7 @@ async fn heartbeat(c: Arc<Cluster>) {
             c.tell_fronts(|| Ctl::Resync);
         }
         last_ok = Instant::now();
+        probe_inbox(&c, &mut probes).await;
         let Ok((nodes, alive)) = sweep(&c).await else {
             continue;
         };

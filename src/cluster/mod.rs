@@ -148,6 +148,10 @@ pub struct Cluster {
     /// What the node does when it takes a room over (the façades index it again).
     on_takeover: OnceLock<TakeoverHook>,
     next_req: AtomicU64,
+    /// Messages the inbox reader has received (our own probes included).
+    inbox_heard: AtomicU64,
+    /// Tells the inbox reader its subscription went deaf.
+    inbox_deaf: tokio::sync::Notify,
     pending: DashMap<u64, Waiting>,
     /// Outgoing queues, one per destination node.
     out: DashMap<Arc<str>, mpsc::Sender<Msg>>,
@@ -218,6 +222,8 @@ impl Cluster {
             on_fenced: OnceLock::new(),
             on_takeover: OnceLock::new(),
             next_req: AtomicU64::new(1),
+            inbox_heard: AtomicU64::new(0),
+            inbox_deaf: tokio::sync::Notify::new(),
             pending: DashMap::new(),
             out: DashMap::new(),
             locals: DashMap::new(),
