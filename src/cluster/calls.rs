@@ -39,14 +39,16 @@ impl Cluster {
         req
     }
 
-    /// The calls for `room` still waiting on `node` (an owner that died), taken out.
+    /// The calls for `room` still waiting on `node` (an owner that died), taken out, in the
+    /// order they were sent (request ids grow).
     pub(super) fn take_waiting(&self, room: &RoomId, node: &str) -> Vec<(u64, Waiting)> {
-        let reqs: Vec<u64> = self
+        let mut reqs: Vec<u64> = self
             .pending
             .iter()
             .filter(|e| e.value().room == *room && &*e.value().node == node)
             .map(|e| *e.key())
             .collect();
+        reqs.sort_unstable();
         reqs.into_iter()
             .filter_map(|r| self.pending.remove(&r))
             .collect()
@@ -62,7 +64,9 @@ impl Cluster {
 
     /// `from` answered `Closed`: it does not own the room (yet, or any more: the lease is
     /// changing hands). The call goes back to the room's front, which finds the owner and sends
-    /// it again; with no front to take it, the caller sees `Closed`.
+    /// it again; with no front to take it, the caller sees `Closed`. A socket's pipelined
+    /// requests (`state`, `sync`, `leave`) are answered `unavailable` instead: sent again, one
+    /// could overtake the next. Joins and watches run alone, and REST calls one at a time.
     pub(super) fn refused(&self, req: u64, from: &Arc<str>) {
         let Some((_, w)) = self.pending.remove(&req) else {
             return; // timed out already
@@ -73,6 +77,14 @@ impl Cluster {
         };
         if w.tries >= MAX_REFUSALS {
             return complete(w.pending, Err(RoomError::Closed));
+        }
+        if matches!(
+            w.call,
+            wire::Call::State { .. } | wire::Call::Sync { .. } | wire::Call::Leave { .. }
+        ) {
+            // A socket's pipelined requests: one sent again later could overtake the next
+            // (an older state applied last). The client is told to retry instead.
+            return complete(w.pending, Err(RoomError::Unavailable));
         }
         // The pause is taken here, not in the front (which goes on serving its room), and the
         // call waits for room in the front's control queue rather than being dropped.
