@@ -241,8 +241,9 @@ pub(super) enum RecordOp {
     Put(RoomId, String),
     /// Delete it (the room closed).
     Delete(RoomId),
-    /// Give the room's lease back, once what was queued before is written.
-    Release(RoomId),
+    /// Give the room's lease back, once what was queued before is written; `true`: also take
+    /// it off this node's room list (not when handing it over: the survivors adopt it).
+    Release(RoomId, bool),
     /// Answer once everything queued before is written.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -259,8 +260,8 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
             match op {
                 RecordOp::Put(room, json) => latest.insert(room, Some(json)),
                 RecordOp::Delete(room) => latest.insert(room, None),
-                RecordOp::Release(room) => {
-                    releases.push(room);
+                RecordOp::Release(room, unlist) => {
+                    releases.push((room, unlist));
                     None
                 }
                 RecordOp::Flush(done) => {
@@ -307,8 +308,8 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
         }
         // Leases go back only after the rooms' last records (or their deletion) are written:
         // whoever takes the room next resumes from what this node wrote last.
-        for room in releases {
-            release_lease(&c, room.as_str()).await;
+        for (room, unlist) in releases {
+            release(&c, room.as_str(), unlist).await;
         }
         for done in flushed {
             let _ = done.send(());
@@ -344,8 +345,14 @@ pub(super) async fn take_lease(
     Ok(taken == 1)
 }
 
-/// Gives the lease back (the room's actor exited here).
+/// Gives the lease back (the room's actor exited here) and unlists the room.
 pub(super) async fn release_lease(c: &Cluster, room: &str) {
+    release(c, room, true).await;
+}
+
+/// Gives the lease back; `unlist`: also takes the room off this node's room list (a room handed
+/// over stays listed, so the survivors adopt it when this node is gone).
+async fn release(c: &Cluster, room: &str, unlist: bool) {
     let r: Result<i64, _> = redis::Script::new(RELEASE_LEASE)
         .key(lease_key(room))
         .arg(&*c.me)
@@ -353,6 +360,9 @@ pub(super) async fn release_lease(c: &Cluster, room: &str) {
         .await;
     if let Err(e) = r {
         tracing::debug!(room, error = %e, "lease release failed (it stays until taken over)");
+    }
+    if !unlist {
+        return;
     }
     let r: Result<i64, _> = c.redis.clone().srem(rooms_key(&c.me), room).await;
     if let Err(e) = r {

@@ -410,7 +410,10 @@ impl Cluster {
     async fn release_after_records(&self, id: &RoomId) {
         if self
             .records
-            .send(link::RecordOp::Release(id.clone()))
+            .send(link::RecordOp::Release(
+                id.clone(),
+                !self.registry().handing_over(),
+            ))
             .await
             .is_err()
         {

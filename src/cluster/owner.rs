@@ -358,8 +358,8 @@ pub(super) async fn reassert(c: &Arc<Cluster>) {
     }
 }
 
-/// `node` died: take over the rooms it listed as its own that it still holds, whether or not a
-/// socket of ours is in them, so that their members leave (`timeout`, after the settle) and
+/// `node` died or left: take over the rooms it listed as its own that it still holds (or handed
+/// over without anyone taking them since), whether or not a socket of ours is in them, so that their members leave (`timeout`, after the settle) and
 /// their webhooks fire even in a room nobody else watches. Every survivor tries; the lease's
 /// compare-and-set picks one, the others' stand-ins forward and idle out.
 pub(super) async fn adopt(c: Arc<Cluster>, node: Arc<str>) {
@@ -376,8 +376,12 @@ pub(super) async fn adopt(c: Arc<Cluster>, node: Arc<str>) {
         .for_each_concurrent(32, |room| {
             let (c, node) = (c.clone(), node.clone());
             async move {
-                if !matches!(link::holder(&c, &room).await, Ok(Some(h)) if *h == *node) {
-                    return; // taken over already, or closed
+                // Still the dead node's, or free (a drained node handed it over and nobody came
+                // back for it): resumed from its record. Taken over already: nothing to do.
+                match link::holder(&c, &room).await {
+                    Ok(Some(h)) if *h == *node => {}
+                    Ok(None) => {}
+                    _ => return,
                 }
                 if let Some(h) = c.registry().find(&room) {
                     // Any command makes the stand-in resolve the owner: the lease is free.
