@@ -11,6 +11,7 @@ mod faults;
 mod handover;
 mod pause;
 mod redis_cluster;
+mod rules;
 mod storm;
 mod webhooks;
 

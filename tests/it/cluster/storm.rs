@@ -1,6 +1,6 @@
-//! A join storm spread over three nodes: 20 rooms of 15 members, each room's members on all
-//! three nodes (100 sockets a node), all joining at once; every socket's view of its room (its
-//! panel plus the events it applied) ends with exactly the room's 15 members, and every node's
+//! A join storm spread over three nodes: 50 rooms of 20 members, each room's members on all
+//! three nodes (1,000 sockets, about 333 a node), all joining at once; every socket's view of its room (its
+//! panel plus the events it applied) ends with exactly the room's 20 members, and every node's
 //! operator snapshot agrees.
 
 use std::collections::BTreeSet;
@@ -13,8 +13,8 @@ use crate::support::cluster::{fold, Cluster};
 use crate::support::durable::{self, eventually, record, send_quiet, Api, Recording};
 use crate::support::Client;
 
-const ROOMS: usize = 20;
-const PER_ROOM: usize = 15;
+const ROOMS: usize = 50;
+const PER_ROOM: usize = 20;
 const NODES: usize = 3;
 
 fn member(room: usize, k: usize) -> String {
@@ -36,7 +36,7 @@ async fn many_joins_spread_over_three_nodes() {
     let mut plan = Vec::new();
     for r in 0..ROOMS {
         for k in 0..PER_ROOM {
-            let node = (r * PER_ROOM + k) % NODES + 1; // each room on every node, 100 a node
+            let node = (r * PER_ROOM + k) % NODES + 1; // each room on every node, about 333 a node
             plan.push((r, k, node));
         }
     }
@@ -63,7 +63,7 @@ async fn many_joins_spread_over_three_nodes() {
         tapes.push((r, node, rec));
     }
 
-    // Every socket: its join acknowledged, and its view of the room is the room's 15.
+    // Every socket: its join acknowledged, and its view of the room is all the room's members.
     let want = |r: usize| -> BTreeSet<String> { (0..PER_ROOM).map(|k| member(r, k)).collect() };
     let done = eventually(Duration::from_secs(20), || {
         let all = tapes.iter().all(|(r, _, rec)| {
@@ -98,7 +98,7 @@ async fn many_joins_spread_over_three_nodes() {
             .take(10)
             .collect();
         panic!(
-            "not every socket sees its room's 15 members in 20 s; first ones: {bad:#?}\n{}",
+            "not every socket sees its room's {PER_ROOM} members in 20 s; first ones: {bad:#?}\n{}",
             c.logs()
         );
     }

@@ -67,10 +67,19 @@ impl Cluster {
     }
     /// [`Self::start`] with nodes whose reconnect grace is `grace_secs`.
     pub fn start_with_grace(test: &str, n: usize, grace_secs: f64) -> Option<Cluster> {
+        Self::start_with(test, n, grace_secs, &[])
+    }
+    /// [`Self::start_with_grace`] with `extra` arguments for every node.
+    pub fn start_with(test: &str, n: usize, grace_secs: f64, extra: &[&str]) -> Option<Cluster> {
         let redis = RedisServer::start(test)?;
         let url = redis.url();
         let nodes: Vec<Rollcall> = (1..=n)
-            .map(|i| Rollcall::start(node_options(&url, i, grace_secs)))
+            .map(|i| {
+                let o = extra
+                    .iter()
+                    .fold(node_options(&url, i, grace_secs), |o, a| o.arg(*a));
+                Rollcall::start(o)
+            })
             .collect();
         let addrs = nodes.iter().map(|p| p.addr.clone()).collect();
         Some(Cluster {
