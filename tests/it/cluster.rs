@@ -1,11 +1,13 @@
 //! Several `rollcall` processes on one Redis (issue 12, `protocol/cluster.md`), as real
 //! processes with real sockets: one ordered stream per room whichever node a socket is on, kicks
 //! and bans across nodes, a SIGKILLed node's members leaving with `timeout` (once each, within
-//! 10 s, whether the node held members or owned the room), a join storm spread over three nodes,
-//! a drained node, a member hopping nodes in its grace, one member on two nodes (`handover`),
-//! and Redis going away and coming back. Every wait is bounded; each test stays under 30 s.
-//! Without `redis-server` each test prints `SKIPPED:` (a failure under `ROLLCALL_REQUIRE_REDIS=1`).
-
+//! 10 s, whether the node held members or owned the room), and in the submodules: a join storm
+//! of 1,000 sockets over three nodes (`storm`), a drained node, a member hopping nodes in its
+//! grace, one member on two nodes (`handover`), room limits and atomic batches (`rules`), the
+//! façades through any node (`facades`), webhooks once per cluster (`webhooks`), a paused node
+//! fencing itself (`pause`), Redis going away and coming back (`faults`), and a 3-master Redis
+//! Cluster (`redis_cluster`). Every wait is bounded; each test stays under 30 s. Without
+//! `redis-server` each test prints `SKIPPED:` (a failure under `ROLLCALL_REQUIRE_REDIS=1`).
 mod facades;
 mod faults;
 mod handover;
