@@ -8,6 +8,7 @@
 //! fencing itself (`pause`), Redis going away and coming back (`faults`), and a 3-master Redis
 //! Cluster (`redis_cluster`). Every wait is bounded; each test stays under 30 s. Without
 //! `redis-server` each test prints `SKIPPED:` (a failure under `ROLLCALL_REQUIRE_REDIS=1`).
+
 mod facades;
 mod faults;
 mod handover;
