@@ -68,9 +68,13 @@ pub async fn run(t: &TargetArgs, a: &ChurnArgs) -> Result<Report, Error> {
         .connect_all(&target, a.connect_rate, t.connect_concurrency)
         .await?;
     let t_started = fleet.clock.now() - started.elapsed().as_nanos() as u64;
+    // Every join applied (its panel received) before the settle compares views with the
+    // server: a join still in flight would change a room after it was judged settled.
+    let waiting = fleet
+        .panels_in(Duration::from_secs_f64(a.settle_secs))
+        .await;
     if let Some(o) = &mut ops {
         // Before the settle, whose snapshots are calls of their own.
-        let waiting = fleet.panels_in(Duration::from_secs(30)).await;
         o.report_background(&mut r);
         o.phase(
             &mut r,

@@ -51,6 +51,7 @@ async fn measure(target: &Arc<Target>, t: &TargetArgs, a: &FailoverArgs) -> Resu
         .connect_all(target, a.connect_rate, t.connect_concurrency)
         .await?;
     let ok = joined.iter().filter(|j| **j).count();
+    fleet.panels_in(settle).await; // every join applied before the views are judged
     let (server, _, caught_up) = fleet.settle(target, settle).await?;
     let mut pairs_missing = 0usize;
     for (room, sv) in server.iter().enumerate() {
