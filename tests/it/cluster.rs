@@ -249,10 +249,10 @@ async fn barrier(room: &str, by: &mut Peer, peers: &[&Peer], mark: &str) {
     for p in peers.iter().copied().chain([&*by]) {
         let seen = p
             .saw(FANOUT, |m| {
-                m["type"] == "state" && m["state"]["mark"] == mark
+                m["type"] == "state" && m["room"] == room && m["state"]["mark"] == mark
             })
             .await;
-        assert!(seen, "{} never saw {mark}: {:?}", p.sub, p.msgs());
+        assert!(seen, "{} never saw {mark} in {room}: {:?}", p.sub, p.msgs());
     }
 }
 

@@ -8,28 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::{barrier, FANOUT};
 use crate::support::cluster::{fold, lefts_of, Cluster, Peer};
 
 /// The reconnect grace of these tests' nodes.
 const GRACE: Duration = Duration::from_secs(3);
-/// How long an event may take to reach every socket of the cluster.
-const FANOUT: Duration = Duration::from_secs(5);
-
-/// `by` sets a state mark in `room` and every one of `peers` sees it: everything emitted before
-/// has reached them.
-async fn barrier(room: &str, by: &mut Peer, peers: &[&Peer], mark: &str) {
-    by.ok(json!({"type": "state", "room": room, "state": {"mark": mark}}))
-        .await;
-    for p in peers.iter().copied().chain([&*by]) {
-        let seen = p
-            .saw(FANOUT, |m| {
-                m["type"] == "state" && m["room"] == room && m["state"]["mark"] == mark
-            })
-            .await;
-        assert!(seen, "{} never saw {mark} in {room}: {:?}", p.sub, p.msgs());
-    }
-}
-
 /// The `type`s of the membership events (`joined`, `left`) of `room` in `p`'s tape that name
 /// `member`.
 fn moves_of(p: &Peer, room: &str, member: &str) -> Vec<String> {

@@ -2,14 +2,11 @@
 //! node, and an operator's atomic batch sent through a node that does not own the room is all
 //! or nothing and, when it applies, one `left` event everywhere.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
+use super::FANOUT;
 use crate::support::cluster::{fold, Cluster, Peer};
 use crate::support::ADMIN;
-
-const FANOUT: Duration = Duration::from_secs(5);
 
 /// `POST <path>` with the operator token on `base`; (status, body).
 async fn admin_post(base: &str, path: &str, body: Value) -> (u16, Value) {

@@ -25,6 +25,25 @@ async fn acked(c: &mut crate::support::Client) {
     }
 }
 
+/// An ephemeral node `id` on `redis` (no reconnect grace) whose `[[webhooks]]` endpoint is
+/// `hook`, with `extra` arguments.
+fn hooked_node(
+    redis: &RedisServer,
+    keys: &SessionKeys,
+    hook: &str,
+    id: &str,
+    extra: &[&str],
+) -> Rollcall {
+    let o = Options::config(durable::config(keys, "", Some(hook)));
+    let args = ["--ephemeral", "--redis-url", &redis.url(), "--node-id", id];
+    let o = args
+        .iter()
+        .chain(extra)
+        .chain(&["--grace-secs", "0"])
+        .fold(o, |o, a| o.arg(*a));
+    Rollcall::start(o)
+}
+
 #[tokio::test]
 async fn each_event_is_delivered_once_per_cluster() {
     let Some(redis) = RedisServer::start("webhooks") else {
@@ -32,19 +51,7 @@ async fn each_event_is_delivered_once_per_cluster() {
     };
     let mut hook = receiver(vec![], Answer::Status(200), 0).await;
     let keys = SessionKeys::new();
-    let node = |i: usize| {
-        let mut o = Options::config(durable::config(&keys, "", Some(&hook.url())));
-        for a in [
-            "--ephemeral",
-            "--redis-url",
-            &redis.url(),
-            "--node-id",
-            &format!("w{i}"),
-        ] {
-            o = o.arg(a);
-        }
-        Rollcall::start(o.arg("--grace-secs").arg("0"))
-    };
+    let node = |i: usize| hooked_node(&redis, &keys, &hook.url(), &format!("w{i}"), &[]);
     let (n1, n2) = (node(1), node(2));
     let ws = |n: &Rollcall| format!("ws://{}/v1/ws", n.addr);
     let mut a = durable::connect(&ws(&n1), &durable::token("wa")).await;
@@ -111,22 +118,10 @@ async fn a_dead_nodes_unwatched_room_still_announces_its_members_leaving() {
     };
     let mut hook = receiver(vec![], Answer::Status(200), 0).await;
     let keys = SessionKeys::new();
+    let ttl = crate::support::cluster::NODE_TTL_SECS.to_string();
     let node = |i: usize| {
-        let mut o = Options::config(durable::config(&keys, "", Some(&hook.url())));
-        for a in [
-            "--ephemeral",
-            "--redis-url",
-            &redis.url(),
-            "--node-id",
-            &format!("u{i}"),
-            "--node-ttl-secs",
-            &crate::support::cluster::NODE_TTL_SECS.to_string(),
-            "--grace-secs",
-            "0",
-        ] {
-            o = o.arg(a);
-        }
-        Rollcall::start(o)
+        let extra = ["--node-ttl-secs", ttl.as_str()];
+        hooked_node(&redis, &keys, &hook.url(), &format!("u{i}"), &extra)
     };
     let (n1, mut n2) = (node(1), node(2));
     let mut solo =
