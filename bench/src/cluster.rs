@@ -17,7 +17,6 @@ use super::Error;
 /// The Redis and the nodes of one run.
 pub struct Nodes {
     redis: Mutex<Option<Child>>,
-    port: u16,
     nodes: Mutex<Vec<Option<Child>>>,
     /// Each node's pid, by index (node `i` is `b<i+1>`).
     pub pids: Vec<u32>,
@@ -27,7 +26,7 @@ pub struct Nodes {
 }
 
 impl Nodes {
-    /// Starts a Redis and `n` nodes with reconnect grace `grace`; `spawn` starts one node.
+    /// Starts a Redis, then `n` nodes on it: `spawn(redis_url, i)` starts node `i` (from 1).
     pub async fn start<F, Fut>(n: usize, spawn: F) -> Result<Self, Error>
     where
         F: Fn(String, usize) -> Fut,
@@ -62,7 +61,6 @@ impl Nodes {
         let (mut pids, mut bases) = (Vec::new(), Vec::new());
         let me = Self {
             redis: Mutex::new(Some(redis)),
-            port,
             nodes: Mutex::new(Vec::new()),
             pids: Vec::new(),
             bases: Vec::new(),
@@ -160,11 +158,6 @@ impl Nodes {
         }
         Ok(out)
     }
-
-    /// The Redis port (for the report).
-    pub fn redis_port(&self) -> u16 {
-        self.port
-    }
 }
 
 /// Parses `cmdstat_<name>:calls=<n>,...` lines; this tool's own `info` and `config` are left
@@ -186,8 +179,8 @@ pub fn parse_commandstats(text: &str) -> BTreeMap<String, u64> {
 }
 
 /// Operations per unit of work: `(total, by command)` from calls over `units`, after taking
-/// out `background` calls per second over `secs` (heartbeats, sweeps), spread over the
-/// commands in proportion to the background sample.
+/// out of each command its `background` rate (calls per second of the idle cluster:
+/// heartbeats, sweeps) times `secs`.
 pub fn per_unit(
     calls: &BTreeMap<String, u64>,
     background: &BTreeMap<String, f64>,
