@@ -134,6 +134,9 @@ impl App {
                     .close_all(crate::protocol::close::SERVICE_RESTART);
             }
         });
+        if let Some(w) = &self.webhooks {
+            cluster.serve_webhooks(w);
+        }
         let app = Arc::downgrade(&self.0);
         cluster.on_takeover(move |rec| {
             if let Some(app) = app.upgrade().map(App) {

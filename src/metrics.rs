@@ -101,6 +101,10 @@ pub struct WebhookMetrics {
     pub queued: Family<EndpointLabels, Gauge>,
     /// Events the relay could not hand to the dispatcher (its channel was full).
     pub relay_dropped: Counter,
+    /// Deliveries taken over from a dead node's outbox (cluster).
+    pub adopted: Counter,
+    /// Writes to the cluster's outbox that failed (those deliveries cannot be handed over).
+    pub outbox_failures: Counter,
 }
 
 impl WebhookMetrics {
@@ -129,6 +133,16 @@ impl WebhookMetrics {
             "rollcall_webhook_relay_dropped",
             "Room events the webhook dispatcher could not take (its channel was full)",
             self.relay_dropped.clone(),
+        );
+        r.register(
+            "rollcall_webhook_adopted",
+            "Webhook deliveries taken over from a dead node's outbox (cluster)",
+            self.adopted.clone(),
+        );
+        r.register(
+            "rollcall_webhook_outbox_failures",
+            "Failed writes to the cluster's webhook outbox (those deliveries stay with this node)",
+            self.outbox_failures.clone(),
         );
     }
 }

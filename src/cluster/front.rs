@@ -201,10 +201,10 @@ impl Front {
                         .await
                         .map_err(unavailable)?
                     {
-                        return self.take().await;
+                        return self.take(None).await;
                     }
                 }
-                Some(h) if h == c.node_id() => return self.take().await,
+                Some(h) if h == c.node_id() => return self.take(None).await,
                 Some(h) => {
                     if link::node_alive(&c, &h).await.map_err(unavailable)? {
                         self.mode = Mode::Remote(h.into());
@@ -215,7 +215,7 @@ impl Front {
                         .await
                         .map_err(unavailable)?
                     {
-                        return self.take().await;
+                        return self.take(Some(&h)).await;
                     }
                 }
             }
@@ -224,8 +224,12 @@ impl Front {
     }
 
     /// We hold the lease: start the actor here, from the stored record if there is one, and
-    /// re-attach this node's sockets that reached the room through a former owner.
-    async fn take(&mut self) -> Result<(), RoomError> {
+    /// re-attach this node's sockets that reached the room through a former owner. `dead`: the
+    /// holder it was taken from, whose undelivered webhooks of the room go out first.
+    async fn take(&mut self, dead: Option<&str>) -> Result<(), RoomError> {
+        if let Some(from) = dead {
+            super::hooks::take_over(&self.c, from, self.id.as_str()).await;
+        }
         let rec = link::record(&self.c, self.id.as_str())
             .await
             .map_err(|_| RoomError::Unavailable)?;

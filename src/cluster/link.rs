@@ -11,6 +11,8 @@
 //! - `rc:{n:<node>}:in`: the node's inbox (pub/sub channel);
 //! - `rc:{n:<node>}:rooms`: the rooms whose lease the node took (a set; when it dies, the
 //!   survivors take these rooms over even if none of their sockets is in them);
+//! - `rc:{n:<node>}:hooks:<room>`, `:hookrooms`, `:hookclaim:<room>`: the node's webhook
+//!   outbox ([`super::hooks`]);
 //! - `rc:nodes`: the set of node ids the sweep checks;
 //! - `rc:task:{<id>}` (the node that ran game task `<id>`) and `rc:task:{<id>}:res` (its status
 //!   body once done), both expiring with the task log's TTL.
@@ -600,7 +602,9 @@ async fn heartbeat(c: Arc<Cluster>) {
                 tokio::spawn(super::owner::adopt(c.clone(), node));
             }
             if since.elapsed() >= ttl * 6 {
-                // Every survivor has long handled it: forget the node.
+                // Every survivor has long handled it: forget the node (what it still kept
+                // for webhooks goes out from here, whatever room it was for).
+                tokio::spawn(super::hooks::leftovers(c.clone(), n.as_str().into(), true));
                 let _: Result<i64, _> = c.redis.clone().srem(NODES, n).await;
                 let _: Result<i64, _> = c.redis.clone().del(rooms_key(n)).await;
             }

@@ -18,6 +18,7 @@
 //! - [`conn`]: the Redis connection (one server or a Redis Cluster).
 //! - [`link`]: Redis keys, the inbox, the per-node publishers, heartbeat and sweep.
 //! - [`front`]: a room as seen from a node that may not own it.
+//! - [`hooks`]: the webhook outbox in Redis (a dead node's backlog goes out from a survivor).
 //! - [`lists`]: listings answered cluster-wide (`GET /lobbies`).
 //! - [`owner`]: the owner's side of remote sockets and remote calls.
 
@@ -26,6 +27,7 @@ pub mod config;
 mod conn;
 pub mod forward;
 mod front;
+mod hooks;
 mod link;
 mod lists;
 mod metrics;
@@ -147,6 +149,8 @@ pub struct Cluster {
     on_fenced: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// What the node does when it takes a room over (the façades index it again).
     on_takeover: OnceLock<TakeoverHook>,
+    /// This node's webhook relay, when `[[webhooks]]` are configured.
+    webhooks: OnceLock<Arc<crate::webhook::WebhookRelay>>,
     next_req: AtomicU64,
     /// Messages the inbox reader has received (our own probes included).
     inbox_heard: AtomicU64,
@@ -221,6 +225,7 @@ impl Cluster {
             gone: AtomicBool::new(false),
             on_fenced: OnceLock::new(),
             on_takeover: OnceLock::new(),
+            webhooks: OnceLock::new(),
             next_req: AtomicU64::new(1),
             inbox_heard: AtomicU64::new(0),
             inbox_deaf: tokio::sync::Notify::new(),
@@ -254,6 +259,16 @@ impl Cluster {
     /// What to do with the record of a room this node takes over (façade indexes).
     pub fn on_takeover(&self, f: impl Fn(&RoomRecord) + Send + Sync + 'static) {
         let _ = self.on_takeover.set(Box::new(f)); // first call wins
+    }
+
+    /// Keeps this node's webhook deliveries in Redis as well until delivered, so that a survivor
+    /// delivers them if this node dies, and sends again what our outbox held before a restart.
+    pub fn serve_webhooks(self: &Arc<Self>, relay: &Arc<crate::webhook::WebhookRelay>) {
+        if self.webhooks.set(relay.clone()).is_err() {
+            return; // once
+        }
+        relay.set_outbox(hooks::RedisOutbox::start(self, relay.metrics()));
+        tokio::spawn(hooks::resume_mine(self.clone(), relay.clone()));
     }
 
     fn fenced(&self) -> bool {

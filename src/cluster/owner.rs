@@ -393,4 +393,6 @@ pub(super) async fn adopt(c: Arc<Cluster>, node: Arc<str>) {
     if n > 0 {
         tracing::info!(%node, rooms = n, "the dead node's rooms are owned again");
     }
+    // Its webhooks for rooms no adopter took them for (closed rooms, rooms taken first).
+    super::hooks::leftovers(c, node, false).await;
 }

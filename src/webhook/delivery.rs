@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::config::WebhookConfig;
+use super::outbox::Queue;
 use crate::config::ConfigError;
 use crate::ids::RoomId;
 use crate::metrics::{DropLabels, EndpointLabels, WebhookMetrics};
-use crate::store::Store;
 
 /// Header with `sha256=<hex HMAC-SHA256 of the body, keyed with the endpoint's secret>`.
 pub const SIGNATURE_HEADER: &str = "x-rollcall-signature";
@@ -77,7 +77,7 @@ pub struct Endpoint {
     max_queue: usize,
     full: AtomicBool,
     metrics: WebhookMetrics,
-    store: Store,
+    queue: Queue,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -96,7 +96,7 @@ impl Endpoint {
         metrics: &WebhookMetrics,
         cancel: &CancellationToken,
         rt: &tokio::runtime::Handle,
-        store: &Store,
+        queue: &Queue,
     ) -> Result<Self, ConfigError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs_f64(cfg.timeout_secs))
@@ -125,7 +125,7 @@ impl Endpoint {
                 depth: depth.clone(),
                 metrics: metrics.clone(),
                 cancel: cancel.clone(),
-                store: store.clone(),
+                queue: queue.clone(),
             };
             rt.spawn(worker.run(rx));
             lanes.push(tx);
@@ -142,7 +142,7 @@ impl Endpoint {
             full: AtomicBool::new(false),
             metrics: metrics.clone(),
             labels,
-            store: store.clone(),
+            queue: queue.clone(),
         })
     }
 
@@ -165,7 +165,7 @@ impl Endpoint {
         if self.depth.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
             self.depth.fetch_sub(1, Ordering::AcqRel);
             self.dropped();
-            self.store.ack(d.seq, &self.labels.endpoint);
+            self.queue.ack(d, &self.labels.endpoint);
             return;
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -182,7 +182,7 @@ impl Endpoint {
             Err(_) => {
                 self.depth.fetch_sub(1, Ordering::AcqRel);
                 self.dropped();
-                self.store.ack(d.seq, &self.labels.endpoint);
+                self.queue.ack(d, &self.labels.endpoint);
             }
         }
     }
@@ -236,7 +236,7 @@ struct Worker {
     depth: Arc<AtomicUsize>,
     metrics: WebhookMetrics,
     cancel: CancellationToken,
-    store: Store,
+    queue: Queue,
 }
 
 enum Outcome {
@@ -263,7 +263,7 @@ impl Worker {
                 return;
             }
             // Delivered or given up: off the durable queue.
-            self.store.ack(d.seq, &self.labels.endpoint);
+            self.queue.ack(&d, &self.labels.endpoint);
         }
     }
 

@@ -12,13 +12,16 @@
 //! - [`config`]: `[[webhooks]]` defaults and validation.
 //! - [`event`]: room frame → `{event, timestamp, data}` envelopes (pure).
 //! - [`delivery`]: per-endpoint queue, lanes, signing, retries with backoff.
+//! - [`outbox`]: where undelivered deliveries are kept (the store; in a cluster, Redis too).
 
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod outbox;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::frame::{Frame, Kind};
 use bytes::Bytes;
@@ -32,6 +35,7 @@ use crate::metrics::WebhookMetrics;
 use crate::relay::Relay;
 use crate::store::{Loaded, QueuedDelivery, Store};
 pub use delivery::{signature, Delivery, Endpoint};
+pub use outbox::{Outbox, Queue};
 
 /// Room events buffered between the actors and the dispatcher.
 pub const RELAY_QUEUE: usize = 8192;
@@ -54,6 +58,13 @@ pub struct WebhookRelay {
     /// Dropped frames count as staged (nothing will stage them).
     skipped: watch::Sender<u64>,
     durable: bool,
+    /// The queue's homes (the store; the cluster's outbox once set).
+    queue: Queue,
+    /// The next delivery's queue position (shared with the dispatcher).
+    seq: Arc<AtomicU64>,
+    /// Ids of the deliveries replayed from the store at start (an outbox replayed after them
+    /// skips these).
+    replayed: Mutex<HashSet<String>>,
 }
 
 impl WebhookRelay {
@@ -64,16 +75,16 @@ impl WebhookRelay {
     }
 
     /// Stops delivery. Ephemeral: counts every delivery still queued as dropped
-    /// (`reason="shutdown"`) and returns how many. Durable: they stay in the queue for the next
-    /// start; returns 0.
+    /// (`reason="shutdown"`) and returns how many. Durable, or in a cluster: they stay in the
+    /// queue for the next start (in a cluster's outbox: for a survivor); returns 0.
     pub fn stop_and_count(&self) -> usize {
         self.stop.cancel();
-        if self.durable {
+        if self.durable || self.queue.has_outbox() {
             let kept: usize = self.endpoints.iter().map(Endpoint::pending).sum();
             if kept > 0 {
                 tracing::info!(
                     kept,
-                    "webhook deliveries kept in the durable queue for the next start"
+                    "webhook deliveries kept for the next start (in a cluster: for a survivor)"
                 );
             }
             return 0;
@@ -99,6 +110,61 @@ impl WebhookRelay {
             }
         }
     }
+
+    /// The webhook counters (an outbox counts its failures there).
+    pub fn metrics(&self) -> &WebhookMetrics {
+        &self.metrics
+    }
+
+    /// Keeps every delivery from now on in `outbox` too (a cluster's, in Redis).
+    pub fn set_outbox(&self, outbox: Arc<dyn Outbox>) {
+        self.queue.set_outbox(outbox);
+    }
+
+    /// Takes deliveries kept outside this process into this node's queue and offers them, in
+    /// the order given, ahead of any event the caller's room emits afterwards. `Origin::Taken`:
+    /// another node's (dead) backlog, written to this node's outbox first (false: that write
+    /// failed, so the caller must leave the source as it is). `Origin::Mine`: this node's own
+    /// outbox from before a restart (those already replayed from the store are skipped).
+    pub async fn adopt(&self, mut stored: Vec<QueuedDelivery>, origin: Origin) -> bool {
+        if origin == Origin::Mine {
+            let replayed = self.replayed.lock().unwrap_or_else(|p| p.into_inner());
+            stored.retain(|q| !replayed.contains(&q.id));
+        }
+        if stored.is_empty() {
+            return true;
+        }
+        for q in &mut stored {
+            q.seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        }
+        let kept = origin == Origin::Mine || self.queue.put(&stored).await;
+        if !self.queue.stage(stored.clone()) {
+            tracing::warn!("webhook durable queue staging full: adopted deliveries not stored");
+        }
+        if let Err(e) = self.queue.flush().await {
+            tracing::warn!(error = %e, "adopted webhook deliveries not committed before delivery");
+        }
+        let gone = offer_stored(&self.endpoints, &stored, &self.queue);
+        if origin == Origin::Taken {
+            self.metrics.adopted.inc_by(stored.len() as u64);
+        }
+        tracing::info!(
+            deliveries = stored.len() - gone,
+            dropped = gone,
+            ?origin,
+            "webhook deliveries adopted"
+        );
+        kept
+    }
+}
+
+/// Whose kept deliveries [`WebhookRelay::adopt`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This node's, from before a restart.
+    Mine,
+    /// A dead node's.
+    Taken,
 }
 
 impl std::fmt::Debug for WebhookRelay {
@@ -151,18 +217,19 @@ pub fn start(
         reason: "webhook delivery needs a Tokio runtime".into(),
     })?;
     let stop = CancellationToken::new();
+    let queue = Queue::new(store);
     let endpoints = Arc::new(
         settings
             .webhooks
             .iter()
-            .map(|w| Endpoint::spawn(w, metrics, &stop, &rt, store))
+            .map(|w| Endpoint::spawn(w, metrics, &stop, &rt, &queue))
             .collect::<Result<Vec<_>, _>>()?,
     );
     for w in &settings.webhooks {
         tracing::info!(endpoint = %w.label(), events = ?w.events, "webhook endpoint configured");
     }
     // What an earlier process accepted and no endpoint acknowledged goes first, in order.
-    replay(&endpoints, loaded, store);
+    replay(&endpoints, loaded, &queue);
     let (tx, rx) = mpsc::channel(RELAY_QUEUE);
     let unmapped = Arc::new(AtomicUsize::new(0));
     let (staged_tx, staged) = watch::channel(0u64);
@@ -172,9 +239,9 @@ pub fn start(
         Dispatcher {
             endpoints: endpoints.clone(),
             unmapped: unmapped.clone(),
-            store: store.clone(),
+            queue: queue.clone(),
             staged: staged_tx,
-            seq,
+            seq: seq.clone(),
             seeds: loaded.rooms.clone(),
         },
         rx,
@@ -190,6 +257,9 @@ pub fn start(
         staged,
         skipped,
         durable: store.durable(),
+        queue,
+        seq,
+        replayed: Mutex::new(loaded.deliveries.iter().map(|q| q.id.clone()).collect()),
     })))
 }
 
@@ -207,14 +277,27 @@ fn event_name(s: &str) -> Option<&'static str> {
 
 /// Offers the deliveries an earlier process left in the durable queue, in queue order, each to
 /// the endpoint it was queued for (an endpoint no longer configured: acknowledged and logged).
-fn replay(endpoints: &[Endpoint], loaded: &Loaded, store: &Store) {
+fn replay(endpoints: &[Endpoint], loaded: &Loaded, queue: &Queue) {
+    let gone = offer_stored(endpoints, &loaded.deliveries, queue);
+    if !loaded.deliveries.is_empty() {
+        tracing::info!(
+            queued = loaded.deliveries.len() - gone,
+            dropped = gone,
+            "webhook deliveries resumed from the durable queue"
+        );
+    }
+}
+
+/// Offers stored deliveries, in order, each to the endpoint it was queued for; returns how
+/// many were acknowledged unsent instead (endpoint no longer configured, or unreadable).
+fn offer_stored(endpoints: &[Endpoint], stored: &[QueuedDelivery], queue: &Queue) -> usize {
     let mut gone = 0usize;
-    for q in &loaded.deliveries {
+    for q in stored {
         let ep = endpoints.iter().find(|e| e.label() == q.endpoint);
         let (Some(ep), Some(event), Ok(id)) = (ep, event_name(&q.event), Uuid::parse_str(&q.id))
         else {
             gone += 1;
-            store.ack(q.seq, &q.endpoint);
+            queue.ack_stored(q);
             continue;
         };
         ep.offer(&Arc::new(Delivery {
@@ -226,20 +309,14 @@ fn replay(endpoints: &[Endpoint], loaded: &Loaded, store: &Store) {
             timestamp: q.timestamp,
         }));
     }
-    if !loaded.deliveries.is_empty() {
-        tracing::info!(
-            queued = loaded.deliveries.len() - gone,
-            dropped = gone,
-            "webhook deliveries resumed from the durable queue"
-        );
-    }
+    gone
 }
 
 /// The dispatcher's state.
 struct Dispatcher {
     endpoints: Arc<Vec<Endpoint>>,
     unmapped: Arc<AtomicUsize>,
-    store: Store,
+    queue: Queue,
     /// Frames staged so far (read by [`WebhookRelay::staged_up_to_now`]).
     staged: watch::Sender<u64>,
     /// The next delivery's queue position.
@@ -302,13 +379,15 @@ async fn dispatch(
                 out.push(delivery);
             }
         }
-        if !queued.is_empty() && !d.store.enqueue(queued) {
+        // Kept outside the process (a cluster's outbox) before the first attempt, too.
+        d.queue.put(&queued).await;
+        if !queued.is_empty() && !d.queue.stage(queued) {
             tracing::warn!(
                 "webhook durable queue staging full: this batch is delivered but not stored"
             );
         }
         d.staged.send_modify(|s| *s += n as u64);
-        if let Err(e) = d.store.flush().await {
+        if let Err(e) = d.queue.flush().await {
             // Still delivered from memory; the store retries the commit on its own.
             tracing::warn!(error = %e, "webhook deliveries not committed before delivery");
         }

@@ -1,7 +1,8 @@
 //! rollcall on a 3-master Redis Cluster (`--redis-cluster`, `protocol/cluster.md`, "Redis
 //! Cluster"): two nodes given the masters as seeds; rooms whose keys sit on each of the three
-//! masters, each room's stream across both nodes, its keys on the master of their slot, and a killed node's member
-//! leaving with `timeout` (heartbeats, sweep and takeover across slots).
+//! masters, each room's stream across both nodes, its keys on the master of their slot, a killed
+//! node's member leaving with `timeout` (heartbeats, sweep and takeover across slots), and
+//! every webhook delivered once through the nodes' outboxes, which end empty.
 
 use std::time::Duration;
 
@@ -10,14 +11,23 @@ use serde_json::json;
 use crate::support::cluster::{fold, lefts_of, node_options, Peer, NODE_TTL_SECS};
 use crate::support::process::Rollcall;
 use crate::support::redis::RedisCluster;
+use crate::support::webhook::{receiver, Answer, HOOK_SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_across_nodes_on_a_three_master_redis_cluster() {
     let Some(redis) = RedisCluster::start("cluster::redis_cluster") else {
         return;
     };
-    let node =
-        |i: usize| Rollcall::start(node_options(&redis.urls(), i, 0.0).arg("--redis-cluster"));
+    let mut hook = receiver(vec![], Answer::Status(200), 0).await;
+    let node = |i: usize| {
+        let mut o = node_options(&redis.urls(), i, 0.0).arg("--redis-cluster");
+        o.config = Some(format!(
+            "[[webhooks]]\nurl = \"{}\"\nsecret = \"{HOOK_SECRET}\"\n\
+             backoff_initial_secs = 0.05\nbackoff_max_secs = 0.3\n",
+            hook.url()
+        ));
+        Rollcall::start(o)
+    };
     let (n1, mut n2) = (node(1), node(2));
     let ws = |n: &Rollcall| format!("ws://{}/v1/ws", n.addr);
     let bound = Duration::from_secs(5);
@@ -93,6 +103,37 @@ async fn a_room_across_nodes_on_a_three_master_redis_cluster() {
         let v = fold(&msgs, room).expect("a panel");
         assert_eq!(v.members.iter().collect::<Vec<_>>(), ["ann"]);
     }
+
+    // Webhooks: ann and bob joined, bob left, in every room, each delivered once.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    while let Ok(Some(h)) =
+        tokio::time::timeout(Duration::from_millis(1500), hook.hits.recv()).await
+    {
+        let d = &h.json["data"];
+        if (200..300).contains(&h.status) && h.event().starts_with("participant_") {
+            let key = format!("{} {} {}", d["room_id"], h.event(), d["participant_id"]);
+            *seen.entry(key).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), rooms.len() * 3, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "each once: {seen:?}");
+    for m in &redis.masters {
+        assert_eq!(
+            m.command(&["KEYS", "rc:{n:*}:hook*"]).trim(),
+            "",
+            "outboxes empty"
+        );
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", n1.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("rollcall_webhook_outbox_failures_total 0"),
+        "no outbox write failed"
+    );
     eprintln!(
         "a_room_across_nodes_on_a_three_master_redis_cluster: {} rooms over {} masters; bob gone {:?} after SIGKILL",
         rooms.len(),

@@ -1,7 +1,8 @@
 //! Webhooks once per cluster (issue 12, invariant 4): two nodes with the same `[[webhooks]]`
 //! endpoint; a room with members on both nodes; every event reaches the receiver once, not once
-//! per node, in version order; and a dead node's room that no other node watches still announces
-//! its members leaving.
+//! per node, in version order; a dead node's room that no other node watches still announces
+//! its members leaving; and what a node could not deliver before it died goes out from the
+//! survivor that takes its room (or from the node itself, restarted under its id).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -106,6 +107,12 @@ async fn each_event_is_delivered_once_per_cluster() {
     let mut sorted = versions.clone();
     sorted.sort();
     assert_eq!(versions, sorted, "in version order");
+    // Delivered: nothing left in either node's outbox in Redis.
+    let drained = durable::eventually(Duration::from_secs(5), || {
+        std::future::ready(redis.command(&["KEYS", "rc:{n:*}:hook*"]).trim().is_empty())
+    })
+    .await;
+    assert!(drained, "{}", redis.command(&["KEYS", "rc:{n:*}:hook*"]));
 }
 
 /// A room whose members and owner were all on a node that dies, which no other node's socket
@@ -177,4 +184,177 @@ async fn a_dead_nodes_unwatched_room_still_announces_its_members_leaving() {
         "the dead node holds the room no more: {lease}"
     );
     eprintln!("a_dead_nodes_unwatched_room_still_announces_its_members_leaving: left {took:?} after SIGKILL");
+}
+
+/// A node dies with webhooks it could not deliver yet (its endpoint was refusing them): the
+/// survivor that takes the room over delivers that backlog first, then the dead member's
+/// `timeout` leave, each once and in version order, and the dead node's outbox in Redis is
+/// empty afterwards (at least once across a node that never comes back).
+#[tokio::test]
+async fn a_dead_nodes_undelivered_webhooks_go_out_from_a_survivor_first() {
+    let Some(redis) = RedisServer::start("webhooks-backlog") else {
+        return;
+    };
+    let mut hook = receiver(vec![], Answer::Status(200), 0).await;
+    hook.refuse(true);
+    let keys = SessionKeys::new();
+    let ttl = crate::support::cluster::NODE_TTL_SECS.to_string();
+    let node = |i: usize| {
+        let extra = ["--node-ttl-secs", ttl.as_str()];
+        hooked_node(&redis, &keys, &hook.url(), &format!("b{i}"), &extra)
+    };
+    let (n1, mut n2) = (node(1), node(2));
+    let ws = |n: &Rollcall| format!("ws://{}/v1/ws", n.addr);
+    let mut early = durable::connect(&ws(&n2), &durable::token("early")).await;
+    early
+        .send(json!({"type": "join", "room": "backlog", "ref": 1}))
+        .await;
+    acked(&mut early).await;
+    let mut late = durable::connect(&ws(&n1), &durable::token("late")).await;
+    late.send(json!({"type": "join", "room": "backlog", "ref": 2}))
+        .await;
+    acked(&mut late).await;
+    // Node 2 owns the room: its events (early joined, host, late joined) wait in its outbox
+    // while the endpoint refuses them.
+    let kept = durable::eventually(Duration::from_secs(5), || {
+        let n = redis.command(&["HLEN", "rc:{n:b2}:hooks:backlog"]);
+        let rec = redis.command(&["GET", "rc:{r:backlog}:rec"]);
+        std::future::ready(n.parse::<u32>().unwrap_or(0) >= 3 && rec.contains("late"))
+    })
+    .await;
+    assert!(kept, "node 2's outbox holds the room's three events");
+    while let Ok(Some(h)) = tokio::time::timeout(Duration::from_millis(300), hook.hits.recv()).await
+    {
+        assert_eq!(h.status, 503, "refused while node 2 lives: {}", h.json);
+    }
+
+    n2.sigkill();
+    hook.refuse(false);
+    let killed = std::time::Instant::now();
+    let mut ok = Vec::new();
+    while killed.elapsed() < Duration::from_secs(12) {
+        let Ok(Some(h)) = tokio::time::timeout(Duration::from_millis(1500), hook.hits.recv()).await
+        else {
+            if ok
+                .iter()
+                .any(|(e, p, _): &(String, String, u64)| e == "participant_left" && p == "early")
+            {
+                break; // the leave came and nothing more after it
+            }
+            continue;
+        };
+        if (200..300).contains(&h.status) {
+            let d = &h.json["data"];
+            if h.event() == "participant_left" {
+                assert_eq!(d["reason"], "timeout", "{d}");
+            }
+            let who = d["participant_id"].as_str().unwrap_or("").to_owned();
+            ok.push((
+                h.event().to_owned(),
+                who,
+                d["version"].as_u64().unwrap_or(0),
+            ));
+        }
+    }
+    let logs = || format!("{}{}", n1.logs(), n1.stderr());
+    let events: Vec<String> = ok.iter().map(|(e, p, _)| format!("{e}:{p}")).collect();
+    let joined = |p: &str| {
+        events
+            .iter()
+            .position(|e| *e == format!("participant_joined:{p}"))
+    };
+    let left = events.iter().position(|e| e == "participant_left:early");
+    assert!(
+        joined("early").is_some() && joined("late").is_some() && left.is_some(),
+        "the backlog and the leave were delivered: {events:?}\n{}",
+        logs()
+    );
+    assert!(
+        joined("early") < left && joined("late") < left,
+        "the backlog first: {events:?}"
+    );
+    let mut unique = ok.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ok.len(), "each once: {ok:?}");
+    let versions: Vec<u64> = ok.iter().map(|(_, _, v)| *v).collect();
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "in version order: {ok:?}"
+    );
+    let drained = durable::eventually(Duration::from_secs(5), || {
+        let keys = redis.command(&["KEYS", "rc:{n:*}:hook*"]);
+        std::future::ready(keys.trim().is_empty())
+    })
+    .await;
+    assert!(
+        drained,
+        "no outbox left: {}",
+        redis.command(&["KEYS", "rc:{n:*}:hook*"])
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", n1.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let adopted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rollcall_webhook_adopted_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        adopted >= 3,
+        "node 1 adopted the three: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("adopted"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(late);
+}
+
+/// An ephemeral node killed with deliveries its endpoint refused and started again under the
+/// same id (before anyone declared it dead) sends them from its outbox in Redis: its store kept
+/// nothing, Redis did.
+#[tokio::test]
+async fn a_node_restarted_under_its_id_sends_what_its_outbox_kept() {
+    let Some(redis) = RedisServer::start("webhooks-restart") else {
+        return;
+    };
+    let mut hook = receiver(vec![], Answer::Status(200), 0).await;
+    hook.refuse(true);
+    let keys = SessionKeys::new();
+    let mut n = hooked_node(&redis, &keys, &hook.url(), "r1", &[]);
+    let mut solo =
+        durable::connect(&format!("ws://{}/v1/ws", n.addr), &durable::token("solo")).await;
+    solo.send(json!({"type": "join", "room": "kept", "ref": 1}))
+        .await;
+    acked(&mut solo).await;
+    let kept = durable::eventually(Duration::from_secs(5), || {
+        let n = redis.command(&["HLEN", "rc:{n:r1}:hooks:kept"]);
+        std::future::ready(n.parse::<u32>().unwrap_or(0) >= 1)
+    })
+    .await;
+    assert!(kept, "the join waits in the outbox");
+    n.sigkill();
+    drop(solo);
+    hook.refuse(false);
+    let n = hooked_node(&redis, &keys, &hook.url(), "r1", &[]);
+    let mut joined = 0;
+    while let Ok(Some(h)) = tokio::time::timeout(Duration::from_secs(3), hook.hits.recv()).await {
+        if (200..300).contains(&h.status)
+            && h.event() == "participant_joined"
+            && h.json["data"]["participant_id"] == "solo"
+        {
+            joined += 1;
+        }
+    }
+    assert_eq!(joined, 1, "sent once after the restart\n{}", n.logs());
+    assert_eq!(
+        redis.command(&["EXISTS", "rc:{n:r1}:hooks:kept"]),
+        "0",
+        "and taken off the outbox"
+    );
 }

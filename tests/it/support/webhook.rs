@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,14 +64,21 @@ pub struct Script {
     pub fail_every: usize,
     pub seen: Arc<Mutex<usize>>,
     pub hits: mpsc::Sender<Hit>,
+    /// While set, every request is answered 503 (after the script).
+    pub refusing: Arc<AtomicBool>,
 }
 
 pub struct Receiver {
     pub addr: SocketAddr,
     pub hits: mpsc::Receiver<Hit>,
+    refusing: Arc<AtomicBool>,
 }
 
 impl Receiver {
+    /// From now on answers every request 503 (`true`), or as scripted again (`false`).
+    pub fn refuse(&self, on: bool) {
+        self.refusing.store(on, Ordering::SeqCst);
+    }
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
@@ -105,6 +113,7 @@ pub async fn hook(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> S
         *seen += 1;
         match scripted {
             Some(a) => a,
+            None if s.refusing.load(Ordering::SeqCst) => Answer::Status(503),
             None if s.fail_every > 0 && *seen % s.fail_every == 0 => Answer::Status(500),
             None => s.default,
         }
@@ -134,12 +143,14 @@ pub async fn hook(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> S
 
 pub async fn receiver(script: Vec<Answer>, default: Answer, fail_every: usize) -> Receiver {
     let (tx, rx) = mpsc::channel(1024);
+    let refusing = Arc::new(AtomicBool::new(false));
     let state = Script {
         answers: Arc::new(Mutex::new(script.into())),
         default,
         fail_every,
         seen: Arc::new(Mutex::new(0)),
         hits: tx,
+        refusing: refusing.clone(),
     };
     let app = Router::new().route("/hook", post(hook)).with_state(state);
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -148,7 +159,11 @@ pub async fn receiver(script: Vec<Answer>, default: Answer, fail_every: usize) -
         // Ends with the test's runtime.
         let _ = axum::serve(tcp, app).await;
     });
-    Receiver { addr, hits: rx }
+    Receiver {
+        addr,
+        hits: rx,
+        refusing,
+    }
 }
 
 /// An endpoint with fast retries, for tests.
