@@ -27,9 +27,13 @@ pub const FORWARDED: &str = "x-rollcall-forwarded";
 /// The largest body forwarded (the façades' own limit).
 const MAX_BODY: usize = 64 * 1024;
 
-/// What a façade path names: a room, or a game task.
+/// What a façade path names: a room, a room by a cluster-wide name, or a game task.
 enum Target {
     Room(RoomId),
+    /// A video room by its `friendly_url` (within the caller's team).
+    VideoName(String),
+    /// A lobby by its invite code.
+    Code(String),
     Task(String),
 }
 
@@ -40,22 +44,47 @@ fn target_of(path: &str) -> Option<Target> {
         .strip_prefix("/task/status/");
     match task {
         Some(id) if !id.is_empty() && !id.contains('/') => Some(Target::Task(id.to_owned())),
-        _ => room_of(path).map(Target::Room),
+        _ => room_of(path),
     }
 }
 
 /// The room a façade path names, if any.
-fn room_of(path: &str) -> Option<RoomId> {
+fn room_of(path: &str) -> Option<Target> {
     let mut parts = path.trim_start_matches('/').split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("lobbies"), Some(id), _, _) if id != "code" && !id.is_empty() => Some(RoomId::from(
-            format!("{}{id}", crate::facade::lobby::model::ROOM_PREFIX),
+        (Some("lobbies"), Some(id), _, _) if id != "code" && !id.is_empty() => Some(Target::Room(
+            RoomId::from(format!("{}{id}", crate::facade::lobby::model::ROOM_PREFIX)),
         )),
-        (Some("api"), Some("v1"), Some("rooms"), Some(room)) => uuid::Uuid::parse_str(room)
-            .ok()
-            .map(crate::facade::video::room_key),
+        (Some("lobbies"), Some("code"), Some(code), Some("players")) if !code.is_empty() => {
+            Some(Target::Code(code.to_ascii_uppercase()))
+        }
+        (Some("api"), Some("v1"), Some("rooms"), Some(room)) => match uuid::Uuid::parse_str(room) {
+            Ok(uuid) => Some(Target::Room(crate::facade::video::room_key(uuid))),
+            Err(_) if room == "live" || room.is_empty() => None,
+            Err(_) => Some(Target::VideoName(room.to_owned())),
+        },
         _ => None,
     }
+}
+
+/// Resolves a room named by a cluster-wide name to the room (unknown: served here, which
+/// answers as for any unknown name).
+async fn by_name(
+    app: &App,
+    c: &Cluster,
+    headers: &axum::http::HeaderMap,
+    t: Option<Target>,
+) -> Option<Target> {
+    let (ns, name) = match t {
+        Some(Target::VideoName(name)) => {
+            let team = crate::facade::video::auth::authenticate(&app.facades.video, headers);
+            (crate::facade::video::names_ns(&team.ok()?.id), name)
+        }
+        Some(Target::Code(code)) => (crate::facade::lobby::CODES_NS.to_owned(), code),
+        other => return other,
+    };
+    let room = c.name_holder(&ns, &name).await.ok()??;
+    Some(Target::Room(RoomId::from(room)))
 }
 
 /// The middleware: forwards a call for a room owned elsewhere, else serves it here.
@@ -72,8 +101,9 @@ pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Res
     if super::lists::is_list(&req) {
         return super::lists::merged(&c, req, next).await;
     }
-    let addr = match target_of(req.uri().path()) {
-        None => None,
+    let target = by_name(&app, &c, req.headers(), target_of(req.uri().path())).await;
+    let addr = match target {
+        None | Some(Target::VideoName(_) | Target::Code(_)) => None,
         Some(Target::Room(room)) if c.owned.contains_key(&room) => None,
         Some(Target::Room(room)) => owner_addr(&c, &room).await,
         Some(Target::Task(id)) if app.facades.game.tasks.contains(&id) => None,

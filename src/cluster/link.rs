@@ -308,6 +308,14 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
         if let Some(e) = failed.first() {
             tracing::warn!(error = %e, rooms = failed.len(), "record write-through failed");
         }
+        // Rooms closed for good give their names (friendly URLs, invite codes) back.
+        for room in latest
+            .iter()
+            .filter(|(_, r)| r.is_none())
+            .map(|(room, _)| room)
+        {
+            super::names::drop_room(&c, room.as_str()).await;
+        }
         // Leases go back only after the rooms' last records (or their deletion) are written:
         // whoever takes the room next resumes from what this node wrote last.
         for (room, unlist) in releases {

@@ -20,6 +20,7 @@
 //! - [`front`]: a room as seen from a node that may not own it.
 //! - [`hooks`]: the webhook outbox in Redis (a dead node's backlog goes out from a survivor).
 //! - [`lists`]: listings answered cluster-wide (`GET /lobbies`).
+//! - [`names`]: names that mean one room cluster-wide (friendly URLs, invite codes).
 //! - [`owner`]: the owner's side of remote sockets and remote calls.
 
 mod calls;
@@ -31,6 +32,7 @@ mod hooks;
 mod link;
 mod lists;
 mod metrics;
+mod names;
 mod owner;
 pub mod wire;
 

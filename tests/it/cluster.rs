@@ -4,7 +4,8 @@
 //! 10 s, whether the node held members or owned the room), and in the submodules: a join storm
 //! of 1,000 sockets over three nodes (`storm`), a drained node, a member hopping nodes in its
 //! grace, one member on two nodes (`handover`), room limits and atomic batches (`rules`), the
-//! façades through any node (`facades`), webhooks once per cluster (`webhooks`), a paused node
+//! façades through any node (`facades`) and their indexes (`indexes`: names, listings, invite
+//! codes, caps), webhooks once per cluster (`webhooks`), a paused node
 //! fencing itself (`pause`), Redis going away and coming back (`faults`), and a 3-master Redis
 //! Cluster (`redis_cluster`). Every wait is bounded; each test stays under 30 s. Without
 //! `redis-server` each test prints `SKIPPED:` (a failure under `ROLLCALL_REQUIRE_REDIS=1`).
@@ -12,6 +13,7 @@
 mod facades;
 mod faults;
 mod handover;
+mod indexes;
 mod pause;
 mod redis_cluster;
 mod rules;

@@ -225,11 +225,18 @@ async fn create(
     let expires_in = rules::expires_in(req.body.get("expiresIn"))?;
     let sync = rules::truthy(req.body.get("sync"));
     let game_id = req.key.game_id.clone();
+    let count = match app.registry.cluster() {
+        Some(c) => c
+            .set_len(&super::rooms_ns(&game_id))
+            .await
+            .map_err(|e| GameError::Internal(e.to_string()))?,
+        None => app.registry.count_prefix(&format!("game:{game_id}:")),
+    };
     app.limits
         .facade_room(
             &format!("game:{game_id}"),
             app.registry.len(),
-            app.registry.count_prefix(&format!("game:{game_id}:")),
+            count,
             (
                 crate::limits::Limit::GameRooms,
                 app.settings.limits.max_game_rooms_per_game,

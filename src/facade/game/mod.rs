@@ -46,6 +46,11 @@ pub const DEV_SESSION_PRIVATE_KEY: &str = include_str!("dev-keys/session-private
 /// The store key prefix of the per-game room counters.
 const COUNTER_PREFIX: &str = "game.room_no.";
 
+/// The cluster set of `game_id`'s rooms (`Cluster::set_add`: what the per-game cap counts).
+pub fn rooms_ns(game_id: &str) -> String {
+    format!("g/{game_id}")
+}
+
 /// The store key of `game_id`'s room counter.
 pub fn counter_key(game_id: &str) -> String {
     format!("{COUNTER_PREFIX}{game_id}")

@@ -114,6 +114,11 @@ pub async fn create(app: App, game_id: String, expires_in: u64) -> Outcome {
             .next_number(&format!("game.room_no.{game_id}"))
             .await
             .map_err(|_| "the cluster's Redis is unreachable; retry".to_owned())?;
+        // Counted by every node's cap from now on (the room leaves the set when it closes).
+        let room = room_key(&game_id, &n.to_string());
+        c.set_add(&super::rooms_ns(&game_id), room.as_str())
+            .await
+            .map_err(|_| "the cluster's Redis is unreachable; retry".to_owned())?;
         return create_room(&app, game_id, n.to_string(), expires_in).await;
     }
     let room_no = game.next_room_no(&game_id).to_string();

@@ -152,11 +152,16 @@ pub async fn create(
     app.limits
         .lobby_create(ctx.peer)
         .map_err(LobbyError::Limited)?;
+    let lobbies_ns = app.facades.lobby.lobbies_ns(ctx.scope.tenant);
+    let count = match app.registry.cluster() {
+        Some(c) => c.set_len(&lobbies_ns).await?,
+        None => idx.count_tenant(ctx.scope.tenant),
+    };
     app.limits
         .facade_room(
             &format!("lobby:{}", ctx.scope.tenant.0),
             app.registry.len(),
-            idx.count_tenant(ctx.scope.tenant),
+            count,
             (
                 crate::limits::Limit::Lobbies,
                 app.settings.limits.max_lobbies_per_key,
@@ -166,6 +171,13 @@ pub async fn create(
     let id = LobbyId::random();
     let host = MemberId::from(c.host.as_str());
     reserve(&app, &ctx.scope, &host, id).await?;
+    if let Some(c) = app.registry.cluster() {
+        // Counted on every node from now on (the room leaves the set when it closes).
+        if let Err(e) = c.set_add(&lobbies_ns, id.room().as_str()).await {
+            idx.release(&ctx.scope, &host, id);
+            return Err(e.into());
+        }
+    }
     let code = c.use_invite_code.then(|| idx.claim_code(id));
     let now = now_iso();
     let attrs = LobbyAttrs {
@@ -224,6 +236,7 @@ pub async fn create(
             idx.insert(e.clone());
             idx.confirm(&ctx.scope, &host, id);
             liveness::spawn(idx.clone(), e);
+            publish_code(&app, &lobby, id).await;
             tracing::debug!(lobby = %id, host = %host, "lobby created");
             Ok((StatusCode::CREATED, Json(lobby)))
         }
@@ -274,11 +287,32 @@ pub async fn update(
     let e = entry(&app, &ctx.scope, &id)?;
     let (e2, idx) = (e.clone(), indexes(&app).clone());
     let max_state = app.settings.max_state_bytes;
-    run(&app, &e, move |ops| {
+    let lobby = run(&app, &e, move |ops| {
         rules::update(ops, &e2, &idx, u, max_state)
     })
-    .await
-    .map(Json)
+    .await?;
+    publish_code(&app, &lobby, e.id).await;
+    Ok(Json(lobby))
+}
+
+/// In a cluster: makes the lobby's invite code findable from every node, before answering (a
+/// code is 40 random bits: another lobby holding it is only ever logged).
+async fn publish_code(app: &App, lobby: &Lobby, id: LobbyId) {
+    let (Some(c), Some(code)) = (app.registry.cluster(), &lobby.invite_code) else {
+        return;
+    };
+    match c
+        .claim_name(super::CODES_NS, code, id.room().as_str())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(lobby = %id, "invite code held by another lobby of the cluster")
+        }
+        Err(_) => {
+            tracing::warn!(lobby = %id, "invite code not published: joins by code reach this node only")
+        }
+    }
 }
 
 /// `DELETE /lobbies/{id}?name=` with `{playerId}`: the host deletes the lobby. 204.

@@ -39,6 +39,8 @@ use model::MAX_TIMEOUT;
 
 /// The `api-key` accepted when none is configured. Logged loudly at start: for development only.
 pub const DEV_LOBBY_KEY: &str = "rollcall-dev-lobby-key";
+/// The cluster namespace of invite codes (`Cluster::claim_name`).
+pub const CODES_NS: &str = "code";
 /// The lobby configuration accepted when none is configured.
 pub const DEFAULT_CONFIG: &str = "default";
 
@@ -124,6 +126,12 @@ impl LobbyState {
     /// A project's stored identity: a digest of its api-key (never the key), so a restart
     /// finds the project again even if keys were reordered, and a removed key's lobbies stay
     /// unreachable.
+    /// The cluster set of `tenant`'s lobbies (`Cluster::set_add`): by the key's fingerprint,
+    /// the same on every node.
+    pub fn lobbies_ns(&self, tenant: Tenant) -> String {
+        format!("l/{}", self.fingerprint(tenant))
+    }
+
     fn fingerprint(&self, tenant: Tenant) -> String {
         use sha2::Digest;
         let key = self.keys.get(tenant.0).map(String::as_str).unwrap_or("");

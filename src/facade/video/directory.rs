@@ -65,10 +65,18 @@ impl Directory {
         );
     }
 
-    /// Forgets a room and every name it holds (rare: a scan of the name index).
-    pub fn remove(&self, uuid: Uuid) {
+    /// Forgets a room and every name it holds (rare: a scan of the name index); returns them.
+    pub fn remove(&self, uuid: Uuid) -> Vec<String> {
         self.rooms.remove(&uuid);
-        self.names.retain(|_, held| *held != uuid);
+        let mut names = Vec::new();
+        self.names.retain(|(_, name), held| {
+            let keep = *held != uuid;
+            if !keep {
+                names.push(name.clone());
+            }
+            keep
+        });
+        names
     }
 
     /// The room that `key` (a UUID or a `friendly_url`) names in `team`.

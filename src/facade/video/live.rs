@@ -167,18 +167,18 @@ async fn team_live(
     detail: bool,
 ) -> Result<Json<Value>, VideoError> {
     let page = Page::parse(q)?;
-    let dir = &app.facades.video.directory;
     let after = match page.after.as_deref() {
         None => None,
         Some(a) => Some(
-            dir.resolve(&team, a)
+            super::rooms::uuid_of(&app, &team, a)
+                .await
                 .ok_or_else(|| FieldErrors::one("after", "The selected after is invalid."))?,
         ),
     };
-    let rooms = dir.list(&team);
+    let rooms = super::rooms::team_rooms(&app, &team).await?;
     let handles: Vec<Option<RoomHandle>> = rooms
         .iter()
-        .map(|e| app.registry.get(room_key(e.uuid).as_str()))
+        .map(|u| app.registry.find(room_key(*u).as_str()))
         .collect();
     let reads = futures::future::join_all(handles.iter().map(|h| async move {
         match h {
@@ -196,16 +196,12 @@ async fn team_live(
             let live = r
                 .filter(|(_, (_, rows))| !rows.is_empty())
                 .map(|(id, (attrs, rows))| live_object(&app, &id, &attrs, &rows, detail));
-            (e.uuid, live)
+            (*e, live)
         })
         .collect();
     let total = all.iter().filter(|(_, v)| v.is_some()).count();
     let data: Vec<Value> = page
-        .select(
-            all,
-            |(u, _)| after.as_ref().is_some_and(|a| a.uuid == *u),
-            |(_, v)| v.is_some(),
-        )
+        .select(all, |(u, _)| after == Some(*u), |(_, v)| v.is_some())
         .ok_or_else(|| FieldErrors::one("after", "The selected after is invalid."))?
         .into_iter()
         .filter_map(|(_, v)| v)

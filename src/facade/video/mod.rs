@@ -198,6 +198,16 @@ pub fn room_key(uuid: uuid::Uuid) -> RoomId {
     RoomId::from(format!("video:{uuid}"))
 }
 
+/// The cluster namespace of `team`'s `friendly_url`s (`Cluster::claim_name`).
+pub fn names_ns(team: &TeamId) -> String {
+    format!("v/{team}")
+}
+
+/// The cluster set of `team`'s rooms (`Cluster::set_add`).
+pub fn rooms_ns(team: &TeamId) -> String {
+    format!("vr/{team}")
+}
+
 /// This façade's routes (all under `/api/v1`).
 pub fn routes() -> Router<App> {
     Router::new()

@@ -144,6 +144,39 @@ fn generated_name() -> String {
         .collect()
 }
 
+/// Reserves `name` in `team` for `uuid`: here, and in a cluster on every node (false: another
+/// room holds it).
+async fn reserve(app: &App, team: &TeamId, name: &str, uuid: Uuid) -> Result<bool, VideoError> {
+    let dir = &app.facades.video.directory;
+    if !dir.reserve(team, name, uuid) {
+        return Ok(false);
+    }
+    let Some(c) = app.registry.cluster() else {
+        return Ok(true);
+    };
+    let room = room_key(uuid);
+    match c
+        .claim_name(&super::names_ns(team), name, room.as_str())
+        .await
+    {
+        Ok(true) => Ok(true),
+        other => {
+            dir.release(team, name, uuid);
+            other.map_err(VideoError::Internal)
+        }
+    }
+}
+
+/// Gives `name` back, here and in a cluster.
+async fn release(app: &App, team: &TeamId, name: &str, uuid: Uuid) {
+    app.facades.video.directory.release(team, name, uuid);
+    if let Some(c) = app.registry.cluster() {
+        let room = room_key(uuid);
+        c.release_name(&super::names_ns(team), name, room.as_str())
+            .await;
+    }
+}
+
 fn taken() -> VideoError {
     FieldErrors::one("friendly_url", "The friendly url has already been taken.")
 }
@@ -168,12 +201,18 @@ pub async fn create(
     let obj = body::json_object(b)?;
     let cap = app.settings.max_members_per_room;
     let f = validate(&obj, cap)?;
-    let dir = &app.facades.video.directory;
+    let count = match app.registry.cluster() {
+        Some(c) => c
+            .set_len(&super::rooms_ns(&team))
+            .await
+            .map_err(VideoError::Internal)?,
+        None => app.facades.video.directory.count(&team),
+    };
     app.limits
         .facade_room(
             &format!("video:{team}"),
             app.registry.len(),
-            dir.count(&team),
+            count,
             (
                 crate::limits::Limit::VideoRooms,
                 app.settings.limits.max_video_rooms_per_team,
@@ -183,14 +222,14 @@ pub async fn create(
     let uuid = Uuid::new_v4();
     let name = match f.friendly_url {
         Some(n) => {
-            if !dir.reserve(&team, &n, uuid) {
+            if !reserve(&app, &team, &n, uuid).await? {
                 return Err(taken());
             }
             n
         }
         None => loop {
             let n = generated_name();
-            if dir.reserve(&team, &n, uuid) {
+            if reserve(&app, &team, &n, uuid).await? {
                 break n;
             }
         },
@@ -219,12 +258,22 @@ pub async fn create(
         linger: None,
         attrs: attrs.clone(),
     };
+    if let Some(c) = app.registry.cluster() {
+        // Listed for every node before the room exists (a listing skips it until then).
+        if let Err(e) = c
+            .set_add(&super::rooms_ns(&team), room_key(uuid).as_str())
+            .await
+        {
+            release(&app, &team, &name, uuid).await;
+            return Err(VideoError::Internal(e));
+        }
+    }
     if app.registry.create(&room_key(uuid), spec).is_none() {
         // A v4 UUID collision: practically impossible; refuse rather than share a room.
-        dir.release(&team, &name, uuid);
+        release(&app, &team, &name, uuid).await;
         return Err(VideoError::Internal(crate::room::RoomError::Closed));
     }
-    dir.insert(uuid, &team);
+    app.facades.video.directory.insert(uuid, &team);
     tracing::info!(team = %team, room = %uuid, friendly_url = %name, "video room created");
     Ok(Json(room_json(&attrs)))
 }
@@ -237,19 +286,17 @@ pub async fn list(
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, VideoError> {
     let page = Page::parse(q)?;
-    let dir = &app.facades.video.directory;
-    let all = dir.list(&team);
+    let all = team_rooms(&app, &team).await?;
     let total = all.len();
-    let after = page.after.as_deref().and_then(|a| dir.resolve(&team, a));
+    let after = match page.after.as_deref() {
+        Some(a) => uuid_of(&app, &team, a).await,
+        None => None,
+    };
     let chosen = page
-        .select(
-            all,
-            |e| after.as_ref().is_some_and(|a| a.uuid == e.uuid),
-            |_| true,
-        )
+        .select(all, |u| after == Some(*u), |_| true)
         .ok_or_else(|| FieldErrors::one("after", "The selected after is invalid."))?;
-    let snaps = futures::future::join_all(chosen.iter().map(|e| {
-        let h = app.registry.get(room_key(e.uuid).as_str());
+    let snaps = futures::future::join_all(chosen.iter().map(|u| {
+        let h = app.registry.find(room_key(*u).as_str());
         async move {
             match h {
                 Some(h) => h.snapshot().await.ok(),
@@ -266,6 +313,37 @@ pub async fn list(
     Ok(Json(
         json!({ "data": data, "total_count": total.to_string() }),
     ))
+}
+
+/// `team`'s rooms, oldest first: this node's directory, or in a cluster every node's (the
+/// team's room set in Redis).
+pub(super) async fn team_rooms(app: &App, team: &TeamId) -> Result<Vec<Uuid>, VideoError> {
+    let Some(c) = app.registry.cluster() else {
+        let rooms = app.facades.video.directory.list(team);
+        return Ok(rooms.into_iter().map(|e| e.uuid).collect());
+    };
+    let rooms = c
+        .set_members(&super::rooms_ns(team))
+        .await
+        .map_err(VideoError::Internal)?;
+    Ok(rooms
+        .iter()
+        .filter_map(|r| r.strip_prefix("video:"))
+        .filter_map(|u| Uuid::parse_str(u).ok())
+        .collect())
+}
+
+/// The room `key` (a UUID or a `friendly_url`) names in `team`, on any node.
+pub(super) async fn uuid_of(app: &App, team: &TeamId, key: &str) -> Option<Uuid> {
+    if let Some(e) = app.facades.video.directory.resolve(team, key) {
+        return Some(e.uuid);
+    }
+    let c = app.registry.cluster()?;
+    if let Ok(u) = Uuid::parse_str(key) {
+        return Some(u);
+    }
+    let room = c.name_holder(&super::names_ns(team), key).await.ok()??;
+    Uuid::parse_str(room.strip_prefix("video:")?).ok()
 }
 
 /// `GET /api/v1/rooms/{room}`.
@@ -291,10 +369,9 @@ pub async fn update(
     let obj = body::json_object(b)?;
     let cap = app.settings.max_members_per_room;
     let f = validate(&obj, cap)?;
-    let dir = &app.facades.video.directory;
     let uuid = listed.uuid;
     if let Some(n) = &f.friendly_url {
-        if !dir.reserve(&team, n, uuid) {
+        if !reserve(&app, &team, n, uuid).await? {
             return Err(taken());
         }
     }
@@ -342,14 +419,14 @@ pub async fn update(
         Ok((old, room)) => {
             if let (Some(old), Some(new)) = (old, new_name) {
                 if old != new {
-                    dir.release(&team, &old, uuid);
+                    release(&app, &team, &old, uuid).await;
                 }
             }
             Ok(Json(room))
         }
         Err(e) => {
             if let Some(n) = new_name {
-                dir.release(&team, &n, uuid);
+                release(&app, &team, &n, uuid).await;
             }
             Err(e.into())
         }
@@ -365,7 +442,15 @@ pub async fn delete(
 ) -> Result<StatusCode, VideoError> {
     let (listed, h) = resolve(&app, &team, key).await?;
     let closed = h.close("deleted").await;
-    app.facades.video.directory.remove(listed.uuid);
+    let names = app.facades.video.directory.remove(listed.uuid);
+    if let Some(c) = app.registry.cluster() {
+        let room = room_key(listed.uuid);
+        for name in names {
+            c.release_name(&super::names_ns(&team), &name, room.as_str())
+                .await;
+        }
+        c.set_remove(&super::rooms_ns(&team), room.as_str()).await;
+    }
     app.facades.video.seats.forget_room(h.id());
     closed?;
     tracing::info!(team = %team, room = %listed.uuid, "video room deleted");
