@@ -2,7 +2,8 @@
 //!
 //! A façade's rules run next to the room's actor and its indexes (a lobby's players and invite
 //! code, a video room's team), so a call naming one room — `/lobbies/{id}…`, `/api/v1/rooms/{uuid}…`
-//! — is served by the room's owner, and a game task poll (`/task/status/{id}`) by the node that
+//! and a lobby's event stream (`/lobbies-sse/{id}/events`, relayed as it comes) — is served by
+//! the room's owner, and a game task poll (`/task/status/{id}`) by the node that
 //! ran the task: any other node forwards it, as it came, to the owner's HTTP
 //! address (its heartbeat key holds it) and returns the answer unchanged. A forwarded request
 //! carries `x-rollcall-forwarded`, and is never forwarded again (no loops while ownership moves).
@@ -55,6 +56,12 @@ fn room_of(path: &str) -> Option<Target> {
         (Some("lobbies"), Some(id), _, _) if id != "code" && !id.is_empty() => Some(Target::Room(
             RoomId::from(format!("{}{id}", crate::facade::lobby::model::ROOM_PREFIX)),
         )),
+        (Some("lobbies-sse"), Some(id), Some("events"), None) if !id.is_empty() => {
+            Some(Target::Room(RoomId::from(format!(
+                "{}{id}",
+                crate::facade::lobby::model::ROOM_PREFIX
+            ))))
+        }
         (Some("lobbies"), Some("code"), Some(code), Some("players")) if !code.is_empty() => {
             Some(Target::Code(code.to_ascii_uppercase()))
         }
@@ -165,6 +172,18 @@ async fn owner_addr(c: &Cluster, room: &RoomId) -> Option<String> {
         .filter(|a| !a.is_empty())
 }
 
+/// The client of streamed answers (the lobby event stream): no overall timeout.
+fn stream_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            // Building a client without TLS settings only fails if the system is broken.
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
+}
+
 pub(super) fn client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT.get_or_init(|| {
@@ -187,7 +206,10 @@ async fn forward(c: &Arc<Cluster>, addr: &str, req: Request) -> Response {
         .map(|p| p.as_str())
         .unwrap_or("/");
     let url = format!("http://{addr}{path}");
-    let mut out = client().request(parts.method.clone(), url).body(bytes);
+    // An event stream is relayed as it comes, for as long as it lasts (it ends with the owner).
+    let streamed = parts.uri.path().starts_with("/lobbies-sse/");
+    let http = if streamed { stream_client() } else { client() };
+    let mut out = http.request(parts.method.clone(), url).body(bytes);
     for (k, v) in &parts.headers {
         if k != axum::http::header::HOST && k != axum::http::header::CONTENT_LENGTH {
             out = out.header(k, v);
@@ -218,8 +240,12 @@ async fn forward(c: &Arc<Cluster>, addr: &str, req: Request) -> Response {
             }
         }
     }
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = if streamed {
+        Body::from_stream(resp.bytes_stream())
+    } else {
+        Body::from(resp.bytes().await.unwrap_or_default())
+    };
     builder
-        .body(Body::from(body))
+        .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }

@@ -1,6 +1,7 @@
 //! The façades' indexes across nodes (issue 12, invariant 3): a video room's `friendly_url` is
 //! unique in its team on every node and names the room from any node; a team's room listing
-//! and a lobby's invite code work from any node; the per-tenant caps count every node's rooms.
+//! a lobby's invite code and its event stream work from any node; the per-tenant caps count
+//! every node's rooms.
 //! Real processes, a real `redis-server`.
 
 use reqwest::Method;
@@ -146,6 +147,37 @@ async fn video_names_listings_codes_and_caps_hold_across_nodes() {
     assert_eq!(
         a1.members(&format!("lobby:{id}")).await,
         Some(vec!["guest".into(), "host".into()])
+    );
+
+    // The lobby's event stream, opened through node 2, relays what happens on node 1.
+    let url = format!(
+        "http://{}/lobbies-sse/{id}/events?player-id=host&lobby-config=default",
+        n2.addr
+    );
+    let mut sse = reqwest::Client::new()
+        .get(url)
+        .header("api-key", durable::LOBBY_KEY)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .expect("the stream answers");
+    assert_eq!(sse.status(), 200);
+    let (st, v) = a1.lobby_remove(id, "guest", "host", true).await.unwrap();
+    assert_eq!(st, 200, "{v}");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !(text.contains("event: connected") && text.contains("event: lobby:updated")) {
+        let chunk = tokio::time::timeout_at(deadline, sse.chunk())
+            .await
+            .expect("the stream's events in time")
+            .expect("the stream reads");
+        text.push_str(&String::from_utf8_lossy(
+            &chunk.expect("the stream stays open"),
+        ));
+    }
+    assert!(
+        text.contains(r#"["host"]"#),
+        "the kick is in the update: {text}"
     );
 
     // Two lobbies per key over the cluster.
