@@ -146,7 +146,10 @@ async fn stored_or(
     req: Request,
     next: Next,
 ) -> Response {
-    if let Ok(Some(body)) = link::task_result(c, id).await {
+    // No answer from a node that may be alive: only a final result. Its node is gone: what the
+    // task polls as if it was cut off, too.
+    let lost = failed.is_none();
+    if let Ok(Some(body)) = link::task_result(c, id, lost).await {
         let mut r = Response::new(Body::from(body));
         r.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,

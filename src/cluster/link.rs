@@ -14,8 +14,9 @@
 //! - `rc:{n:<node>}:hooks:<room>`, `:hookrooms`, `:hookclaim:<room>`: the node's webhook
 //!   outbox ([`super::hooks`]);
 //! - `rc:nodes`: the set of node ids the sweep checks;
-//! - `rc:task:{<id>}` (the node that ran game task `<id>`) and `rc:task:{<id>}:res` (its status
-//!   body once done), both expiring with the task log's TTL.
+//! - `rc:task:{<id>}` (the node that ran game task `<id>`), `rc:task:{<id>}:res` (its status
+//!   body once done) and `rc:task:{<id>}:lost` (its body if its node dies first), all expiring
+//!   with the task log's TTL.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -442,15 +443,18 @@ pub(super) async fn claim_task(
     Ok(set.is_some())
 }
 
-/// Stores a done task's status body for `ttl_secs` (polled there while its node is down).
+/// Stores a task's status body for `ttl_secs` (polled there while its node is down): once done
+/// (`:res`), or (`lost`) what it polls as if its node dies first (`:lost`).
 pub(super) async fn put_task_result(
     c: &Cluster,
     id: &str,
     body: &str,
     ttl_secs: u64,
+    lost: bool,
 ) -> Result<(), redis::RedisError> {
+    let suffix = if lost { "lost" } else { "res" };
     redis::cmd("SET")
-        .arg(format!("{}:res", task_key(id)))
+        .arg(format!("{}:{suffix}", task_key(id)))
         .arg(body)
         .arg("EX")
         .arg(ttl_secs.max(1))
@@ -458,12 +462,18 @@ pub(super) async fn put_task_result(
         .await
 }
 
-/// A done task's stored status body.
+/// A done task's stored status body; with `lost` (its node is dead), else what it polls as
+/// once its node died before finishing it.
 pub(super) async fn task_result(
     c: &Cluster,
     id: &str,
+    lost: bool,
 ) -> Result<Option<String>, redis::RedisError> {
-    c.redis.clone().get(format!("{}:res", task_key(id))).await
+    let done: Option<String> = c.redis.clone().get(format!("{}:res", task_key(id))).await?;
+    if done.is_some() || !lost {
+        return Ok(done);
+    }
+    c.redis.clone().get(format!("{}:lost", task_key(id))).await
 }
 
 /// The node holding a game task.

@@ -336,7 +336,17 @@ impl Cluster {
         body: &serde_json::Value,
         ttl_secs: u64,
     ) -> Result<(), redis::RedisError> {
-        link::put_task_result(self, id, &body.to_string(), ttl_secs).await
+        link::put_task_result(self, id, &body.to_string(), ttl_secs, false).await
+    }
+
+    /// Stores what a task not done yet polls as if this node dies before finishing it.
+    pub async fn put_task_lost(
+        &self,
+        id: &str,
+        body: &serde_json::Value,
+        ttl_secs: u64,
+    ) -> Result<(), redis::RedisError> {
+        link::put_task_result(self, id, &body.to_string(), ttl_secs, true).await
     }
 
     /// Returns once the rooms created on this node so far have claimed their lease (bounded

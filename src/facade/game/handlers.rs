@@ -158,6 +158,18 @@ async fn submit(
                 }
             }
         }
+        // If this node dies before the task is done, any node answers its poll "failed", as
+        // after a restart: the change may or may not have happened.
+        let lost: super::tasks::Outcome = Err(super::tasks::LOST.into());
+        let at = super::tasks::completed_now();
+        if let Some(body) = game.tasks.done_status(&id, &lost, &at) {
+            if c.put_task_lost(id.as_str(), &body, ttl).await.is_err() {
+                game.tasks.forget(&id);
+                return Err(GameError::Internal(
+                    "the cluster's Redis is unreachable; retry".into(),
+                ));
+            }
+        }
     }
     // The task is recorded before the answer that names it (the request's commit barrier).
     if let Some(rec) = game.tasks.record(&id, None) {

@@ -78,6 +78,8 @@ pub fn completed_now() -> String {
 
 /// The error message of a task the server restarted in the middle of.
 pub const INTERRUPTED: &str = "The server restarted before this task finished; check the room";
+/// The error of a task whose cluster node died before it finished.
+pub const LOST: &str = "The node running this task stopped before it finished; check the room";
 
 /// A task as stored.
 #[derive(serde::Serialize, serde::Deserialize)]

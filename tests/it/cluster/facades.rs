@@ -218,4 +218,33 @@ async fn game_calls_work_through_any_node() {
             i + 1
         );
     }
+
+    // A task whose node dies before it is done polls FAILED on the others (as after a
+    // restart: its change may or may not have happened), not NOT_FOUND: each task leaves that
+    // answer in Redis when it is created, served once its node is dead and nothing better is.
+    let lost = redis.command(&["GET", &format!("rc:task:{{{task}}}:lost")]);
+    assert!(
+        lost.contains(r#""FAILED""#),
+        "the task's lost answer: {lost}"
+    );
+    let cut = "1-7"; // a task of dead node 3 that never finished
+    redis.command(&["SET", &format!("rc:task:{{{cut}}}"), "f3"]);
+    redis.command(&[
+        "SET",
+        &format!("rc:task:{{{cut}}}:lost"),
+        &lost.replace(&task, cut),
+    ]);
+    // (503 while node 3's heartbeat key has not expired: it might still answer.)
+    let path = format!("/task/status/{cut}");
+    let failed = eventually(Duration::from_secs(5), || async {
+        matches!(api[0].game_get(&path).await, Some((200, v)) if v["status"] == "FAILED")
+    })
+    .await;
+    let (st, v) = api[0].game_get(&path).await.expect("a poll answers");
+    assert!(failed, "{st} {v}");
+    assert_eq!(v["taskId"], cut);
+    assert!(
+        v["errorMessage"].as_str().unwrap_or("").contains("stopped"),
+        "{v}"
+    );
 }
