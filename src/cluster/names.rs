@@ -6,6 +6,9 @@
 //! middleware resolves a call that names a room this way (`/api/v1/rooms/{friendly_url}…`,
 //! `/lobbies/code/{code}/players`) to the room, and from there to its owner.
 //!
+//! **Slots** a player holds in one room at a time: a lobby player's lobby within its
+//! configuration (a stale slot, whose room no longer counts the player, is taken over).
+//!
 //! **Room sets** per tenant, in creation order: a team's video rooms (`GET /api/v1/rooms` lists
 //! them from any node) and a key's lobbies; their sizes are what the per-tenant caps count.
 //!
@@ -93,6 +96,40 @@ impl Cluster {
     /// Claims `name` in namespace `ns` for `room` cluster-wide: true if it was free, already
     /// `room`'s, or held by a room that no longer exists; false if another room holds it.
     pub async fn claim_name(&self, ns: &str, name: &str, room: &str) -> Result<bool, RoomError> {
+        let exists = |holder: String| async move { self.room_exists(&holder).await };
+        let held = self.claim_with(ns, name, room, YOUNG_MS, exists).await?;
+        Ok(held.is_none())
+    }
+
+    /// Claims `name` in `ns` for `room`, as a slot that one room at a time may hold (a player's
+    /// lobby): `None` if claimed, else the room that holds it. `holds(holder)` says whether the
+    /// holder still does (false: its claim is stale and taken over).
+    pub async fn claim_slot<F, Fut>(
+        &self,
+        ns: &str,
+        name: &str,
+        room: &str,
+        holds: F,
+    ) -> Result<Option<String>, RoomError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, RoomError>>,
+    {
+        self.claim_with(ns, name, room, 0, holds).await
+    }
+
+    async fn claim_with<F, Fut>(
+        &self,
+        ns: &str,
+        name: &str,
+        room: &str,
+        young_ms: u64,
+        holds: F,
+    ) -> Result<Option<String>, RoomError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, RoomError>>,
+    {
         let k = key(ns, name);
         let mut stale = String::new();
         for _ in 0..2 {
@@ -100,7 +137,7 @@ impl Cluster {
                 .key(&k)
                 .arg(room)
                 .arg(&stale)
-                .arg(YOUNG_MS)
+                .arg(young_ms)
                 .invoke_async(&mut self.redis.clone())
                 .await
                 .map_err(unavailable)?;
@@ -108,14 +145,14 @@ impl Cluster {
                 // Listed with the room, which gives it back when it closes (a failure here
                 // leaves a name that frees itself once the room is gone).
                 let _: Result<i64, _> = self.redis.clone().sadd(held_key(room), &k).await;
-                return Ok(true);
+                return Ok(None);
             }
-            if holder == stale || self.room_exists(&holder).await? {
-                return Ok(false); // held, or claimed too recently to be judged gone
+            if holder == stale || holds(holder.clone()).await? {
+                return Ok(Some(holder)); // held, or claimed too recently to be judged gone
             }
             stale = holder; // gone: take it over, unless someone else did meanwhile
         }
-        Ok(false)
+        Ok(Some(stale))
     }
 
     /// The room holding `name` in `ns`, if any.

@@ -107,7 +107,7 @@ async fn reserve(
     let idx = indexes(app);
     for _ in 0..3 {
         match idx.reserve(scope, player, lobby) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return reserve_in_cluster(app, scope, player, lobby).await,
             Err(Taken::Pending(_)) => break,
             Err(Taken::Confirmed(other)) => {
                 if is_member(app, scope, other, player).await {
@@ -123,6 +123,48 @@ async fn reserve(
         }
     }
     Err(LobbyError::BadRequest(ALREADY_ELSEWHERE.into()))
+}
+
+/// In a cluster, the slot reserved here is claimed on every node too: a player in a lobby of
+/// another node (still counted there) is refused as here.
+async fn reserve_in_cluster(
+    app: &App,
+    scope: &Scope,
+    player: &MemberId,
+    lobby: LobbyId,
+) -> Result<(), LobbyError> {
+    let Some(c) = app.registry.cluster() else {
+        return Ok(());
+    };
+    let ns = app.facades.lobby.players_ns(scope);
+    let room = lobby.room();
+    let holds = |holder: String| {
+        let (app, p) = (app.clone(), player.clone());
+        async move {
+            let Some(h) = app.registry.find(&holder) else {
+                return Ok(false);
+            };
+            match h.are_members(vec![p]).await {
+                Ok(m) => Ok(m.first().copied().unwrap_or(false)),
+                Err(crate::room::RoomError::Closed) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let claimed = c
+        .claim_slot(&ns, player.as_str(), room.as_str(), holds)
+        .await;
+    match claimed {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => {
+            indexes(app).release(scope, player, lobby);
+            Err(LobbyError::BadRequest(ALREADY_ELSEWHERE.into()))
+        }
+        Err(e) => {
+            indexes(app).release(scope, player, lobby);
+            Err(e.into())
+        }
+    }
 }
 
 /// `GET /lobbies?name=&public=`: the config's lobbies, oldest first.

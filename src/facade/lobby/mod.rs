@@ -132,6 +132,11 @@ impl LobbyState {
         format!("l/{}", self.fingerprint(tenant))
     }
 
+    /// The cluster namespace of the player slots of `scope` (`Cluster::claim_slot`).
+    pub fn players_ns(&self, scope: &index::Scope) -> String {
+        format!("p/{}/{}", self.fingerprint(scope.tenant), scope.config)
+    }
+
     fn fingerprint(&self, tenant: Tenant) -> String {
         use sha2::Digest;
         let key = self.keys.get(tenant.0).map(String::as_str).unwrap_or("");

@@ -1,7 +1,7 @@
 //! The façades' indexes across nodes (issue 12, invariant 3): a video room's `friendly_url` is
 //! unique in its team on every node and names the room from any node; a team's room listing
-//! a lobby's invite code and its event stream work from any node; the per-tenant caps count
-//! every node's rooms.
+//! a lobby's invite code and its event stream work from any node, and a player is in one lobby
+//! at a time whichever nodes own them; the per-tenant caps count every node's rooms.
 //! Real processes, a real `redis-server`.
 
 use reqwest::Method;
@@ -149,6 +149,15 @@ async fn video_names_listings_codes_and_caps_hold_across_nodes() {
         Some(vec!["guest".into(), "host".into()])
     );
 
+    // A player is in one lobby at a time over the cluster: guest, in node 1's lobby, cannot
+    // join node 2's (until kicked from the first, below).
+    let (st, second) = a2.lobby_create("host2", false).await.unwrap();
+    assert_eq!(st, 201, "{second}");
+    let id2 = second["id"].as_str().unwrap().to_owned();
+    let (st, v) = a2.lobby_join(&id2, "guest").await.unwrap();
+    assert_eq!(st, 400, "guest is in a lobby of node 1: {v}");
+    assert!(v.to_string().contains("already in a lobby"), "{v}");
+
     // The lobby's event stream, opened through node 2, relays what happens on node 1.
     let url = format!(
         "http://{}/lobbies-sse/{id}/events?player-id=host&lobby-config=default",
@@ -180,9 +189,13 @@ async fn video_names_listings_codes_and_caps_hold_across_nodes() {
         "the kick is in the update: {text}"
     );
 
+    let (st, v) = a2.lobby_join(&id2, "guest").await.unwrap();
+    assert_eq!(
+        st, 200,
+        "kicked from the first, guest joins the second: {v}"
+    );
+
     // Two lobbies per key over the cluster.
-    let (st, v) = a2.lobby_create("host2", false).await.unwrap();
-    assert_eq!(st, 201, "{v}");
     let (st, v) = a1.lobby_create("host3", false).await.unwrap();
     assert_eq!(
         st, 429,
