@@ -116,6 +116,7 @@ impl Front {
                 },
                 _ = async { match &actor { Some(h) => h.closed().await, None => std::future::pending().await } } => {
                     // The actor exited here (idle, closed): give the lease back.
+                    self.c.releasing.insert(self.id.clone(), ());
                     self.c.owned.remove(&self.id);
                     self.c.release_after_records(&self.id).await;
                     break;

@@ -275,6 +275,9 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
         }
         if c.fenced() || (latest.is_empty() && releases.is_empty()) {
             // Fenced: another node owns our rooms now: never overwrite its records.
+            for (room, _) in &releases {
+                c.releasing.remove(room);
+            }
             for done in flushed {
                 let _ = done.send(());
             }
@@ -321,6 +324,7 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
         // whoever takes the room next resumes from what this node wrote last.
         for (room, unlist) in releases {
             release(&c, room.as_str(), unlist).await;
+            c.releasing.remove(&room);
         }
         for done in flushed {
             let _ = done.send(());

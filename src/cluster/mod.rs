@@ -165,6 +165,9 @@ pub struct Cluster {
     locals: DashMap<u64, Weak<Conn>>,
     /// Rooms whose actor runs here (we hold their lease).
     owned: DashMap<RoomId, ()>,
+    /// Rooms whose actor exited here and whose lease is on its way back (never resumed here
+    /// meanwhile: their last record may still be on its way too).
+    releasing: DashMap<RoomId, ()>,
     /// Control channels of this node's fronts.
     fronts: DashMap<RoomId, (u64, mpsc::Sender<Ctl>)>,
     /// Proxies of remote sockets in rooms we own: (node, remote conn, room).
@@ -235,6 +238,7 @@ impl Cluster {
             out: DashMap::new(),
             locals: DashMap::new(),
             owned: DashMap::new(),
+            releasing: DashMap::new(),
             fronts: DashMap::new(),
             proxies: DashMap::new(),
             alive: Mutex::new(HashSet::from([me.to_string()])),
@@ -433,7 +437,8 @@ impl Cluster {
         }
     }
 
-    /// Gives a room's lease back once its last record write (queued before) is done.
+    /// Gives a room's lease back once its last record write (queued before) is done. The room
+    /// must have been marked [`Self::releasing`] before it stopped counting as owned.
     async fn release_after_records(&self, id: &RoomId) {
         if self
             .records
@@ -445,6 +450,7 @@ impl Cluster {
             .is_err()
         {
             link::release_lease(self, id.as_str()).await; // the writer is gone: at once
+            self.releasing.remove(id);
         }
     }
 

@@ -53,6 +53,7 @@ pub(super) async fn handle_call(
         .flatten();
     let Some(h) = h else {
         if req != 0 {
+            tokio::spawn(resume_if_ours(c.clone(), room.clone()));
             c.send(
                 from,
                 Msg::Answer {
@@ -299,6 +300,29 @@ async fn pump(
                 c.send(&node, Msg::Close { conn: remote, code }).await;
             }
         }
+    }
+}
+
+/// A call reached us for a room we run no actor for: if its lease still names us (a release
+/// that failed, a fence nobody claimed), the room would refuse every call until this node dies.
+/// Resolve it here instead: resumed from its record, or (no record: it closed) its lease given
+/// back, so that the caller's retry finds an owner. Never while the room's own release is on its
+/// way (its last record may not be written yet).
+async fn resume_if_ours(c: Arc<Cluster>, room: RoomId) {
+    let settled = |c: &Cluster| c.releasing.contains_key(&room) || c.owned.contains_key(&room);
+    if c.fenced() || settled(&c) {
+        return;
+    }
+    match link::holder(&c, room.as_str()).await {
+        Ok(Some(h)) if *h == *c.me => {}
+        _ => return,
+    }
+    if settled(&c) {
+        return;
+    }
+    tracing::info!(%room, "a lease of ours without an actor: resolving it");
+    if let Some(h) = c.registry().find(room.as_str()) {
+        let _ = h.are_members(Vec::new()).await;
     }
 }
 

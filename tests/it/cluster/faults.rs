@@ -202,3 +202,30 @@ async fn the_redis_harness_restarts_empty() {
     assert_eq!(redis.port(), port);
     assert_eq!(redis.command(&["DBSIZE"]), "0", "fresh and empty");
 }
+
+/// A lease left naming a live node that runs no actor for the room (what a release that failed
+/// leaves behind) does not wedge the room: the node resolves it when a call reaches it (the
+/// room closed: the lease goes back), so a join through the other node succeeds.
+#[tokio::test]
+async fn a_lease_left_behind_does_not_wedge_its_room() {
+    let Some(cl) = Cluster::start("cluster::stuck-lease", 2) else {
+        return;
+    };
+    cl.redis.command(&["SET", "rc:{r:stuck}:lease", "n1"]);
+    let mut bob = cl.peer(2, "bob").await;
+    let r = bob
+        .try_request(
+            json!({"type": "join", "room": "stuck"}),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        r.as_ref().map(|r| r["type"].clone()),
+        Some(json!("ack")),
+        "the join through node 2 is served: {r:?}\n{}",
+        cl.logs()
+    );
+    assert!(bob.sees(Duration::from_secs(5), "stuck", &["bob"]).await);
+    let lease = cl.redis.command(&["GET", "rc:{r:stuck}:lease"]);
+    assert_eq!(lease, "n2", "node 2 owns the room now");
+}
