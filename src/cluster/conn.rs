@@ -6,9 +6,8 @@
 //! Every command the cluster sends names one key, or keys that share a hash tag, so it runs
 //! unchanged on either; where several keys of different slots are written together (the
 //! heartbeat, the sweep, a batch of records) they go as concurrent single commands, never as
-//! one pipeline. Pub/sub: a node's inbox is subscribed on one server (the first that answers of
-//! the URLs given); on a Redis Cluster a `PUBLISH` to any master reaches it (the cluster bus
-//! broadcasts classic pub/sub).
+//! one pipeline. Pub/sub is `inbox.rs`: classic on one server, sharded (`SSUBSCRIBE` on a
+//! connection of its own) on a Redis Cluster.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! Redis, as the cluster uses it: the keys, the inbox channel of this node, one publisher per
-//! destination node, the heartbeat and the sweep that finds dead nodes, and the record
+//! Redis, as the cluster uses it: the keys, one publisher per destination node (to its inbox,
+//! read in [`super::inbox`]), the heartbeat and the sweep that finds dead nodes, and the record
 //! write-through.
 //!
 //! Keys (each room's keys share the hash tag `{r:<room>}`, each node's `{n:<node>}`, so the same
@@ -23,7 +23,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -46,7 +45,7 @@ fn alive_key(node: &str) -> String {
 fn rooms_key(node: &str) -> String {
     format!("rc:{{n:{node}}}:rooms")
 }
-fn inbox(node: &str) -> String {
+pub(super) fn inbox(node: &str) -> String {
     format!("rc:{{n:{node}}}:in")
 }
 const NODES: &str = "rc:nodes";
@@ -74,9 +73,9 @@ pub(super) async fn start(
     records: mpsc::Receiver<RecordOp>,
 ) -> Result<(), redis::RedisError> {
     // Subscribe before announcing the node: no call can reach us before we listen.
-    let pubsub = subscribe(c).await?;
+    let sub = super::inbox::subscribe(c).await?;
     heartbeat_once(c).await?;
-    tokio::spawn(read_inbox(c.clone(), Some(pubsub)));
+    tokio::spawn(super::inbox::read(c.clone(), Some(sub)));
     tokio::spawn(heartbeat(c.clone()));
     tokio::spawn(write_records(c.clone(), records));
     let cl = c.clone();
@@ -91,115 +90,15 @@ pub(super) async fn start(
     Ok(())
 }
 
-/// Subscribes to our inbox on the first server of the configured ones that answers.
-async fn subscribe(c: &Cluster) -> Result<redis::aio::PubSub, redis::RedisError> {
-    let mut last = None;
-    for client in &c.clients {
-        let sub = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(inbox(&c.me)).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match sub.await {
-            Ok(p) => return Ok(p),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| (redis::ErrorKind::Io, "no redis to subscribe to").into()))
-}
-
-/// Reads the inbox forever, resubscribing (with backoff) when the connection drops.
-async fn read_inbox(c: Arc<Cluster>, mut first: Option<redis::aio::PubSub>) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let pubsub = match first.take() {
-            Some(p) => p,
-            None => match tokio::time::timeout(Duration::from_secs(5), subscribe(&c))
-                .await
-                .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "subscribing timed out").into()))
-            {
-                Ok(p) => {
-                    backoff = Duration::from_millis(100);
-                    p
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "inbox: resubscribing");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            },
-        };
-        let mut stream = pubsub.into_on_message();
-        loop {
-            let msg = tokio::select! {
-                msg = stream.next() => msg,
-                // Our own probes stopped coming back: the subscription is deaf (a master gone
-                // without a word); subscribe again.
-                _ = c.inbox_deaf.notified() => {
-                    tracing::warn!("inbox: our probes stopped arriving; resubscribing");
-                    break;
-                }
-            };
-            let Some(msg) = msg else {
-                tracing::warn!("inbox: connection to redis lost; resubscribing");
-                break;
-            };
-            c.inbox_heard.fetch_add(1, Ordering::Relaxed);
-            let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
-            match serde_json::from_slice::<Envelope>(&payload) {
-                Ok(env) => dispatch(&c, env).await,
-                Err(e) => tracing::warn!(error = %e, "inbox: unreadable message dropped"),
-            }
-        }
-    }
-}
-
-/// Applies one envelope's messages in order.
-async fn dispatch(c: &Arc<Cluster>, env: Envelope) {
-    let from: Arc<str> = env.from.into();
-    for msg in env.msgs {
-        match msg {
-            Msg::Call { req, room, call } => {
-                super::owner::handle_call(c, &from, req, room, call).await;
-            }
-            Msg::Answer { req, result } => {
-                if matches!(result, Err(crate::room::RoomError::Closed)) {
-                    // The node we asked does not own that room (any more): its front finds
-                    // the owner and asks again.
-                    c.refused(req, &from);
-                } else {
-                    c.answer(req, result);
-                }
-            }
-            Msg::Frames { conn, frames } => {
-                let Some(conn) = c.locals.get(&conn).and_then(|w| w.upgrade()) else {
-                    continue;
-                };
-                for f in frames {
-                    if conn.push(crate::frame::Frame::new(f)) == crate::frame::Push::Full {
-                        // The socket is behind on what its rooms' owners sent: like a local
-                        // slow consumer, it is closed and reconnects to a fresh panel.
-                        let _ = conn.close(crate::protocol::close::SLOW_CONSUMER);
-                        break;
-                    }
-                }
-            }
-            Msg::Detached { conn, room } => {
-                if let Some(sock) = c.locals.get(&conn).and_then(|w| w.upgrade()) {
-                    sock.detached(&room);
-                }
-                if let Some(f) = c.fronts.get(&room) {
-                    let _ = f.1.try_send(Ctl::Detached(conn)); // best effort
-                }
-            }
-            Msg::Close { conn, code } => {
-                if let Some(sock) = c.locals.get(&conn).and_then(|w| w.upgrade()) {
-                    let _ = sock.close(code);
-                }
-            }
-        }
-    }
+/// `PUBLISH`, or on a Redis Cluster `SPUBLISH` (the inboxes are sharded channels there).
+fn publish_cmd(c: &Cluster, channel: &str, payload: &[u8]) -> redis::Cmd {
+    let mut cmd = redis::cmd(if c.settings.redis_cluster {
+        "SPUBLISH"
+    } else {
+        "PUBLISH"
+    });
+    cmd.arg(channel).arg(payload);
+    cmd
 }
 
 /// The queue of messages for `node`, with its publisher task started on first use.
@@ -231,7 +130,9 @@ async fn publish(c: Arc<Cluster>, node: Arc<str>, mut rx: mpsc::Receiver<Msg>) {
         let Ok(payload) = serde_json::to_vec(&env) else {
             continue;
         };
-        let r: Result<i64, _> = con.publish(&channel, payload).await;
+        let r: Result<i64, _> = publish_cmd(&c, &channel, &payload)
+            .query_async(&mut con)
+            .await;
         if let Err(e) = r {
             tracing::debug!(%node, error = %e, "publish failed: batch dropped");
         }
@@ -536,7 +437,9 @@ async fn probe_inbox(c: &Cluster, p: &mut Probes) {
         msgs: Vec::new(),
     };
     if let Ok(payload) = serde_json::to_vec(&env) {
-        let r: Result<i64, _> = c.redis.clone().publish(inbox(&c.me), payload).await;
+        let r: Result<i64, _> = publish_cmd(c, &inbox(&c.me), &payload)
+            .query_async(&mut c.redis.clone())
+            .await;
         if let Err(e) = r {
             tracing::debug!(error = %e, "inbox probe not published");
         }

@@ -6,7 +6,7 @@
 //! registry that forwards the room commands of its sockets and REST calls to the owner
 //! ([`wire::Msg::Call`]) and hands the answers back. The owner represents each remote socket by
 //! a proxy connection ([`owner`]) whose frames travel, in order, back to the socket's node.
-//! Nodes talk through one Redis pub/sub channel per node (the node's inbox, [`link`]).
+//! Nodes talk through one Redis pub/sub channel per node (the node's inbox, [`inbox`]).
 //!
 //! Liveness is Redis key expiry, nothing of our own: each node refreshes its heartbeat key
 //! (`node_ttl`); a node whose key expired is dead. Owners then drop the dead node's sockets
@@ -16,7 +16,8 @@
 //! - [`config`]: `[cluster]`, the flags, [`ClusterSettings`].
 //! - [`wire`]: the messages between nodes.
 //! - [`conn`]: the Redis connection (one server or a Redis Cluster).
-//! - [`link`]: Redis keys, the inbox, the per-node publishers, heartbeat and sweep.
+//! - [`inbox`]: this node's inbox (classic pub/sub, or sharded on a Redis Cluster).
+//! - [`link`]: Redis keys, the per-node publishers, heartbeat and sweep.
 //! - [`front`]: a room as seen from a node that may not own it.
 //! - [`hooks`]: the webhook outbox in Redis (a dead node's backlog goes out from a survivor).
 //! - [`lists`]: listings answered cluster-wide (`GET /lobbies`).
@@ -29,6 +30,7 @@ mod conn;
 pub mod forward;
 mod front;
 mod hooks;
+mod inbox;
 mod link;
 mod lists;
 mod metrics;

@@ -2,7 +2,8 @@
 //! Cluster"): two nodes given the masters as seeds; rooms whose keys sit on each of the three
 //! masters, each room's stream across both nodes, its keys on the master of their slot, a killed
 //! node's member leaving with `timeout` (heartbeats, sweep and takeover across slots), and
-//! every webhook delivered once through the nodes' outboxes, which end empty.
+//! every webhook delivered once through the nodes' outboxes, which end empty; the nodes talk
+//! over sharded pub/sub (`SPUBLISH`), never the cluster-wide `PUBLISH`.
 
 use std::time::Duration;
 
@@ -124,6 +125,18 @@ async fn a_room_across_nodes_on_a_three_master_redis_cluster() {
             "outboxes empty"
         );
     }
+    // The inboxes are sharded channels: every node-to-node message went by SPUBLISH, none by
+    // the cluster-wide PUBLISH.
+    let stats: String = redis
+        .masters
+        .iter()
+        .map(|m| m.command(&["INFO", "commandstats"]))
+        .collect();
+    assert!(
+        stats.contains("cmdstat_spublish:"),
+        "SPUBLISH used: {stats}"
+    );
+    assert!(!stats.contains("cmdstat_publish:"), "no PUBLISH: {stats}");
     let metrics = reqwest::get(format!("http://{}/metrics", n1.addr))
         .await
         .expect("metrics")
