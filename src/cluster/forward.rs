@@ -116,10 +116,12 @@ pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Res
         Some(Target::Task(id)) if app.facades.game.tasks.contains(&id) => None,
         Some(Target::Task(id)) => match link::task_node(&c, &id).await {
             Ok(Some(node)) if node != c.node_id() => {
-                let addr = link::node_addr(&c, &node).await.ok().flatten();
-                let resp = match addr.filter(|a| !a.is_empty()) {
-                    Some(addr) => forward(&c, &addr, req).await,
-                    None => return stored_or(&c, &id, None, req, next).await,
+                let resp = match link::node_addr(&c, &node).await {
+                    Ok(Some(addr)) if !addr.is_empty() => forward(&c, &addr, req).await,
+                    // Its heartbeat key is gone: the node is dead.
+                    Ok(None) => return stored_or(&c, &id, None, req, next).await,
+                    // Alive at an address not known yet, or Redis did not say.
+                    _ => unavailable("the node running this task did not answer; retry shortly"),
                 };
                 if resp.status() != StatusCode::SERVICE_UNAVAILABLE {
                     return resp;
@@ -134,6 +136,17 @@ pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Res
         Some(addr) => forward(&c, &addr, req).await,
         None => next.run(req).await,
     }
+}
+
+/// 503 `{error: "unavailable", message}` with `Retry-After: 1`.
+fn unavailable(message: &str) -> Response {
+    let body = serde_json::json!({ "error": "unavailable", "message": message });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// A poll of a task whose node is down: the status body that node stored in Redis once the
@@ -175,12 +188,16 @@ async fn owner_addr(c: &Cluster, room: &RoomId) -> Option<String> {
         .filter(|a| !a.is_empty())
 }
 
-/// The client of streamed answers (the lobby event stream): no overall timeout.
+/// The client of streamed answers (the lobby event stream): no overall timeout, but a stream
+/// silent for three of its keep-alive periods (an owner gone without a word) ends, so its
+/// client reconnects.
 fn stream_client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .read_timeout(crate::facade::lobby::sse::KEEP_ALIVE * 3)
+            .tcp_keepalive(Duration::from_secs(15))
             .build()
             // Building a client without TLS settings only fails if the system is broken.
             .unwrap_or_else(|_| reqwest::Client::new())
@@ -223,16 +240,7 @@ async fn forward(c: &Arc<Cluster>, addr: &str, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(%addr, error = %e, "forwarding to the room's owner failed");
-            let body = serde_json::json!({
-                "error": "unavailable",
-                "message": "the node owning this room did not answer; retry shortly",
-            });
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(axum::http::header::RETRY_AFTER, "1")],
-                axum::Json(body),
-            )
-                .into_response();
+            return unavailable("the node owning this room did not answer; retry shortly");
         }
     };
     let mut builder = Response::builder().status(resp.status().as_u16());

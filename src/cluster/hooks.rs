@@ -36,6 +36,9 @@ use crate::webhook::{Origin, Outbox, WebhookRelay};
 const CLAIM_MS: u64 = 20_000;
 /// Acknowledgements waiting to be written (beyond: dropped, the entry may be delivered twice).
 const ACK_QUEUE: usize = 16_384;
+/// How long the dispatcher waits for an outbox write: past it the batch goes out anyway (and
+/// is counted as an outbox failure), so a slow Redis never holds webhook dispatch back.
+const PUT_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn hooks_key(node: &str, room: &str) -> String {
     format!("rc:{{n:{node}}}:hooks:{room}")
@@ -61,10 +64,13 @@ struct Kept {
     /// The JSON envelope, as text.
     body: String,
     timestamp: i64,
+    /// The process that queued it (a restart under the same node id resends only older ones).
+    #[serde(default)]
+    boot: String,
 }
 
-impl From<&QueuedDelivery> for Kept {
-    fn from(q: &QueuedDelivery) -> Self {
+impl Kept {
+    fn new(q: &QueuedDelivery, boot: &str) -> Self {
         Self {
             seq: q.seq,
             endpoint: q.endpoint.clone(),
@@ -73,6 +79,7 @@ impl From<&QueuedDelivery> for Kept {
             room: q.room.clone(),
             body: String::from_utf8_lossy(&q.body).into_owned(),
             timestamp: q.timestamp,
+            boot: boot.to_owned(),
         }
     }
 }
@@ -114,18 +121,24 @@ return 1";
 pub(super) struct RedisOutbox {
     redis: Redis,
     me: Arc<str>,
+    /// Whether Redis answers (the cluster's heartbeat says), to fail fast while it does not.
+    cluster: std::sync::Weak<Cluster>,
+    /// This process's id in what it writes.
+    pub(super) boot: String,
     acks: mpsc::Sender<(String, String)>,
     metrics: WebhookMetrics,
 }
 
 impl RedisOutbox {
     /// Starts the acknowledgement writer (one task, batches of up to 256 in one pipeline).
-    pub(super) fn start(c: &Cluster, metrics: &WebhookMetrics) -> Arc<Self> {
+    pub(super) fn start(c: &Arc<Cluster>, metrics: &WebhookMetrics) -> Arc<Self> {
         let (acks, rx) = mpsc::channel(ACK_QUEUE);
-        tokio::spawn(write_acks(c.redis.clone(), c.me.clone(), rx));
+        tokio::spawn(write_acks(Arc::downgrade(c), rx));
         Arc::new(Self {
             redis: c.redis.clone(),
             me: c.me.clone(),
+            cluster: Arc::downgrade(c),
+            boot: uuid::Uuid::new_v4().to_string(),
             acks,
             metrics: metrics.clone(),
         })
@@ -138,7 +151,7 @@ impl Outbox for RedisOutbox {
             let mut pipe = redis::pipe();
             let mut rooms = HashSet::new();
             for q in batch {
-                let json = serde_json::to_string(&Kept::from(q)).unwrap_or_default();
+                let json = serde_json::to_string(&Kept::new(q, &self.boot)).unwrap_or_default();
                 pipe.hset(
                     hooks_key(&self.me, &q.room),
                     field(&q.id, &q.endpoint),
@@ -149,12 +162,27 @@ impl Outbox for RedisOutbox {
                     pipe.sadd(rooms_key(&self.me), &q.room).ignore();
                 }
             }
-            match pipe.query_async::<()>(&mut self.redis.clone()).await {
-                Ok(()) => true,
-                Err(e) => {
+            let up = self.cluster.upgrade().is_some_and(|c| c.redis_up());
+            let written = match up {
+                true => {
+                    let mut con = self.redis.clone();
+                    tokio::time::timeout(PUT_TIMEOUT, pipe.query_async::<()>(&mut con)).await
+                }
+                false => Ok(Err((redis::ErrorKind::Io, "redis is down").into())),
+            };
+            match written {
+                Ok(Ok(())) => true,
+                failed => {
                     self.metrics.outbox_failures.inc_by(batch.len() as u64);
-                    tracing::warn!(error = %e, deliveries = batch.len(),
-                        "webhook outbox write failed: these stay with this node only");
+                    let error = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    tracing::warn!(
+                        error,
+                        deliveries = batch.len(),
+                        "webhook outbox write failed: these stay with this node only"
+                    );
                     false
                 }
             }
@@ -173,10 +201,17 @@ impl Outbox for RedisOutbox {
     }
 }
 
-/// Writes acknowledgements in batches (one pipeline on our slot per batch).
-async fn write_acks(redis: Redis, me: Arc<str>, mut rx: mpsc::Receiver<(String, String)>) {
+/// Writes acknowledgements in batches (one pipeline on our slot per batch); a batch that fails
+/// is tried again (with backoff) until it is written or the node is gone: an acknowledgement
+/// lost here would have a survivor send the delivery again if this node died.
+async fn write_acks(cluster: std::sync::Weak<Cluster>, mut rx: mpsc::Receiver<(String, String)>) {
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
+        let Some(c) = cluster.upgrade() else {
+            return;
+        };
+        let (redis, me) = (c.redis.clone(), c.me.clone());
+        drop(c);
         let mut pipe = redis::pipe();
         for (room, field) in batch.drain(..) {
             pipe.cmd("EVAL")
@@ -188,9 +223,14 @@ async fn write_acks(redis: Redis, me: Arc<str>, mut rx: mpsc::Receiver<(String, 
                 .arg(&room)
                 .ignore();
         }
-        if let Err(e) = pipe.query_async::<()>(&mut redis.clone()).await {
-            tracing::debug!(error = %e, "webhook outbox acknowledgements not written");
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = pipe.query_async::<()>(&mut redis.clone()).await {
+            tracing::debug!(error = %e, "webhook outbox acknowledgements not written yet");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            if cluster.strong_count() == 0 {
+                return;
+            }
         }
     }
 }
@@ -224,7 +264,10 @@ pub(super) async fn take_over(c: &Cluster, from: &str, room: &str) {
         .collect();
     kept.sort_by_key(|q| q.seq); // the dead node's queue order
     if !kept.is_empty() && !relay.adopt(kept, Origin::Taken).await {
-        return; // not in our outbox: left at the source for the next claim
+        // Not in our outbox: left at the source, and the claim lifted for the next try.
+        let _: Result<i64, _> =
+            redis::AsyncCommands::del(&mut c.redis.clone(), claim_key(from, room)).await;
+        return;
     }
     let done: Result<i64, _> = redis::Script::new(FINISH)
         .key(hooks_key(from, room))
@@ -237,6 +280,13 @@ pub(super) async fn take_over(c: &Cluster, from: &str, room: &str) {
     if let Err(e) = done {
         tracing::debug!(%from, room, error = %e, "claimed webhooks not cleared (sent twice)");
     }
+}
+
+/// How many rooms dead node `from` still keeps deliveries for (0 on an error: nothing known).
+pub(super) async fn kept_rooms(c: &Cluster, from: &str) -> usize {
+    redis::AsyncCommands::scard(&mut c.redis.clone(), rooms_key(from))
+        .await
+        .unwrap_or(0)
 }
 
 /// Claims what dead node `from` kept for rooms nobody will take over through [`take_over`]:
@@ -268,10 +318,15 @@ pub(super) async fn leftovers(c: Arc<Cluster>, from: Arc<str>, all: bool) {
             let (c, from, listed) = (c.clone(), from.clone(), &listed);
             async move {
                 if listed.contains(&room) {
+                    // Its adopter takes these, in order, as it takes the room over from `from`
+                    // (or the forget pass does, for a room handed over by a drain); only an
+                    // adopter that died since leaves them to us.
                     match link::holder(&c, &room).await {
-                        Ok(Some(h)) if *h == *from => return,
-                        Ok(None) | Err(_) => return,
-                        Ok(Some(_)) => {} // taken over already: its adopter did not take these
+                        Ok(Some(h)) if *h != *from => match link::node_alive(&c, &h).await {
+                            Ok(false) => {}
+                            _ => return,
+                        },
+                        _ => return,
                     }
                 }
                 take_over(&c, &from, &room).await;
@@ -280,9 +335,9 @@ pub(super) async fn leftovers(c: Arc<Cluster>, from: Arc<str>, all: bool) {
         .await;
 }
 
-/// After a restart under the same node id: what our outbox still holds from before goes out
-/// again (deliveries the store replayed already are skipped).
-pub(super) async fn resume_mine(c: Arc<Cluster>, relay: Arc<WebhookRelay>) {
+/// After a restart under the same node id: what our outbox still holds from an earlier process
+/// goes out again (deliveries the store replayed already are skipped; `boot` is this process).
+pub(super) async fn resume_mine(c: Arc<Cluster>, relay: Arc<WebhookRelay>, boot: String) {
     let mut con = c.redis.clone();
     let rooms: Vec<String> = match redis::AsyncCommands::smembers(&mut con, rooms_key(&c.me)).await
     {
@@ -301,6 +356,7 @@ pub(super) async fn resume_mine(c: Arc<Cluster>, relay: Arc<WebhookRelay>) {
         let mut kept: Vec<QueuedDelivery> = entries
             .into_iter()
             .filter_map(|(_, json)| serde_json::from_str::<Kept>(&json).ok())
+            .filter(|k| k.boot != boot)
             .map(QueuedDelivery::from)
             .collect();
         kept.sort_by_key(|q| q.seq);

@@ -219,7 +219,9 @@ async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
             .filter(|(_, r)| r.is_none())
             .map(|(room, _)| room)
         {
-            super::names::drop_room(&c, room.as_str()).await;
+            // Beside the writer, which never waits for them.
+            let (c, room) = (c.clone(), room.clone());
+            tokio::spawn(async move { super::names::drop_room(&c, room.as_str()).await });
         }
         // Leases go back only after the rooms' last records (or their deletion) are written:
         // whoever takes the room next resumes from what this node wrote last.
@@ -478,6 +480,8 @@ async fn heartbeat(c: Arc<Cluster>) {
     let mut last_ok = Instant::now();
     let mut settle_until = Instant::now() + ttl;
     let mut dead_since: HashMap<String, Instant> = HashMap::new();
+    // Dead nodes whose kept webhooks a task of ours is claiming.
+    let mut claiming: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut probes = Probes::default();
     loop {
         tick.tick().await;
@@ -527,9 +531,20 @@ async fn heartbeat(c: Arc<Cluster>) {
                 tokio::spawn(super::owner::adopt(c.clone(), node));
             }
             if since.elapsed() >= ttl * 6 {
-                // Every survivor has long handled it: forget the node (what it still kept
-                // for webhooks goes out from here, whatever room it was for).
-                tokio::spawn(super::hooks::leftovers(c.clone(), n.as_str().into(), true));
+                // Every survivor has long handled it: forget the node, once what it still kept
+                // for webhooks has gone out from a survivor, whatever room it was for (tried
+                // again every sweep while claims are held; given up after 60 TTLs).
+                if c.webhooks.get().is_some()
+                    && since.elapsed() < ttl * 60
+                    && super::hooks::kept_rooms(&c, n).await > 0
+                {
+                    if claiming.get(n).is_none_or(|t| t.is_finished()) {
+                        let task = super::hooks::leftovers(c.clone(), n.as_str().into(), true);
+                        claiming.insert(n.clone(), tokio::spawn(task));
+                    }
+                    continue;
+                }
+                claiming.remove(n);
                 let _: Result<i64, _> = c.redis.clone().srem(NODES, n).await;
                 let _: Result<i64, _> = c.redis.clone().del(rooms_key(n)).await;
             }

@@ -275,8 +275,10 @@ impl Cluster {
         if self.webhooks.set(relay.clone()).is_err() {
             return; // once
         }
-        relay.set_outbox(hooks::RedisOutbox::start(self, relay.metrics()));
-        tokio::spawn(hooks::resume_mine(self.clone(), relay.clone()));
+        let outbox = hooks::RedisOutbox::start(self, relay.metrics());
+        let boot = outbox.boot.clone();
+        relay.set_outbox(outbox);
+        tokio::spawn(hooks::resume_mine(self.clone(), relay.clone(), boot));
     }
 
     fn fenced(&self) -> bool {

@@ -41,6 +41,9 @@ return v";
 
 /// How long a claimed name is held even though its room does not exist (yet).
 const YOUNG_MS: u64 = 10_000;
+/// How long a claimed slot is held even though its room does not count the player (yet: a
+/// join claims the slot just before the room applies it).
+const SLOT_YOUNG_MS: u64 = 5_000;
 
 /// Deletes the name if `ARGV[1]` holds it.
 const RELEASE: &str = r"
@@ -103,7 +106,7 @@ impl Cluster {
 
     /// Claims `name` in `ns` for `room`, as a slot that one room at a time may hold (a player's
     /// lobby): `None` if claimed, else the room that holds it. `holds(holder)` says whether the
-    /// holder still does (false: its claim is stale and taken over).
+    /// holder still does (false: its claim is stale and taken over, once it is 5 s old).
     pub async fn claim_slot<F, Fut>(
         &self,
         ns: &str,
@@ -115,7 +118,7 @@ impl Cluster {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<bool, RoomError>>,
     {
-        self.claim_with(ns, name, room, 0, holds).await
+        self.claim_with(ns, name, room, SLOT_YOUNG_MS, holds).await
     }
 
     async fn claim_with<F, Fut>(
@@ -212,6 +215,31 @@ impl Cluster {
             .zrange(set_key(ns), 0, -1)
             .await
             .map_err(unavailable)
+    }
+
+    /// How many rooms the set `ns` holds, as a cap of `cap` (0: none) counts them: at the cap,
+    /// rooms gone without leaving the set (their node died before their first record, a
+    /// record expired) are taken out first.
+    pub async fn set_count(&self, ns: &str, cap: usize) -> Result<usize, RoomError> {
+        let n = self.set_len(ns).await?;
+        if cap == 0 || n < cap {
+            return Ok(n);
+        }
+        let k = set_key(ns);
+        let members: Vec<(String, i64)> = self
+            .redis
+            .clone()
+            .zrange_withscores(&k, 0, -1)
+            .await
+            .map_err(unavailable)?;
+        let old = crate::room::now_ms() - YOUNG_MS as i64;
+        for (room, at) in members {
+            if at < old && !self.room_exists(&room).await? {
+                tracing::info!(set = ns, %room, "a room gone without leaving its set: removed");
+                let _: Result<i64, _> = self.redis.clone().zrem(&k, &room).await;
+            }
+        }
+        self.set_len(ns).await
     }
 
     /// How many rooms the set `ns` holds.

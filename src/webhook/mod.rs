@@ -62,9 +62,9 @@ pub struct WebhookRelay {
     queue: Queue,
     /// The next delivery's queue position (shared with the dispatcher).
     seq: Arc<AtomicU64>,
-    /// Ids of the deliveries replayed from the store at start (an outbox replayed after them
-    /// skips these).
-    replayed: Mutex<HashSet<String>>,
+    /// (id, endpoint) of the deliveries replayed from the store at start: an outbox replayed
+    /// after them skips these (emptied by that replay).
+    replayed: Mutex<HashSet<(String, String)>>,
 }
 
 impl WebhookRelay {
@@ -116,6 +116,12 @@ impl WebhookRelay {
         &self.metrics
     }
 
+    /// Forgets which deliveries the store replayed at start (once the outbox replay is done).
+    pub fn replayed_done(&self) {
+        let mut r = self.replayed.lock().unwrap_or_else(|p| p.into_inner());
+        *r = HashSet::new();
+    }
+
     /// Keeps every delivery from now on in `outbox` too (a cluster's, in Redis).
     pub fn set_outbox(&self, outbox: Arc<dyn Outbox>) {
         self.queue.set_outbox(outbox);
@@ -129,7 +135,7 @@ impl WebhookRelay {
     pub async fn adopt(&self, mut stored: Vec<QueuedDelivery>, origin: Origin) -> bool {
         if origin == Origin::Mine {
             let replayed = self.replayed.lock().unwrap_or_else(|p| p.into_inner());
-            stored.retain(|q| !replayed.contains(&q.id));
+            stored.retain(|q| !replayed.contains(&(q.id.clone(), q.endpoint.clone())));
         }
         if stored.is_empty() {
             return true;
@@ -259,7 +265,13 @@ pub fn start(
         durable: store.durable(),
         queue,
         seq,
-        replayed: Mutex::new(loaded.deliveries.iter().map(|q| q.id.clone()).collect()),
+        replayed: Mutex::new(
+            loaded
+                .deliveries
+                .iter()
+                .map(|q| (q.id.clone(), q.endpoint.clone()))
+                .collect(),
+        ),
     })))
 }
 

@@ -239,7 +239,10 @@ async fn create(
     let game_id = req.key.game_id.clone();
     let count = match app.registry.cluster() {
         Some(c) => c
-            .set_len(&super::rooms_ns(&game_id))
+            .set_count(
+                &super::rooms_ns(&game_id),
+                app.settings.limits.max_game_rooms_per_game,
+            )
             .await
             .map_err(|e| GameError::Internal(e.to_string()))?,
         None => app.registry.count_prefix(&format!("game:{game_id}:")),

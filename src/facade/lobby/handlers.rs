@@ -167,6 +167,16 @@ async fn reserve_in_cluster(
     }
 }
 
+/// Gives `player`'s slot in `lobby` back: here, and in a cluster on every node.
+async fn release_slot(app: &App, scope: &Scope, player: &MemberId, lobby: LobbyId) {
+    indexes(app).release(scope, player, lobby);
+    if let Some(c) = app.registry.cluster() {
+        let ns = app.facades.lobby.players_ns(scope);
+        c.release_name(&ns, player.as_str(), lobby.room().as_str())
+            .await;
+    }
+}
+
 /// `GET /lobbies?name=&public=`: the config's lobbies, oldest first.
 pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Lobby>>, LobbyError> {
     let public_only = ctx.flag("public")?.unwrap_or(false);
@@ -196,7 +206,10 @@ pub async fn create(
         .map_err(LobbyError::Limited)?;
     let lobbies_ns = app.facades.lobby.lobbies_ns(ctx.scope.tenant);
     let count = match app.registry.cluster() {
-        Some(c) => c.set_len(&lobbies_ns).await?,
+        Some(c) => {
+            let cap = app.settings.limits.max_lobbies_per_key;
+            c.set_count(&lobbies_ns, cap).await?
+        }
         None => idx.count_tenant(ctx.scope.tenant),
     };
     app.limits
@@ -216,7 +229,7 @@ pub async fn create(
     if let Some(c) = app.registry.cluster() {
         // Counted on every node from now on (the room leaves the set when it closes).
         if let Err(e) = c.set_add(&lobbies_ns, id.room().as_str()).await {
-            idx.release(&ctx.scope, &host, id);
+            release_slot(&app, &ctx.scope, &host, id).await;
             return Err(e.into());
         }
     }
@@ -250,7 +263,7 @@ pub async fn create(
         attrs: attrs.to_map(),
     };
     let Some(handle) = app.registry.create(&id.room(), spec) else {
-        idx.release(&ctx.scope, &host, id);
+        release_slot(&app, &ctx.scope, &host, id).await;
         return Err(LobbyError::Internal(format!(
             "lobby id {id} already in use"
         )));
@@ -286,7 +299,7 @@ pub async fn create(
             // Cannot happen for a fresh room; undo everything if it does.
             let _ = e.handle.close("deleted").await; // already closed is as good
             idx.set_code(&e, None);
-            idx.release(&ctx.scope, &host, id);
+            release_slot(&app, &ctx.scope, &host, id).await;
             Err(err)
         }
     }
@@ -444,7 +457,7 @@ async fn join_entry(
             if err == LobbyError::BadRequest(ALREADY_HERE.into()) {
                 idx.confirm(scope, &pid, e.id);
             } else {
-                idx.release(scope, &pid, e.id);
+                release_slot(app, scope, &pid, e.id).await;
             }
             Err(err)
         }
@@ -469,7 +482,7 @@ pub async fn remove_player(
     })
     .await?;
     let idx = indexes(&app);
-    idx.release(&ctx.scope, &target, e.id);
+    release_slot(&app, &ctx.scope, &target, e.id).await;
     Ok(match after {
         AfterRemoval::Lobby(lobby) => Json(*lobby).into_response(),
         AfterRemoval::Deleted => {

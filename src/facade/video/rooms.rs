@@ -203,7 +203,10 @@ pub async fn create(
     let f = validate(&obj, cap)?;
     let count = match app.registry.cluster() {
         Some(c) => c
-            .set_len(&super::rooms_ns(&team))
+            .set_count(
+                &super::rooms_ns(&team),
+                app.settings.limits.max_video_rooms_per_team,
+            )
             .await
             .map_err(VideoError::Internal)?,
         None => app.facades.video.directory.count(&team),
