@@ -357,16 +357,21 @@ impl Limits {
         self.room_cap(live)?;
         let (limit, max) = cap;
         if max > 0 && held >= max {
-            return Err(self.refuse(
-                limit,
-                None,
-                format!("this account holds its maximum of {max} rooms; delete some first"),
-            ));
+            return Err(self.tenant_full(limit, max));
         }
         if let Err(wait) = self.tenants.take(&tenant.to_owned(), Instant::now()) {
             return Err(self.rate(Limit::TenantRate, wait, "this account"));
         }
         Ok(())
+    }
+
+    /// The refusal of a tenant's room beyond its cap of `max` (`limit`).
+    pub fn tenant_full(&self, limit: Limit, max: usize) -> Refused {
+        self.refuse(
+            limit,
+            None,
+            format!("this account holds its maximum of {max} rooms; delete some first"),
+        )
     }
 
     /// A client at `address` is about to create a lobby: its address's bucket (before the

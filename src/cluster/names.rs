@@ -39,6 +39,16 @@ if (not v) or v == ARGV[1] or gone then
 end
 return v";
 
+/// Adds `ARGV[2]` (scored `ARGV[1]`) to the set unless it holds `ARGV[3]` (> 0) members already.
+const ADD_CAPPED: &str = r"
+local cap = tonumber(ARGV[3])
+if cap > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[2])
+    and redis.call('ZCARD', KEYS[1]) >= cap then
+  return 0
+end
+redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
+return 1";
+
 /// How long a claimed name is held even though its room does not exist (yet).
 const YOUNG_MS: u64 = 10_000;
 /// How long a claimed slot is held even though its room does not count the player (yet: a
@@ -186,19 +196,29 @@ impl Cluster {
         }
     }
 
-    /// Adds `room` to the set `ns` (kept in creation order; a room already in keeps its place).
-    pub async fn set_add(&self, ns: &str, room: &str) -> Result<(), RoomError> {
+    /// Adds `room` to the set `ns` (in creation order; a room already in keeps its place) unless
+    /// the set holds `cap` rooms already (0: no cap): false then. The count and the add are one step, so two nodes racing for a tenant's last room
+    /// cannot both have it.
+    pub async fn set_add_capped(
+        &self,
+        ns: &str,
+        room: &str,
+        cap: usize,
+    ) -> Result<bool, RoomError> {
         let k = set_key(ns);
-        redis::cmd("ZADD")
-            .arg(&k)
-            .arg("NX")
+        let added: i64 = redis::Script::new(ADD_CAPPED)
+            .key(&k)
             .arg(crate::room::now_ms())
             .arg(room)
-            .query_async::<()>(&mut self.redis.clone())
+            .arg(cap)
+            .invoke_async(&mut self.redis.clone())
             .await
             .map_err(unavailable)?;
+        if added == 0 {
+            return Ok(false);
+        }
         let _: Result<i64, _> = self.redis.clone().sadd(held_key(room), &k).await;
-        Ok(())
+        Ok(true)
     }
 
     /// Takes `room` out of the set `ns`.

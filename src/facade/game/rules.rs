@@ -114,11 +114,19 @@ pub async fn create(app: App, game_id: String, expires_in: u64) -> Outcome {
             .next_number(&format!("game.room_no.{game_id}"))
             .await
             .map_err(|_| "the cluster's Redis is unreachable; retry".to_owned())?;
-        // Counted by every node's cap from now on (the room leaves the set when it closes).
+        // Counted by every node's cap from now on, checked in the same step (the room leaves
+        // the set when it closes).
         let room = room_key(&game_id, &n.to_string());
-        c.set_add(&super::rooms_ns(&game_id), room.as_str())
+        let cap = app.settings.limits.max_game_rooms_per_game;
+        let added = c
+            .set_add_capped(&super::rooms_ns(&game_id), room.as_str(), cap)
             .await
             .map_err(|_| "the cluster's Redis is unreachable; retry".to_owned())?;
+        if !added {
+            return Err(format!(
+                "this game holds its maximum of {cap} rooms; end some first"
+            ));
+        }
         return create_room(&app, game_id, n.to_string(), expires_in).await;
     }
     let room_no = game.next_room_no(&game_id).to_string();

@@ -227,10 +227,18 @@ pub async fn create(
     let host = MemberId::from(c.host.as_str());
     reserve(&app, &ctx.scope, &host, id).await?;
     if let Some(c) = app.registry.cluster() {
-        // Counted on every node from now on (the room leaves the set when it closes).
-        if let Err(e) = c.set_add(&lobbies_ns, id.room().as_str()).await {
+        // Counted on every node from now on, against the cap in the same step (the room
+        // leaves the set when it closes).
+        let cap = app.settings.limits.max_lobbies_per_key;
+        let added = c.set_add_capped(&lobbies_ns, id.room().as_str(), cap).await;
+        if !matches!(added, Ok(true)) {
             release_slot(&app, &ctx.scope, &host, id).await;
-            return Err(e.into());
+            return Err(match added {
+                Err(e) => e.into(),
+                _ => {
+                    LobbyError::Limited(app.limits.tenant_full(crate::limits::Limit::Lobbies, cap))
+                }
+            });
         }
     }
     let code = c.use_invite_code.then(|| idx.claim_code(id));

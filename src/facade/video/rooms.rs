@@ -262,13 +262,21 @@ pub async fn create(
         attrs: attrs.clone(),
     };
     if let Some(c) = app.registry.cluster() {
-        // Listed for every node before the room exists (a listing skips it until then).
-        if let Err(e) = c
-            .set_add(&super::rooms_ns(&team), room_key(uuid).as_str())
-            .await
-        {
+        // Listed for every node before the room exists (a listing skips it until then), and
+        // counted against the cap in the same step.
+        let cap = app.settings.limits.max_video_rooms_per_team;
+        let added = c
+            .set_add_capped(&super::rooms_ns(&team), room_key(uuid).as_str(), cap)
+            .await;
+        if !matches!(added, Ok(true)) {
             release(&app, &team, &name, uuid).await;
-            return Err(VideoError::Internal(e));
+            return Err(match added {
+                Err(e) => VideoError::Internal(e),
+                _ => VideoError::Limited(
+                    app.limits
+                        .tenant_full(crate::limits::Limit::VideoRooms, cap),
+                ),
+            });
         }
     }
     if app.registry.create(&room_key(uuid), spec).is_none() {

@@ -136,6 +136,30 @@ async fn video_names_listings_codes_and_caps_hold_across_nodes() {
     let (st, v) = create(&a2, "third").await;
     assert_eq!(st, 200, "{v}");
 
+    // The team's last room, asked for on both nodes at once, goes to exactly one of them (the
+    // cap is checked as the room joins the set, in one step).
+    for round in 0..3 {
+        let (st, _) = a1
+            .video(Method::DELETE, "/rooms/third", None)
+            .await
+            .unwrap();
+        assert_eq!(st, 204);
+        let (x, y) = tokio::join!(create(&a1, "third"), create(&a2, "third-too"));
+        let mut statuses = [x.0, y.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 429], "round {round}: {x:?} {y:?}");
+        if x.0 != 200 {
+            // Keep the name the next round deletes.
+            let (st, _) = a2
+                .video(Method::DELETE, "/rooms/third-too", None)
+                .await
+                .unwrap();
+            assert_eq!(st, 204);
+            let (st, v) = create(&a1, "third").await;
+            assert_eq!(st, 200, "{v}");
+        }
+    }
+
     // A lobby's invite code works through the other node.
     let (st, lobby) = a1.lobby_create("host", true).await.expect("create answers");
     assert_eq!(st, 201, "{lobby}");
