@@ -2,7 +2,8 @@
 //! endpoint; a room with members on both nodes; every event reaches the receiver once, not once
 //! per node, in version order; a dead node's room that no other node watches still announces
 //! its members leaving; and what a node could not deliver before it died goes out from the
-//! survivor that takes its room (or from the node itself, restarted under its id).
+//! survivor that takes its room (or from the node itself, restarted under its id), and what a
+//! drained node could not deliver goes out from a survivor too.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -356,5 +357,82 @@ async fn a_node_restarted_under_its_id_sends_what_its_outbox_kept() {
         redis.command(&["EXISTS", "rc:{n:r1}:hooks:kept"]),
         "0",
         "and taken off the outbox"
+    );
+}
+
+/// A node drained (SIGTERM) while its endpoint refuses keeps what it could not deliver in its
+/// outbox when it exits; a survivor sends it, once, and the node is forgotten (6 TTLs after it
+/// left) only with its outbox empty.
+#[tokio::test]
+async fn a_drained_nodes_undelivered_webhooks_go_out_from_a_survivor() {
+    let Some(redis) = RedisServer::start("webhooks-drained") else {
+        return;
+    };
+    let mut hook = receiver(vec![], Answer::Status(200), 0).await;
+    hook.refuse(true);
+    let keys = SessionKeys::new();
+    let ttl = crate::support::cluster::NODE_TTL_SECS.to_string();
+    let node = |i: usize| {
+        let config = durable::config(&keys, "shutdown_timeout_secs = 1.0", Some(&hook.url()));
+        let o = Options::config(config);
+        let args = ["--ephemeral", "--redis-url", &redis.url(), "--node-id"];
+        let o = args.iter().fold(o, |o, a| o.arg(*a)).arg(format!("d{i}"));
+        Rollcall::start(
+            o.arg("--node-ttl-secs")
+                .arg(&ttl)
+                .arg("--grace-secs")
+                .arg("0"),
+        )
+    };
+    let (n1, mut n2) = (node(1), node(2));
+    let mut solo =
+        durable::connect(&format!("ws://{}/v1/ws", n2.addr), &durable::token("solo")).await;
+    solo.send(json!({"type": "join", "room": "drained", "ref": 1}))
+        .await;
+    acked(&mut solo).await;
+    let kept = durable::eventually(Duration::from_secs(5), || {
+        let n = redis.command(&["HLEN", "rc:{n:d2}:hooks:drained"]);
+        std::future::ready(n.parse::<u32>().unwrap_or(0) >= 1)
+    })
+    .await;
+    assert!(kept, "node 2's outbox holds the join");
+    n2.sigterm();
+    assert!(
+        n2.wait_exit(Duration::from_secs(10)).is_some(),
+        "node 2 exits"
+    );
+    drop(solo);
+    hook.refuse(false);
+    let left = std::time::Instant::now();
+    let mut joined = 0;
+    while left.elapsed() < Duration::from_secs(25) && joined == 0 {
+        let Ok(Some(h)) = tokio::time::timeout(Duration::from_secs(1), hook.hits.recv()).await
+        else {
+            continue;
+        };
+        if (200..300).contains(&h.status)
+            && h.event() == "participant_joined"
+            && h.json["data"]["participant_id"] == "solo"
+        {
+            joined += 1;
+        }
+    }
+    assert_eq!(
+        joined,
+        1,
+        "the drained node's backlog went out\n{}",
+        n1.logs()
+    );
+    let sent = left.elapsed();
+    let gone = durable::eventually(Duration::from_secs(20), || {
+        let keys = redis.command(&["KEYS", "rc:{n:d2}:hook*"]);
+        let nodes = redis.command(&["SMEMBERS", "rc:nodes"]);
+        std::future::ready(keys.trim().is_empty() && !nodes.contains("d2"))
+    })
+    .await;
+    assert!(gone, "node 2's outbox is empty and the node forgotten");
+    eprintln!(
+        "a_drained_nodes_undelivered_webhooks_go_out_from_a_survivor: sent {sent:?}, node forgotten {:?} after the exit",
+        left.elapsed()
     );
 }
