@@ -229,3 +229,61 @@ async fn a_lease_left_behind_does_not_wedge_its_room() {
     let lease = cl.redis.command(&["GET", "rc:{r:stuck}:lease"]);
     assert_eq!(lease, "n2", "node 2 owns the room now");
 }
+
+/// The same with a record: the room is resumed from it where the lease says (node 1), and a
+/// join through node 2 is served there.
+#[tokio::test]
+async fn a_lease_left_behind_with_a_record_resumes_its_room_where_it_is() {
+    let Some(cl) = Cluster::start("cluster::stuck-lease-rec", 2) else {
+        return;
+    };
+    let mut ann = cl.peer(2, "ann").await;
+    ann.join("orig").await;
+    let rec = crate::support::durable::eventually(Duration::from_secs(5), || {
+        let rec = cl.redis.command(&["GET", "rc:{r:orig}:rec"]);
+        std::future::ready(rec.contains("ann"))
+    })
+    .await;
+    assert!(rec, "the record holds ann");
+    // A room of node 1 whose actor is gone without its lease going back: its record (a copy of
+    // `orig`'s under another id) and a lease naming node 1.
+    let rec = cl.redis.command(&["GET", "rc:{r:orig}:rec"]);
+    let version = serde_json::from_str::<Value>(&rec).expect("a record")["version"]
+        .as_u64()
+        .expect("a version");
+    cl.redis.command(&[
+        "SET",
+        "rc:{r:ghost}:rec",
+        &rec.replace(r#""id":"orig""#, r#""id":"ghost""#),
+    ]);
+    cl.redis.command(&["SET", "rc:{r:ghost}:lease", "n1"]);
+    let mut bob = cl.peer(2, "bob").await;
+    let r = bob
+        .try_request(
+            json!({"type": "join", "room": "ghost"}),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        r.as_ref().map(|r| r["type"].clone()),
+        Some(json!("ack")),
+        "the join through node 2 is served: {r:?}\n{}",
+        cl.logs()
+    );
+    assert!(
+        bob.sees(Duration::from_secs(5), "ghost", &["bob"]).await
+            || bob
+                .sees(Duration::from_secs(1), "ghost", &["ann", "bob"])
+                .await
+    );
+    let resumed = bob.msgs().iter().any(|m| {
+        m["room"] == "ghost" && m["type"] == "panel" && m["version"].as_u64() > Some(version)
+    });
+    assert!(
+        resumed,
+        "resumed from the record (its versions go on): {:?}",
+        bob.msgs()
+    );
+    let lease = cl.redis.command(&["GET", "rc:{r:ghost}:lease"]);
+    assert_eq!(lease, "n1", "resumed where the lease was");
+}
