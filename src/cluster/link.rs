@@ -1,6 +1,6 @@
 //! Redis, as the cluster uses it: the keys, one publisher per destination node (to its inbox,
-//! read in [`super::inbox`]), the heartbeat and the sweep that finds dead nodes, and the record
-//! write-through.
+//! read in [`super::inbox`]), leases and room lists, game task keys, and the heartbeat and the
+//! sweep that finds dead nodes (the record write-through is [`super::records`]).
 //!
 //! Keys (each room's keys share the hash tag `{r:<room>}`, each node's `{n:<node>}`, so the same
 //! commands run on Redis Cluster):
@@ -29,7 +29,6 @@ use tokio::time::Instant;
 
 use super::wire::{Envelope, Msg};
 use super::{Cluster, Ctl};
-use crate::ids::RoomId;
 
 /// The room's lease key.
 pub(super) fn lease_key(room: &str) -> String {
@@ -51,7 +50,7 @@ pub(super) fn inbox(node: &str) -> String {
 const NODES: &str = "rc:nodes";
 /// How long a stored room record outlives its last write (a room nobody touches for a day is
 /// gone; a live owner rewrites it on every change and checkpoint).
-const REC_TTL_MS: u64 = 24 * 3600 * 1000;
+pub(super) const REC_TTL_MS: u64 = 24 * 3600 * 1000;
 
 /// Sets the lease to `me` if it is absent or still held by `expected` (a dead node).
 const CAS_LEASE: &str = r"
@@ -70,14 +69,14 @@ return 0";
 /// Starts the node's tasks: inbox, heartbeat and sweep, record writer, call expiry.
 pub(super) async fn start(
     c: &Arc<Cluster>,
-    records: mpsc::Receiver<RecordOp>,
+    records: mpsc::Receiver<super::records::RecordOp>,
 ) -> Result<(), redis::RedisError> {
     // Subscribe before announcing the node: no call can reach us before we listen.
     let sub = super::inbox::subscribe(c).await?;
     heartbeat_once(c).await?;
     tokio::spawn(super::inbox::read(c.clone(), Some(sub)));
     tokio::spawn(heartbeat(c.clone()));
-    tokio::spawn(write_records(c.clone(), records));
+    tokio::spawn(super::records::write(c.clone(), records));
     let cl = c.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -139,102 +138,6 @@ async fn publish(c: Arc<Cluster>, node: Arc<str>, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-/// What the record writer is asked.
-pub(super) enum RecordOp {
-    /// Write a room's record (JSON).
-    Put(RoomId, String),
-    /// Delete it (the room closed).
-    Delete(RoomId),
-    /// Give the room's lease back, once what was queued before is written; `true`: also take
-    /// it off this node's room list (not when handing it over: the survivors adopt it).
-    Release(RoomId, bool),
-    /// Answer once everything queued before is written.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Writes room records through, coalesced: the latest value of each room per round.
-async fn write_records(c: Arc<Cluster>, mut rx: mpsc::Receiver<RecordOp>) {
-    let con = c.redis.clone();
-    let mut batch = Vec::with_capacity(512);
-    while rx.recv_many(&mut batch, 512).await > 0 {
-        let mut latest: HashMap<RoomId, Option<String>> = HashMap::new();
-        let mut flushed = Vec::new();
-        let mut releases = Vec::new();
-        for op in batch.drain(..) {
-            match op {
-                RecordOp::Put(room, json) => latest.insert(room, Some(json)),
-                RecordOp::Delete(room) => latest.insert(room, None),
-                RecordOp::Release(room, unlist) => {
-                    releases.push((room, unlist));
-                    None
-                }
-                RecordOp::Flush(done) => {
-                    flushed.push(done);
-                    None
-                }
-            };
-        }
-        if c.fenced() || (latest.is_empty() && releases.is_empty()) {
-            // Fenced: another node owns our rooms now: never overwrite its records.
-            for (room, _) in &releases {
-                c.releasing.remove(room);
-            }
-            for done in flushed {
-                let _ = done.send(());
-            }
-            continue;
-        }
-        // One command per room, all in flight at once (rooms live in different slots of a
-        // Redis Cluster, so never one pipeline).
-        let writes = latest.iter().map(|(room, rec)| {
-            let mut con = con.clone();
-            let cmd = match rec {
-                Some(json) => {
-                    let mut cmd = redis::cmd("SET");
-                    cmd.arg(rec_key(room.as_str()))
-                        .arg(json)
-                        .arg("PX")
-                        .arg(REC_TTL_MS);
-                    cmd
-                }
-                None => {
-                    let mut cmd = redis::cmd("DEL");
-                    cmd.arg(rec_key(room.as_str()));
-                    cmd
-                }
-            };
-            async move { cmd.query_async::<()>(&mut con).await }
-        });
-        let failed: Vec<redis::RedisError> = futures::future::join_all(writes)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
-        if let Some(e) = failed.first() {
-            tracing::warn!(error = %e, rooms = failed.len(), "record write-through failed");
-        }
-        // Rooms closed for good give their names (friendly URLs, invite codes) back.
-        for room in latest
-            .iter()
-            .filter(|(_, r)| r.is_none())
-            .map(|(room, _)| room)
-        {
-            // Beside the writer, which never waits for them.
-            let (c, room) = (c.clone(), room.clone());
-            tokio::spawn(async move { super::names::drop_room(&c, room.as_str()).await });
-        }
-        // Leases go back only after the rooms' last records (or their deletion) are written:
-        // whoever takes the room next resumes from what this node wrote last.
-        for (room, unlist) in releases {
-            release(&c, room.as_str(), unlist).await;
-            c.releasing.remove(&room);
-        }
-        for done in flushed {
-            let _ = done.send(());
-        }
-    }
-}
-
 /// Leaves the node set at once (a graceful stop): the others' next sweep finds us gone.
 pub(super) async fn unregister(c: &Cluster) {
     let r: Result<i64, _> = c.redis.clone().del(alive_key(&c.me)).await;
@@ -270,7 +173,7 @@ pub(super) async fn release_lease(c: &Cluster, room: &str) {
 
 /// Gives the lease back; `unlist`: also takes the room off this node's room list (a room handed
 /// over stays listed, so the survivors adopt it when this node is gone).
-async fn release(c: &Cluster, room: &str, unlist: bool) {
+pub(super) async fn release(c: &Cluster, room: &str, unlist: bool) {
     let r: Result<i64, _> = redis::Script::new(RELEASE_LEASE)
         .key(lease_key(room))
         .arg(&*c.me)

@@ -23,6 +23,7 @@
 //! - [`lists`]: listings answered cluster-wide (`GET /lobbies`).
 //! - [`names`]: names that mean one room cluster-wide (friendly URLs, invite codes).
 //! - [`owner`]: the owner's side of remote sockets and remote calls.
+//! - [`records`]: the record write-through.
 
 mod calls;
 pub mod config;
@@ -36,6 +37,7 @@ mod lists;
 mod metrics;
 mod names;
 mod owner;
+mod records;
 pub mod wire;
 
 use std::collections::HashSet;
@@ -177,7 +179,7 @@ pub struct Cluster {
     /// Nodes alive at the last sweep (this one included).
     alive: Mutex<HashSet<String>>,
     /// Record write-through queue: `None` deletes.
-    records: mpsc::Sender<link::RecordOp>,
+    records: mpsc::Sender<records::RecordOp>,
     /// Fronts of rooms created here that have not claimed their lease yet.
     claiming: std::sync::atomic::AtomicUsize,
     claimed: tokio::sync::Notify,
@@ -310,7 +312,12 @@ impl Cluster {
     /// over at their next sweep instead of after our TTL.
     pub async fn leave(&self) {
         let (done, wait) = tokio::sync::oneshot::channel();
-        if self.records.send(link::RecordOp::Flush(done)).await.is_ok() {
+        if self
+            .records
+            .send(records::RecordOp::Flush(done))
+            .await
+            .is_ok()
+        {
             let _ = wait.await; // the writer answers once everything before it is written
         }
         for q in self.out.iter() {
@@ -433,7 +440,7 @@ impl Cluster {
         if let Ok(json) = serde_json::to_string(rec) {
             if self
                 .records
-                .try_send(link::RecordOp::Put(RoomId::from(rec.id.as_str()), json))
+                .try_send(records::RecordOp::Put(RoomId::from(rec.id.as_str()), json))
                 .is_err()
             {
                 tracing::warn!(room = %rec.id, "record write-through queue full: dropped");
@@ -446,7 +453,7 @@ impl Cluster {
     async fn release_after_records(&self, id: &RoomId) {
         if self
             .records
-            .send(link::RecordOp::Release(
+            .send(records::RecordOp::Release(
                 id.clone(),
                 !self.registry().handing_over(),
             ))
@@ -463,7 +470,7 @@ impl Cluster {
         if self.fenced() {
             return;
         }
-        let _ = self.records.try_send(link::RecordOp::Delete(id.clone())); // full: the key expires
+        let _ = self.records.try_send(records::RecordOp::Delete(id.clone())); // full: the key expires
     }
 
     /// Queues `msg` for `node` (waits for queue space).

@@ -10,6 +10,7 @@
 //! - [`model`]: the vendor's Lobby object and the room attributes behind it.
 //! - [`request`]: request bodies and their validation.
 //! - [`index`]: lookup tables (lobby, invite code, player → lobby).
+//! - [`slots`]: player slots and invite codes, here and across a cluster.
 //! - [`liveness`]: the inactivity `timeout`.
 //! - [`extract`]: the `api-key` / `?name=` guard and the JSON body reader.
 //! - [`error`]: the one error type and its NestJS-style HTTP mapping.
@@ -22,6 +23,7 @@ pub mod liveness;
 pub mod model;
 pub mod request;
 pub mod rules;
+pub mod slots;
 pub mod sse;
 
 use std::sync::Arc;
