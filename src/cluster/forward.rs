@@ -139,7 +139,7 @@ pub async fn middleware(State(app): State<App>, req: Request, next: Next) -> Res
 }
 
 /// 503 `{error: "unavailable", message}` with `Retry-After: 1`.
-fn unavailable(message: &str) -> Response {
+pub(super) fn unavailable(message: &str) -> Response {
     let body = serde_json::json!({ "error": "unavailable", "message": message });
     (
         StatusCode::SERVICE_UNAVAILABLE,

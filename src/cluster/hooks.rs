@@ -98,6 +98,19 @@ impl From<Kept> for QueuedDelivery {
     }
 }
 
+/// A room's kept entries (`HGETALL`) that `keep` accepts, in their node's queue order
+/// (unreadable ones are left out).
+fn in_order(entries: Vec<(String, String)>, keep: impl Fn(&Kept) -> bool) -> Vec<QueuedDelivery> {
+    let mut kept: Vec<QueuedDelivery> = entries
+        .into_iter()
+        .filter_map(|(_, json)| serde_json::from_str::<Kept>(&json).ok())
+        .filter(|k| keep(k))
+        .map(QueuedDelivery::from)
+        .collect();
+    kept.sort_by_key(|q| q.seq);
+    kept
+}
+
 /// Deletes one entry; unlists the room when its hash is empty.
 const ACK: &str = r"
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -257,12 +270,7 @@ pub(super) async fn take_over(c: &Cluster, from: &str, room: &str) {
         }
     };
     let fields: Vec<String> = entries.iter().map(|(f, _)| f.clone()).collect();
-    let mut kept: Vec<QueuedDelivery> = entries
-        .into_iter()
-        .filter_map(|(_, json)| serde_json::from_str::<Kept>(&json).ok())
-        .map(QueuedDelivery::from)
-        .collect();
-    kept.sort_by_key(|q| q.seq); // the dead node's queue order
+    let kept = in_order(entries, |_| true);
     if !kept.is_empty() && !relay.adopt(kept, Origin::Taken).await {
         // Not in our outbox: left at the source, and the claim lifted for the next try.
         let _: Result<i64, _> =
@@ -353,13 +361,7 @@ pub(super) async fn resume_mine(c: Arc<Cluster>, relay: Arc<WebhookRelay>, boot:
                 Ok(e) => e,
                 Err(_) => continue,
             };
-        let mut kept: Vec<QueuedDelivery> = entries
-            .into_iter()
-            .filter_map(|(_, json)| serde_json::from_str::<Kept>(&json).ok())
-            .filter(|k| k.boot != boot)
-            .map(QueuedDelivery::from)
-            .collect();
-        kept.sort_by_key(|q| q.seq);
+        let kept = in_order(entries, |k| k.boot != boot);
         relay.adopt(kept, Origin::Mine).await;
     }
 }

@@ -47,11 +47,9 @@ pub(super) async fn merged(c: &Cluster, req: Request, next: Next) -> Response {
         Ok(nodes) => nodes.into_iter().filter(|n| n != c.node_id()).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "listing: the node set is unreadable");
-            let body = serde_json::json!({
-                "error": "unavailable",
-                "message": "the cluster's Redis is unreachable; retry shortly",
-            });
-            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            return super::forward::unavailable(
+                "the cluster's Redis is unreachable; retry shortly",
+            );
         }
     };
     let asks = others.iter().map(|node| {

@@ -213,18 +213,7 @@ async fn a_lease_left_behind_does_not_wedge_its_room() {
     };
     cl.redis.command(&["SET", "rc:{r:stuck}:lease", "n1"]);
     let mut bob = cl.peer(2, "bob").await;
-    let r = bob
-        .try_request(
-            json!({"type": "join", "room": "stuck"}),
-            Duration::from_secs(10),
-        )
-        .await;
-    assert_eq!(
-        r.as_ref().map(|r| r["type"].clone()),
-        Some(json!("ack")),
-        "the join through node 2 is served: {r:?}\n{}",
-        cl.logs()
-    );
+    join_served(&cl, &mut bob, "stuck").await;
     assert!(bob.sees(Duration::from_secs(5), "stuck", &["bob"]).await);
     let lease = cl.redis.command(&["GET", "rc:{r:stuck}:lease"]);
     assert_eq!(lease, "n2", "node 2 owns the room now");
@@ -258,18 +247,7 @@ async fn a_lease_left_behind_with_a_record_resumes_its_room_where_it_is() {
     ]);
     cl.redis.command(&["SET", "rc:{r:ghost}:lease", "n1"]);
     let mut bob = cl.peer(2, "bob").await;
-    let r = bob
-        .try_request(
-            json!({"type": "join", "room": "ghost"}),
-            Duration::from_secs(10),
-        )
-        .await;
-    assert_eq!(
-        r.as_ref().map(|r| r["type"].clone()),
-        Some(json!("ack")),
-        "the join through node 2 is served: {r:?}\n{}",
-        cl.logs()
-    );
+    join_served(&cl, &mut bob, "ghost").await;
     assert!(
         bob.sees(Duration::from_secs(5), "ghost", &["bob"]).await
             || bob
@@ -286,4 +264,20 @@ async fn a_lease_left_behind_with_a_record_resumes_its_room_where_it_is() {
     );
     let lease = cl.redis.command(&["GET", "rc:{r:ghost}:lease"]);
     assert_eq!(lease, "n1", "resumed where the lease was");
+}
+
+/// `bob` joins `room` (through node 2): acknowledged within 10 s.
+async fn join_served(cl: &Cluster, bob: &mut Peer, room: &str) {
+    let r = bob
+        .try_request(
+            json!({"type": "join", "room": room}),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        r.as_ref().map(|r| r["type"].clone()),
+        Some(json!("ack")),
+        "the join through node 2 is served: {r:?}\n{}",
+        cl.logs()
+    );
 }

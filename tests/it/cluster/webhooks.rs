@@ -36,7 +36,19 @@ fn hooked_node(
     id: &str,
     extra: &[&str],
 ) -> Rollcall {
-    let o = Options::config(durable::config(keys, "", Some(hook)));
+    hooked_node_with(redis, keys, "", hook, id, extra)
+}
+
+/// [`hooked_node`] with `top` at the top of its configuration.
+fn hooked_node_with(
+    redis: &RedisServer,
+    keys: &SessionKeys,
+    top: &str,
+    hook: &str,
+    id: &str,
+    extra: &[&str],
+) -> Rollcall {
+    let o = Options::config(durable::config(keys, top, Some(hook)));
     let args = ["--ephemeral", "--redis-url", &redis.url(), "--node-id", id];
     let o = args
         .iter()
@@ -44,6 +56,16 @@ fn hooked_node(
         .chain(&["--grace-secs", "0"])
         .fold(o, |o, a| o.arg(*a));
     Rollcall::start(o)
+}
+
+/// Whether `node`'s outbox in Redis holds at least `n` deliveries for `room` within 5 s.
+async fn outbox_holds(redis: &RedisServer, node: &str, room: &str, n: u32) -> bool {
+    let key = format!("rc:{{n:{node}}}:hooks:{room}");
+    durable::eventually(Duration::from_secs(5), || {
+        let held = redis.command(&["HLEN", &key]).parse::<u32>().unwrap_or(0);
+        std::future::ready(held >= n)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -217,12 +239,13 @@ async fn a_dead_nodes_undelivered_webhooks_go_out_from_a_survivor_first() {
     acked(&mut late).await;
     // Node 2 owns the room: its events (early joined, host, late joined) wait in its outbox
     // while the endpoint refuses them.
-    let kept = durable::eventually(Duration::from_secs(5), || {
-        let n = redis.command(&["HLEN", "rc:{n:b2}:hooks:backlog"]);
+    let recorded = durable::eventually(Duration::from_secs(5), || {
         let rec = redis.command(&["GET", "rc:{r:backlog}:rec"]);
-        std::future::ready(n.parse::<u32>().unwrap_or(0) >= 3 && rec.contains("late"))
+        std::future::ready(rec.contains("late"))
     })
     .await;
+    assert!(recorded, "the room's record holds late");
+    let kept = outbox_holds(&redis, "b2", "backlog", 3).await;
     assert!(kept, "node 2's outbox holds the room's three events");
     while let Ok(Some(h)) = tokio::time::timeout(Duration::from_millis(300), hook.hits.recv()).await
     {
@@ -293,19 +316,11 @@ async fn a_dead_nodes_undelivered_webhooks_go_out_from_a_survivor_first() {
         "no outbox left: {}",
         redis.command(&["KEYS", "rc:{n:*}:hook*"])
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", n1.addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let adopted: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("rollcall_webhook_adopted_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
+    let metrics = n1.metrics().await;
+    let adopted =
+        crate::support::sample(&metrics, "rollcall_webhook_adopted_total", "").unwrap_or(0.0);
     assert!(
-        adopted >= 3,
+        adopted >= 3.0,
         "node 1 adopted the three: {}",
         metrics
             .lines()
@@ -333,12 +348,10 @@ async fn a_node_restarted_under_its_id_sends_what_its_outbox_kept() {
     solo.send(json!({"type": "join", "room": "kept", "ref": 1}))
         .await;
     acked(&mut solo).await;
-    let kept = durable::eventually(Duration::from_secs(5), || {
-        let n = redis.command(&["HLEN", "rc:{n:r1}:hooks:kept"]);
-        std::future::ready(n.parse::<u32>().unwrap_or(0) >= 1)
-    })
-    .await;
-    assert!(kept, "the join waits in the outbox");
+    assert!(
+        outbox_holds(&redis, "r1", "kept", 1).await,
+        "the join waits in the outbox"
+    );
     n.sigkill();
     drop(solo);
     hook.refuse(false);
@@ -373,16 +386,9 @@ async fn a_drained_nodes_undelivered_webhooks_go_out_from_a_survivor() {
     let keys = SessionKeys::new();
     let ttl = crate::support::cluster::NODE_TTL_SECS.to_string();
     let node = |i: usize| {
-        let config = durable::config(&keys, "shutdown_timeout_secs = 1.0", Some(&hook.url()));
-        let o = Options::config(config);
-        let args = ["--ephemeral", "--redis-url", &redis.url(), "--node-id"];
-        let o = args.iter().fold(o, |o, a| o.arg(*a)).arg(format!("d{i}"));
-        Rollcall::start(
-            o.arg("--node-ttl-secs")
-                .arg(&ttl)
-                .arg("--grace-secs")
-                .arg("0"),
-        )
+        let top = "shutdown_timeout_secs = 1.0";
+        let extra = ["--node-ttl-secs", ttl.as_str()];
+        hooked_node_with(&redis, &keys, top, &hook.url(), &format!("d{i}"), &extra)
     };
     let (n1, mut n2) = (node(1), node(2));
     let mut solo =
@@ -390,12 +396,10 @@ async fn a_drained_nodes_undelivered_webhooks_go_out_from_a_survivor() {
     solo.send(json!({"type": "join", "room": "drained", "ref": 1}))
         .await;
     acked(&mut solo).await;
-    let kept = durable::eventually(Duration::from_secs(5), || {
-        let n = redis.command(&["HLEN", "rc:{n:d2}:hooks:drained"]);
-        std::future::ready(n.parse::<u32>().unwrap_or(0) >= 1)
-    })
-    .await;
-    assert!(kept, "node 2's outbox holds the join");
+    assert!(
+        outbox_holds(&redis, "d2", "drained", 1).await,
+        "node 2's outbox holds the join"
+    );
     n2.sigterm();
     assert!(
         n2.wait_exit(Duration::from_secs(10)).is_some(),

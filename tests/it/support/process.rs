@@ -243,6 +243,15 @@ impl Rollcall {
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/ws", self.addr)
     }
+    /// One `/metrics` scrape (read with [`crate::support::sample`]).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base()))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
     /// Everything it printed on stdout so far (its log).
     pub fn logs(&self) -> String {
         self.stdout.lock().unwrap().clone()
